@@ -1,0 +1,95 @@
+//! portwarden's probe engine: does the right service answer on a TCP port?
+//!
+//! Data enters as a [`ProbeSpec`] (plain data, filled by the CLI, the config or a
+//! [`presets::Preset`]), becomes a [`Probe`] once checked and prepared (regexes compiled,
+//! TLS configuration and CA files loaded), and every [`Probe::run`] returns a
+//! [`ProbeResult`]. No daemon dependencies: the CLI, the scheduler and the `/probe`
+//! endpoint all share this crate.
+//!
+//! Layout:
+//! - [`target`]: `host:port` parsing, address families, resolution.
+//! - [`escape`]: `\r \n \t \\ \0 \xHH` escapes and hex byte strings.
+//! - [`expect`]: matchers (substring, prefix, regex, bytes, protocol parsers) and verdicts.
+//! - [`reply`]: small parsers for line-based protocol replies (SMTP, FTP, POP3, IMAP).
+//! - [`starttls`]: the per-protocol exchange before a STARTTLS handshake.
+//! - [`presets`]: protocol presets, one module per protocol family.
+//! - [`spec`] / [`result`]: what a probe does / what it found.
+//! - `engine`: the connection itself; `tls`: rustls set-up and certificate details.
+
+pub mod escape;
+pub mod expect;
+pub mod presets;
+pub mod reply;
+pub mod result;
+pub mod spec;
+pub mod starttls;
+pub mod target;
+
+mod engine;
+mod tls;
+
+use std::sync::Arc;
+
+pub use expect::{Expectation, MatchMode, Matcher, Verdict};
+pub use result::{ProbeResult, Reason, State, Timings, TlsInfo};
+pub use spec::{CertDays, ClientCert, Limits, ProbeSpec, StateMap, Step, Thresholds, TlsSpec, Verify};
+pub use starttls::StartTls;
+pub use target::{Family, Host, Target};
+
+/// A probe spec that was checked and prepared; cheap to run many times.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    spec: ProbeSpec,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A probe that cannot be run as specified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A limit is zero or out of range.
+    #[error("{0}")]
+    BadLimit(String),
+    /// TLS could not be set up (unreadable CA file, bad client key).
+    #[error("{0}")]
+    Tls(String),
+}
+
+impl Probe {
+    /// Checks `spec` and prepares what every run shares.
+    pub fn new(spec: ProbeSpec) -> Result<Self, SpecError> {
+        let l = &spec.limits;
+        if l.deadline.is_zero() {
+            return Err(SpecError::BadLimit("deadline must be greater than 0".into()));
+        }
+        if l.connect_timeout.is_zero() {
+            return Err(SpecError::BadLimit(
+                "connect timeout must be greater than 0".into(),
+            ));
+        }
+        if l.idle_timeout.is_zero() {
+            return Err(SpecError::BadLimit("idle timeout must be greater than 0".into()));
+        }
+        if l.max_bytes == 0 {
+            return Err(SpecError::BadLimit("max bytes must be at least 1".into()));
+        }
+        let tls_config = if spec.uses_tls() {
+            Some(tls::client_config(&spec.tls).map_err(SpecError::Tls)?)
+        } else {
+            None
+        };
+        Ok(Self { spec, tls_config })
+    }
+
+    /// The spec this probe runs.
+    pub fn spec(&self) -> &ProbeSpec {
+        &self.spec
+    }
+
+    /// Runs the probe once. Never takes longer than the deadline (plus the polite quit,
+    /// itself bounded by the deadline).
+    pub async fn run(&self) -> ProbeResult {
+        engine::Session::new(&self.spec, self.tls_config.as_ref())
+            .run()
+            .await
+    }
+}

@@ -1,0 +1,231 @@
+//! What a probe found: a [`ProbeResult`] with a state, a reason from a closed set, timings,
+//! the peer that answered, an excerpt of what it said and its TLS details.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+/// The verdict, ordered from best to worst except `Unknown` (Nagios' order of exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    Warning,
+    Critical,
+    /// The probe could not decide (bad setup on our side, not the server's fault).
+    Unknown,
+}
+
+impl State {
+    /// The Nagios plugin exit code: 0, 1, 2, 3.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            State::Ok => 0,
+            State::Warning => 1,
+            State::Critical => 2,
+            State::Unknown => 3,
+        }
+    }
+
+    /// The worse of two states; critical outranks unknown, as Nagios' own plugins combine them.
+    pub fn worst(self, other: State) -> State {
+        fn rank(s: State) -> u8 {
+            match s {
+                State::Ok => 0,
+                State::Warning => 1,
+                State::Unknown => 2,
+                State::Critical => 3,
+            }
+        }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Ok => "OK",
+            State::Warning => "WARNING",
+            State::Critical => "CRITICAL",
+            State::Unknown => "UNKNOWN",
+        })
+    }
+}
+
+/// Why a probe is not simply OK. A closed set: scripts and the daemon match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The name did not resolve, or not to an address of the chosen family.
+    ResolutionFailed,
+    /// Every address refused the connection.
+    Refused,
+    /// No address completed the TCP handshake in time.
+    ConnectTimeout,
+    /// The connection failed for another reason (unreachable, source address unusable).
+    ConnectFailed,
+    /// The server said nothing before the deadline.
+    ReadTimeout,
+    /// The connection was reset.
+    Reset,
+    /// The server closed the connection without sending anything.
+    NoData,
+    /// The server answered, but not what was expected.
+    UnexpectedResponse,
+    /// The TLS handshake failed (protocol, certificate verification, name mismatch).
+    TlsFailure,
+    /// The STARTTLS negotiation was refused or not offered.
+    StarttlsRefused,
+    /// A certificate of the chain expires within the thresholds, or has expired.
+    CertificateExpiring,
+    /// The port must be closed, but it accepted a connection.
+    MustBeClosedButOpen,
+    /// The whole probe took longer than a response-time threshold.
+    SlowResponse,
+    /// The probe could not be set up (unreadable CA file, bad key); not the server's fault.
+    InvalidSetup,
+}
+
+impl Reason {
+    /// The snake_case name used in JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::ResolutionFailed => "resolution_failed",
+            Reason::Refused => "refused",
+            Reason::ConnectTimeout => "connect_timeout",
+            Reason::ConnectFailed => "connect_failed",
+            Reason::ReadTimeout => "read_timeout",
+            Reason::Reset => "reset",
+            Reason::NoData => "no_data",
+            Reason::UnexpectedResponse => "unexpected_response",
+            Reason::TlsFailure => "tls_failure",
+            Reason::StarttlsRefused => "starttls_refused",
+            Reason::CertificateExpiring => "certificate_expiring",
+            Reason::MustBeClosedButOpen => "must_be_closed_but_open",
+            Reason::SlowResponse => "slow_response",
+            Reason::InvalidSetup => "invalid_setup",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long each phase took; a phase that did not happen is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    #[serde(serialize_with = "secs_opt")]
+    pub resolve: Option<Duration>,
+    /// TCP handshake of the address that answered (or the last one tried).
+    #[serde(serialize_with = "secs_opt")]
+    pub connect: Option<Duration>,
+    /// All TLS handshakes, implicit or STARTTLS.
+    #[serde(serialize_with = "secs_opt")]
+    pub tls: Option<Duration>,
+    /// From the start of the probe to the first byte received.
+    #[serde(serialize_with = "secs_opt")]
+    pub first_byte: Option<Duration>,
+    /// From the start of the probe to the verdict (the polite quit is not counted).
+    #[serde(serialize_with = "secs")]
+    pub total: Duration,
+}
+
+/// One address that was tried and failed before the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub addr: SocketAddr,
+    pub reason: Reason,
+    pub error: String,
+}
+
+/// The TLS session and the certificate chain the server presented.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsInfo {
+    /// `"TLSv1.3"` or `"TLSv1.2"`.
+    pub version: String,
+    pub cipher: String,
+    /// The server name sent in SNI, if any.
+    pub sni: Option<String>,
+    /// Whether the chain was verified (false with `Verify::Insecure`).
+    pub verified: bool,
+    /// Subject of the leaf certificate, RFC 4514 style.
+    pub subject: String,
+    /// Issuer of the leaf certificate.
+    pub issuer: String,
+    /// The leaf's notAfter, RFC 3339.
+    pub not_after: String,
+    /// The earliest notAfter of the whole chain, Unix seconds.
+    pub earliest_expiry_unix: i64,
+    /// The last notAfter of the chain, Unix seconds (blackbox_exporter's
+    /// `probe_ssl_last_chain_expiry_timestamp_seconds`).
+    pub last_expiry_unix: i64,
+    /// Whole days until the earliest expiry (negative once expired).
+    pub days_left: i64,
+    /// Number of certificates presented.
+    pub chain_len: usize,
+}
+
+/// Everything a probe found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    pub state: State,
+    /// `None` when everything is as expected.
+    pub reason: Option<Reason>,
+    /// One line for people: what happened, naming the address and what was received.
+    pub message: String,
+    /// The target as given (`host:port`).
+    pub target: String,
+    /// The address that answered.
+    pub peer: Option<SocketAddr>,
+    /// Addresses tried before `peer` (or all of them, when none answered).
+    pub failed_attempts: Vec<Attempt>,
+    pub timings: Timings,
+    /// What the server sent, escaped for display and cut to a readable length.
+    pub received: String,
+    /// How many bytes were read in all.
+    pub bytes_received: usize,
+    /// Whether reading stopped because `max_bytes` was reached.
+    pub truncated: bool,
+    pub tls: Option<TlsInfo>,
+}
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn secs_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_prefers_critical_then_unknown_then_warning() {
+        assert_eq!(State::Ok.worst(State::Warning), State::Warning);
+        assert_eq!(State::Warning.worst(State::Unknown), State::Unknown);
+        assert_eq!(State::Critical.worst(State::Unknown), State::Critical);
+        assert_eq!(State::Critical.worst(State::Ok), State::Critical);
+    }
+
+    #[test]
+    fn reason_names_match_their_json() {
+        for r in [Reason::Refused, Reason::MustBeClosedButOpen, Reason::NoData] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+        }
+    }
+}
