@@ -1,1 +1,9 @@
-fn main() {}
+//! The `portwarden` binary: wires the library crates into a command line (and, as the
+//! issues land, the daemon). Exit codes are decided in one place, [`cli::run`].
+
+mod cli;
+
+fn main() {
+    let code = cli::run(std::env::args_os().collect());
+    std::process::exit(code);
+}

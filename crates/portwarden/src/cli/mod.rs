@@ -1,0 +1,116 @@
+//! Command-line parsing and dispatch.
+//!
+//! Exit codes: `check` follows the Nagios plugin convention (0 OK, 1 WARNING, 2 CRITICAL,
+//! 3 UNKNOWN, usage errors 3); every other command uses 0 success, 1 failure found,
+//! 2 usage or config error.
+
+mod check;
+mod nagios;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps a server's network face healthy: port checks, owners, notifications,
+/// self-healing and a firewall guard.
+#[derive(Debug, Parser)]
+#[command(name = "portwarden", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One-shot checks with Nagios plugin output and exit codes (check_tcp compatible).
+    Check(check::CheckCommand),
+}
+
+/// Exit code for usage errors of `check` (Nagios UNKNOWN).
+const NAGIOS_USAGE: i32 = 3;
+/// Exit code for usage errors of every other command.
+const USAGE: i32 = 2;
+
+/// Parses `args` and runs the command; returns the process exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let args = rewrite_plugin_invocation(args);
+    let is_check = args.get(1).is_some_and(|a| a == "check");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let informational = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = e.print();
+            return match (informational, is_check) {
+                (true, _) => 0,
+                (false, true) => NAGIOS_USAGE,
+                (false, false) => USAGE,
+            };
+        }
+    };
+    init_logging();
+    match cli.command {
+        Command::Check(cmd) => check::run(cmd),
+    }
+}
+
+/// Lets the binary stand in for a Nagios plugin: invoked through a link named
+/// `check_tcp` (or `check_smtp`, `check_ssmtp`, …) it behaves as `portwarden check tcp`.
+fn rewrite_plugin_invocation(args: Vec<OsString>) -> Vec<OsString> {
+    let Some(argv0) = args.first() else {
+        return args;
+    };
+    let name = Path::new(argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let Some(service) = name.strip_prefix("check_") else {
+        return args;
+    };
+    if service != "tcp" && probe::presets::find(service).is_none() {
+        return args;
+    }
+    let mut rewritten = vec![OsString::from("portwarden"), "check".into(), service.into()];
+    rewritten.extend(args.into_iter().skip(1));
+    rewritten
+}
+
+/// Structured logs to stderr; `PORTWARDEN_LOG` (e.g. `debug`) sets the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTWARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn plugin_links_become_check_commands() {
+        let r = rewrite_plugin_invocation(os(&["/usr/lib/nagios/plugins/check_tcp", "-H", "x"]));
+        assert_eq!(r, os(&["portwarden", "check", "tcp", "-H", "x"]));
+        let r = rewrite_plugin_invocation(os(&["check_ssmtp", "-H", "x"]));
+        assert_eq!(r, os(&["portwarden", "check", "ssmtp", "-H", "x"]));
+        let r = rewrite_plugin_invocation(os(&["check_unknownthing", "-H", "x"]));
+        assert_eq!(r, os(&["check_unknownthing", "-H", "x"]));
+        let r = rewrite_plugin_invocation(os(&["portwarden", "check"]));
+        assert_eq!(r, os(&["portwarden", "check"]));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
