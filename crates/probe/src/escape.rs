@@ -82,7 +82,9 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
             std::str::from_utf8(pair)
                 .ok()
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("byte {} is not hex: {:?}", n, String::from_utf8_lossy(pair)))
+                .ok_or_else(|| {
+                    format!("byte {} is not hex: {:?}", n, String::from_utf8_lossy(pair))
+                })
         })
         .collect()
 }
@@ -129,8 +131,14 @@ mod tests {
             EscapeError::Unknown { at: 2, found: 'm' }
         );
         assert_eq!(unescape(r"\x4").unwrap_err(), EscapeError::BadHex { at: 0 });
-        assert_eq!(unescape(r"\xzz").unwrap_err(), EscapeError::BadHex { at: 0 });
-        assert_eq!(unescape("x\\").unwrap_err(), EscapeError::Trailing { at: 1 });
+        assert_eq!(
+            unescape(r"\xzz").unwrap_err(),
+            EscapeError::BadHex { at: 0 }
+        );
+        assert_eq!(
+            unescape("x\\").unwrap_err(),
+            EscapeError::Trailing { at: 1 }
+        );
         assert_eq!(
             unescape(r"\x").unwrap_err().to_string(),
             "`\\x` at byte 0 must be followed by two hex digits"

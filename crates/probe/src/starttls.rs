@@ -57,7 +57,12 @@ impl StartTls {
 
     /// The steps that ask for TLS, run after the server's greeting has been read.
     pub fn negotiation(self) -> Vec<Step> {
-        let reply = |name, parse| Step::Expect(Expectation::one(Matcher::Reply(ReplyParser { name, parse })));
+        let reply = |name, parse| {
+            Step::Expect(Expectation::one(Matcher::Reply(ReplyParser {
+                name,
+                parse,
+            })))
+        };
         match self {
             StartTls::Smtp => vec![
                 Step::Send(b"EHLO portwarden\r\n".to_vec()),
@@ -99,8 +104,14 @@ mod tests {
         for p in StartTls::ALL {
             assert_eq!(StartTls::from_name(p.name()), Some(*p));
             let steps = p.negotiation();
-            assert!(matches!(steps.first(), Some(Step::Send(_))), "{p:?} starts by asking");
-            assert!(matches!(steps.last(), Some(Step::Expect(_))), "{p:?} ends by reading");
+            assert!(
+                matches!(steps.first(), Some(Step::Send(_))),
+                "{p:?} starts by asking"
+            );
+            assert!(
+                matches!(steps.last(), Some(Step::Expect(_))),
+                "{p:?} ends by reading"
+            );
         }
     }
 }
