@@ -73,6 +73,64 @@ pub fn imap_tagged_ok(data: &[u8]) -> Verdict {
     Verdict::Undecided
 }
 
+/// The code of a complete FTP reply (RFC 959 §4.2): a multi-line reply opens with `220-`
+/// and ends only at a line starting with the same code and a space; the lines between may
+/// say anything, unlike SMTP, where every line carries the code. `None` while the final
+/// line has not arrived; `Some(None)` when the first line is not a numeric reply.
+pub fn ftp_final_code(data: &[u8]) -> Option<Option<u16>> {
+    let mut lines = complete_lines(data);
+    let first = lines.next()?;
+    let Some(code) = reply_code(first) else {
+        return Some(None);
+    };
+    match first.get(3) {
+        None | Some(b' ') => Some(Some(code)),
+        Some(b'-') => {
+            let digits = &first[..3];
+            lines
+                .find(|l| l.starts_with(digits) && matches!(l.get(3), None | Some(b' ')))
+                .map(|_| Some(code))
+        }
+        Some(_) => Some(None),
+    }
+}
+
+/// Matches when the complete FTP reply (see [`ftp_final_code`]) has code `C`.
+pub fn ftp_code_is<const C: u16>(data: &[u8]) -> Verdict {
+    match ftp_final_code(data) {
+        None => Verdict::Undecided,
+        Some(Some(code)) if code == C => Verdict::Matched,
+        Some(_) => Verdict::Mismatch,
+    }
+}
+
+/// Matches when the data starts with one of `candidates`; stays undecided only while the
+/// data received so far could still become one of them, so garbage is refused at its first
+/// wrong byte.
+pub fn starts_with_any(data: &[u8], candidates: &[&[u8]]) -> Verdict {
+    let mut possible = false;
+    for c in candidates {
+        if data.starts_with(c) {
+            return Verdict::Matched;
+        }
+        possible |= c.starts_with(data);
+    }
+    if possible {
+        Verdict::Undecided
+    } else {
+        Verdict::Mismatch
+    }
+}
+
+/// The three-digit code at the start of a reply line.
+fn reply_code(line: &[u8]) -> Option<u16> {
+    let digits = line.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')))
+}
+
 fn first_line_starts_with(data: &[u8], prefix: &[u8]) -> Verdict {
     match complete_lines(data).next() {
         None if data.len() >= prefix.len() && !data.starts_with(prefix) => Verdict::Mismatch,
@@ -88,7 +146,10 @@ mod tests {
 
     #[test]
     fn waits_for_the_final_line_of_a_multiline_reply() {
-        assert_eq!(code_is::<220>(b"220-mail.example ESMTP\r\n"), Verdict::Undecided);
+        assert_eq!(
+            code_is::<220>(b"220-mail.example ESMTP\r\n"),
+            Verdict::Undecided
+        );
         assert_eq!(
             code_is::<220>(b"220-mail.example ESMTP\r\n220 ready\r\n"),
             Verdict::Matched
@@ -117,5 +178,37 @@ mod tests {
             Verdict::Matched
         );
         assert_eq!(imap_tagged_ok(b"a1 BAD no\r\n"), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn ftp_multiline_reply_ends_at_its_code_and_a_space() {
+        // RFC 959: the lines between the first and the last need not carry the code.
+        let banner = b"220-Welcome\r\n  to our server\r\n220-still\r\n";
+        assert_eq!(ftp_code_is::<220>(banner), Verdict::Undecided);
+        let mut done = banner.to_vec();
+        done.extend_from_slice(b"220 ready\r\n");
+        assert_eq!(ftp_code_is::<220>(&done), Verdict::Matched);
+        assert_eq!(ftp_code_is::<220>(b"220-a\r\n220\r\n"), Verdict::Matched);
+        assert_eq!(ftp_code_is::<220>(b"220 ProFTPD\r\n"), Verdict::Matched);
+        assert_eq!(ftp_code_is::<220>(b"220 ProFTPD"), Verdict::Undecided);
+        assert_eq!(ftp_code_is::<220>(b"421 too many\r\n"), Verdict::Mismatch);
+        assert_eq!(ftp_code_is::<220>(b"SSH-2.0-x\r\n"), Verdict::Mismatch);
+        assert_eq!(ftp_code_is::<220>(b"220x\r\n"), Verdict::Mismatch);
+        assert_eq!(ftp_code_is::<220>(b""), Verdict::Undecided);
+    }
+
+    #[test]
+    fn starts_with_any_refuses_at_the_first_wrong_byte() {
+        let c: &[&[u8]] = &[b"+PONG\r\n", b"-NOAUTH "];
+        assert_eq!(starts_with_any(b"", c), Verdict::Undecided);
+        assert_eq!(starts_with_any(b"+PO", c), Verdict::Undecided);
+        assert_eq!(starts_with_any(b"-NO", c), Verdict::Undecided);
+        assert_eq!(starts_with_any(b"+PONG\r\n", c), Verdict::Matched);
+        assert_eq!(
+            starts_with_any(b"-NOAUTH Authentication required.", c),
+            Verdict::Matched
+        );
+        assert_eq!(starts_with_any(b"+OK", c), Verdict::Mismatch);
+        assert_eq!(starts_with_any(b"ERROR\r\n", c), Verdict::Mismatch);
     }
 }

@@ -10,7 +10,20 @@ use crate::expect::{Expectation, Matcher, ReplyParser};
 use crate::spec::{ProbeSpec, Step};
 use crate::starttls::StartTls;
 
+mod clamd;
+mod ftp;
+mod http;
+mod imap;
+mod ldap;
+mod memcached;
+mod mysql;
+mod nntp;
+mod pop3;
+mod postgres;
+mod redis;
 mod smtp;
+mod ssh;
+mod xmpp;
 
 /// What a preset's dialog may depend on.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +59,24 @@ pub const ALL: &[&Preset] = &[
     &smtp::SMTP,
     &smtp::SUBMISSION,
     &smtp::SMTPS,
+    &pop3::POP3,
+    &pop3::POP3S,
+    &imap::IMAP,
+    &imap::IMAPS,
+    &ftp::FTP,
+    &ssh::SSH,
+    &http::HTTP,
+    &http::HTTPS,
+    &nntp::NNTP,
+    &nntp::NNTPS,
+    &ldap::LDAP,
+    &ldap::LDAPS,
+    &xmpp::XMPP,
+    &redis::REDIS,
+    &memcached::MEMCACHED,
+    &postgres::POSTGRES,
+    &mysql::MYSQL,
+    &clamd::CLAMD,
 ];
 
 /// Finds a preset by name or alias (case-insensitive).
@@ -77,7 +108,10 @@ impl Preset {
 
 /// An expect step with a protocol reply parser.
 pub(crate) fn expect_reply(name: &'static str, parse: fn(&[u8]) -> crate::Verdict) -> Step {
-    Step::Expect(Expectation::one(Matcher::Reply(ReplyParser { name, parse })))
+    Step::Expect(Expectation::one(Matcher::Reply(ReplyParser {
+        name,
+        parse,
+    })))
 }
 
 /// An expect step with a byte prefix.
@@ -108,7 +142,11 @@ mod tests {
                 host: "example.org",
                 starttls: false,
             });
-            assert!(!steps.is_empty(), "{} checks nothing beyond connect", p.name);
+            assert!(
+                !steps.is_empty(),
+                "{} checks nothing beyond connect",
+                p.name
+            );
             if p.starttls.is_some() {
                 let with_tls = (p.dialog)(&PresetContext {
                     host: "example.org",
