@@ -80,7 +80,7 @@ impl StartTls {
             ],
             StartTls::Ftp => vec![
                 Step::Send(b"AUTH TLS\r\n".to_vec()),
-                reply("ftp reply 234 to AUTH TLS", reply::code_is::<234>),
+                reply("ftp reply 234 to AUTH TLS", reply::ftp_code_is::<234>),
             ],
             StartTls::Nntp => vec![
                 Step::Send(b"STARTTLS\r\n".to_vec()),
