@@ -11,6 +11,16 @@
 //! but silence can end the read (a daemon that waits for the client to speak, or a text
 //! greeting the SSH parser must allow before the identification line).
 
+/// Skips a test whose daemon is missing, except under CI, where
+/// `scripts/install-test-deps` must have installed it: there a missing daemon fails.
+macro_rules! skip {
+    ($($arg:tt)*) => {{
+        let why = format!($($arg)*);
+        assert!(std::env::var_os("CI").is_none(), "CI must run this test: {why}");
+        eprintln!("skipping: {why}");
+    }};
+}
+
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::MetadataExt;
@@ -260,11 +270,11 @@ async fn start_sshd(dir: &TempDir) -> Option<Daemon> {
     // sshd re-executes itself and insists on an absolute path.
     let sshd = Path::new("/usr/sbin/sshd");
     let Some(keygen) = find_binary("ssh-keygen") else {
-        eprintln!("skipping: ssh-keygen is not installed");
+        skip!("ssh-keygen is not installed");
         return None;
     };
     if !sshd.is_file() {
-        eprintln!("skipping: /usr/sbin/sshd is not installed (openssh-server)");
+        skip!("/usr/sbin/sshd is not installed (openssh-server)");
         return None;
     }
     // The privilege-separation directory sshd chroots into when it runs as root (a
@@ -305,7 +315,7 @@ async fn start_sshd(dir: &TempDir) -> Option<Daemon> {
 /// redis-server in the foreground with no persistence; `extra` adds arguments.
 async fn start_redis(dir: &TempDir, extra: &'static [&'static str]) -> Option<Daemon> {
     let Some(redis) = find_binary("redis-server") else {
-        eprintln!("skipping: redis-server is not installed");
+        skip!("redis-server is not installed");
         return None;
     };
     Some(
@@ -325,7 +335,7 @@ async fn start_redis(dir: &TempDir, extra: &'static [&'static str]) -> Option<Da
 /// memcached on TCP only; as root it needs a user to run as.
 async fn start_memcached(dir: &TempDir) -> Option<Daemon> {
     let Some(memcached) = find_binary("memcached") else {
-        eprintln!("skipping: memcached is not installed");
+        skip!("memcached is not installed");
         return None;
     };
     Some(
@@ -349,7 +359,7 @@ async fn debian_python_with(module: &str) -> Option<PathBuf> {
     if python.is_file() && run_command(import).await {
         Some(python)
     } else {
-        eprintln!("skipping: /usr/bin/python3 cannot import {module}");
+        skip!("/usr/bin/python3 cannot import {module}");
         None
     }
 }
@@ -447,15 +457,15 @@ fn as_postgres(program: PathBuf) -> Command {
 /// [`write_certificate`]. Returns the server and the certificate.
 async fn start_postgres(dir: &TempDir) -> Option<(Daemon, PathBuf)> {
     let Some(bin) = postgres_bin() else {
-        eprintln!("skipping: PostgreSQL is not installed (/usr/lib/postgresql/*/bin)");
+        skip!("PostgreSQL is not installed (/usr/lib/postgresql/*/bin)");
         return None;
     };
     if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
-        eprintln!("skipping: starting PostgreSQL as its own user needs root");
+        skip!("starting PostgreSQL as its own user needs root");
         return None;
     }
     let Some(ids) = postgres_ids().await else {
-        eprintln!("skipping: there is no postgres user");
+        skip!("there is no postgres user");
         return None;
     };
     let home = dir.path("pg");
