@@ -1,12 +1,18 @@
 //! Runs one probe: resolve, connect (address after address), optional TLS, the dialog, the
 //! verdict, the polite quit. Every await is bounded by the probe's deadline.
+//!
+//! Every connection gets `SO_LINGER 0` as soon as it is established, so whichever way the
+//! probe ends (verdict, error, timeout, a dropped future) the socket is reset on close and
+//! the prober keeps no `TIME_WAIT` entry: at tens of thousands of checks a minute those
+//! would exhaust the ephemeral ports.
 
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout, Instant};
 use tokio_rustls::client::TlsStream;
@@ -17,15 +23,20 @@ use crate::expect::{Expectation, Verdict};
 use crate::result::{Attempt, ProbeResult, Reason, State, Timings, TlsInfo};
 use crate::spec::{ProbeSpec, Step, Verify};
 use crate::starttls::StartTls;
-use crate::target::resolve;
+use crate::target::{resolve, Family, Host};
 use crate::tls;
+use crate::Probe;
 
 /// Longest excerpt of received data kept in a result.
 const EXCERPT_BYTES: usize = 512;
 /// How long to wait for the server to close after the quit string.
 const QUIT_GRACE: Duration = Duration::from_millis(500);
-/// Read chunk size.
-const CHUNK: usize = 4096;
+/// First allocation of the receive buffer: a banner fits, and it stays in malloc's fast path.
+const FIRST_READ: usize = 1024;
+/// Below this much free room in the receive buffer, grow it before the next read.
+const MIN_SPARE: usize = 256;
+/// Most bytes read (and thrown away) while waiting for the server to close after the quit.
+const QUIT_DRAIN_BYTES: usize = 4096;
 
 /// A connection, plain or TLS.
 enum Conn {
@@ -33,11 +44,32 @@ enum Conn {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
 impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf).await,
-            Conn::Tls(s) => s.read(buf).await,
+    /// Reads at most `room` bytes, appended to `buf` without an intermediate copy.
+    async fn read_into(&mut self, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
+        if buf.capacity() - buf.len() < room.min(MIN_SPARE) {
+            // Doubling growth, starting small: most probes read one short banner.
+            buf.reserve(room.min(buf.len().max(FIRST_READ)));
+        }
+        let tls = matches!(self, Conn::Tls(_));
+        match self.take(room as u64).read_buf(buf).await {
+            // rustls reports a TCP close without close_notify as UnexpectedEof; for a probe
+            // that is simply the server hanging up, as it would on a plain connection.
+            Err(e) if tls && e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
         }
     }
 
@@ -48,13 +80,6 @@ impl Conn {
                 s.write_all(data).await?;
                 s.flush().await
             }
-        }
-    }
-
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => s.get_ref().0,
         }
     }
 }
@@ -74,10 +99,25 @@ impl Failure {
     }
 }
 
+/// The addresses to try: a literal needs no list (and no allocation).
+enum Addrs {
+    One([SocketAddr; 1]),
+    Many(Vec<SocketAddr>),
+}
+
+impl Addrs {
+    fn as_slice(&self) -> &[SocketAddr] {
+        match self {
+            Addrs::One(a) => a,
+            Addrs::Many(v) => v,
+        }
+    }
+}
+
 /// A prepared probe's run: everything it records on the way.
 pub(crate) struct Session<'a> {
+    probe: &'a Probe,
     spec: &'a ProbeSpec,
-    tls_config: Option<&'a Arc<rustls::ClientConfig>>,
     start: Instant,
     deadline: Instant,
     /// Every byte received so far, at most `max_bytes`.
@@ -92,16 +132,13 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(
-        spec: &'a ProbeSpec,
-        tls_config: Option<&'a Arc<rustls::ClientConfig>>,
-    ) -> Self {
+    pub(crate) fn new(probe: &'a Probe) -> Self {
         let start = Instant::now();
         Self {
-            spec,
-            tls_config,
+            probe,
+            spec: &probe.spec,
             start,
-            deadline: start + spec.limits.deadline,
+            deadline: start + probe.spec.limits.deadline,
             received: Vec::new(),
             window: 0,
             truncated: false,
@@ -117,35 +154,54 @@ impl<'a> Session<'a> {
     }
 
     pub(crate) async fn run(mut self) -> ProbeResult {
-        let outcome = self.connect_and_talk().await;
+        let outcome = match self.resolve().await {
+            Ok(addrs) => self.connect_and_talk(addrs.as_slice()).await,
+            Err(f) => Err(f),
+        };
         if self.timings.total.is_zero() {
             self.timings.total = self.start.elapsed();
         }
         self.finish(outcome)
     }
 
-    /// Resolves and tries each address; on the one that answers, runs the dialog.
-    async fn connect_and_talk(&mut self) -> Result<String, Failure> {
-        let addrs = self.resolve().await?;
+    /// Tries each address; on the one that answers, runs the dialog.
+    async fn connect_and_talk(&mut self, addrs: &[SocketAddr]) -> Result<String, Failure> {
         if self.spec.must_be_closed {
-            return self.check_closed(&addrs).await;
+            return self.check_closed(addrs).await;
         }
-        let conn = self.connect_any(&addrs).await?;
+        let conn = self.connect_any(addrs).await?;
         let (conn, outcome) = self.talk(conn).await;
         // The verdict is in: the quit and close are not part of the measured time.
         self.timings.total = self.start.elapsed();
         if let Some(conn) = conn {
-            self.close(conn, outcome.is_ok()).await;
+            self.close(conn).await;
         }
         outcome
     }
 
-    async fn resolve(&mut self) -> Result<Vec<SocketAddr>, Failure> {
+    /// The addresses of the target that the family and the source address allow.
+    async fn resolve(&mut self) -> Result<Addrs, Failure> {
+        let spec = self.spec;
+        let target = &spec.target;
+        let source = spec.source;
+        // A socket bound to an IPv4 source cannot reach an IPv6 address and vice versa:
+        // trying would only add a confusing failed attempt.
+        let reachable = |a: &SocketAddr| source.map_or(true, |s| s.is_ipv4() == a.is_ipv4());
+        if let Host::Ip(ip) = target.host {
+            self.timings.resolve = Some(Duration::ZERO);
+            let addr = SocketAddr::new(ip, target.port);
+            if !spec.family.admits(&ip) {
+                return Err(no_address(target, spec.family));
+            }
+            if !reachable(&addr) {
+                return Err(no_address_for_source(target, source));
+            }
+            return Ok(Addrs::One([addr]));
+        }
         let began = Instant::now();
-        let target = &self.spec.target;
-        let resolved = timeout(self.remaining(), resolve(target, self.spec.family)).await;
+        let resolved = timeout(self.remaining(), resolve(target, spec.family)).await;
         self.timings.resolve = Some(began.elapsed());
-        let addrs = match resolved {
+        let mut addrs = match resolved {
             Err(_) => {
                 return Err(Failure::new(
                     Reason::ResolutionFailed,
@@ -161,12 +217,13 @@ impl<'a> Session<'a> {
             Ok(Ok(addrs)) => addrs,
         };
         if addrs.is_empty() {
-            return Err(Failure::new(
-                Reason::ResolutionFailed,
-                format!("{} has no {:?} address", target.host, self.spec.family),
-            ));
+            return Err(no_address(target, spec.family));
         }
-        Ok(addrs)
+        addrs.retain(reachable);
+        if addrs.is_empty() {
+            return Err(no_address_for_source(target, source));
+        }
+        Ok(Addrs::Many(addrs))
     }
 
     async fn connect_one(&self, addr: SocketAddr) -> Result<TcpStream, Failure> {
@@ -202,7 +259,11 @@ impl<'a> Session<'a> {
                 Reason::ConnectFailed,
                 format!("cannot connect to {addr}: {e}"),
             )),
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(stream)) => {
+                // From here on every way out closes with a reset (see the module docs).
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                Ok(stream)
+            }
         }
     }
 
@@ -215,8 +276,11 @@ impl<'a> Session<'a> {
             self.timings.connect = Some(began.elapsed());
             match attempt {
                 Ok(stream) => {
-                    // Small writes (banners, commands) must leave at once.
-                    let _ = stream.set_nodelay(true);
+                    if self.probe.nodelay {
+                        // Several writes in a row would otherwise wait for the peer's
+                        // delayed ACK (Nagle): up to 40 ms added to the response time.
+                        let _ = stream.set_nodelay(true);
+                    }
                     self.peer = Some(addr);
                     return self.start_session(stream).await;
                 }
@@ -253,9 +317,9 @@ impl<'a> Session<'a> {
             let attempt = self.connect_one(addr).await;
             self.timings.connect = Some(began.elapsed());
             match attempt {
-                Ok(stream) => {
+                Ok(_stream) => {
+                    // Dropped at once: linger 0 resets it, the service sees no session.
                     self.peer = Some(addr);
-                    reset_close(&stream);
                     return Err(Failure::new(
                         Reason::MustBeClosedButOpen,
                         format!("{addr} accepted a connection but must be closed"),
@@ -272,28 +336,41 @@ impl<'a> Session<'a> {
         let Conn::Plain(stream) = conn else {
             return Err(Failure::new(Reason::TlsFailure, "TLS is already active"));
         };
-        let Some(config) = self.tls_config else {
+        let Some(prepared) = &self.probe.tls else {
             return Err(Failure::new(Reason::InvalidSetup, "TLS was not prepared"));
         };
-        let name = tls::server_name(&self.spec.tls, &self.spec.target.host)
-            .map_err(|e| Failure::new(Reason::InvalidSetup, e))?;
         let began = Instant::now();
-        let connector = TlsConnector::from(config.clone());
-        let result = timeout(self.remaining(), connector.connect(name.clone(), stream)).await;
+        let connector = TlsConnector::from(prepared.config.clone());
+        let result = timeout(
+            self.remaining(),
+            connector.connect(prepared.server_name.clone(), stream),
+        )
+        .await;
         let spent = began.elapsed();
         self.timings.tls = Some(self.timings.tls.unwrap_or_default() + spent);
         match result {
             Err(_) => Err(Failure::new(
                 Reason::TlsFailure,
-                "TLS handshake timed out".to_string(),
+                format!(
+                    "TLS handshake with {} timed out after {:.3} s",
+                    self.peer_text(),
+                    spent.as_secs_f64()
+                ),
             )),
             Ok(Err(e)) => Err(Failure::new(
                 Reason::TlsFailure,
-                format!("TLS handshake failed: {}", tls::describe_handshake_error(&e)),
+                format!(
+                    "TLS handshake failed: {}",
+                    tls::describe_handshake_error(&e)
+                ),
             )),
             Ok(Ok(stream)) => {
                 let verified = !matches!(self.spec.tls.verify, Verify::Insecure);
-                self.tls = Some(tls::session_info(stream.get_ref().1, &name, verified));
+                self.tls = Some(tls::session_info(
+                    stream.get_ref().1,
+                    &prepared.server_name,
+                    verified,
+                ));
                 Ok(Conn::Tls(Box::new(stream)))
             }
         }
@@ -331,7 +408,11 @@ impl<'a> Session<'a> {
     }
 
     /// The plain-text exchange that asks for TLS; a refusal gets its own reason.
-    async fn negotiate_starttls(&mut self, conn: &mut Conn, protocol: StartTls) -> Result<(), Failure> {
+    async fn negotiate_starttls(
+        &mut self,
+        conn: &mut Conn,
+        protocol: StartTls,
+    ) -> Result<(), Failure> {
         for step in protocol.negotiation() {
             let done = match &step {
                 Step::Send(bytes) => self.send(conn, bytes).await,
@@ -363,10 +444,9 @@ impl<'a> Session<'a> {
     /// Reads until `expectation` is decided, the data stops, or a limit is reached.
     async fn expect(&mut self, conn: &mut Conn, expectation: &Expectation) -> Result<(), Failure> {
         let max_bytes = self.spec.limits.max_bytes;
-        let mut chunk = [0u8; CHUNK];
+        let idle = self.spec.limits.idle_timeout;
         loop {
-            let window = &self.received[self.window..];
-            match expectation.evaluate(window) {
+            match expectation.evaluate(&self.received[self.window..]) {
                 Verdict::Matched => {
                     self.window = self.received.len();
                     return Ok(());
@@ -382,37 +462,24 @@ impl<'a> Session<'a> {
                 ));
             }
             let has_data = self.received.len() > self.window;
-            let wait = if has_data {
-                self.spec.limits.idle_timeout.min(self.remaining())
+            let remaining = self.remaining();
+            // Checked here too, not only by the read's timer: a server that keeps data
+            // coming could otherwise keep every read ready and the loop past the deadline.
+            if remaining.is_zero() {
+                return Err(self.read_timed_out(expectation, has_data, true));
+            }
+            let (wait, by_deadline) = if has_data && idle < remaining {
+                (idle, false)
             } else {
-                self.remaining()
+                (remaining, true)
             };
-            let room = (max_bytes - self.received.len()).min(CHUNK);
-            match timeout(wait, conn.read(&mut chunk[..room])).await {
-                Err(_) if has_data => {
-                    return Err(self.mismatch(
-                        expectation,
-                        Some(format!(
-                            "server went quiet for {:.3} s",
-                            wait.as_secs_f64()
-                        )),
-                    ))
-                }
-                Err(_) => {
-                    return Err(Failure::new(
-                        Reason::ReadTimeout,
-                        format!(
-                            "no data from {} within {:.3} s",
-                            self.peer_text(),
-                            self.spec.limits.deadline.as_secs_f64()
-                        ),
-                    ))
-                }
+            let room = max_bytes - self.received.len();
+            match timeout(wait, conn.read_into(&mut self.received, room)).await {
+                Err(_) => return Err(self.read_timed_out(expectation, has_data, by_deadline)),
                 Ok(Ok(0)) if has_data => {
-                    return Err(self.mismatch(
-                        expectation,
-                        Some("server closed the connection".into()),
-                    ))
+                    return Err(
+                        self.mismatch(expectation, Some("server closed the connection".into()))
+                    )
                 }
                 Ok(Ok(0)) => {
                     return Err(Failure::new(
@@ -423,19 +490,58 @@ impl<'a> Session<'a> {
                         ),
                     ))
                 }
-                Ok(Ok(n)) => {
+                Ok(Ok(_)) => {
                     if self.timings.first_byte.is_none() {
                         self.timings.first_byte = Some(self.start.elapsed());
                     }
-                    self.received.extend_from_slice(&chunk[..n]);
                 }
-                Ok(Err(e)) => return Err(io_failure(&e, "reading")),
+                Ok(Err(e)) => {
+                    let mut f = io_failure(&e, "reading");
+                    if has_data {
+                        let got = excerpt(&self.received[self.window..]);
+                        f.message.push_str(&format!(" after receiving \"{got}\""));
+                    }
+                    return Err(f);
+                }
             }
         }
     }
 
+    /// The failure when a read waited in vain: silence before any data is a read timeout;
+    /// after some data it is a wrong answer (the data is there, just not what was expected).
+    fn read_timed_out(
+        &self,
+        expectation: &Expectation,
+        has_data: bool,
+        by_deadline: bool,
+    ) -> Failure {
+        if !has_data {
+            return Failure::new(
+                Reason::ReadTimeout,
+                format!(
+                    "no data from {} within {:.3} s",
+                    self.peer_text(),
+                    self.spec.limits.deadline.as_secs_f64()
+                ),
+            );
+        }
+        let why = if by_deadline {
+            format!(
+                "deadline of {:.3} s reached",
+                self.spec.limits.deadline.as_secs_f64()
+            )
+        } else {
+            format!(
+                "server went quiet for {:.3} s",
+                self.spec.limits.idle_timeout.as_secs_f64()
+            )
+        };
+        self.mismatch(expectation, Some(why))
+    }
+
     fn peer_text(&self) -> String {
-        self.peer.map_or_else(|| self.spec.target.to_string(), |p| p.to_string())
+        self.peer
+            .map_or_else(|| self.probe.target_text.clone(), |p| p.to_string())
     }
 
     fn mismatch(&self, expectation: &Expectation, why: Option<String>) -> Failure {
@@ -447,24 +553,31 @@ impl<'a> Session<'a> {
         Failure::new(Reason::UnexpectedResponse, message)
     }
 
-    /// Sends the quit string and lets the server close first, so no TIME_WAIT piles up
-    /// here; without a quit string (or if the server lingers) the socket is reset.
-    async fn close(&mut self, mut conn: Conn, dialog_ok: bool) {
+    /// Sends the quit string and gives the server a bounded chance to read it and hang up.
+    /// Either way the socket is then dropped, which resets it (linger 0): no TIME_WAIT here.
+    async fn close(&mut self, mut conn: Conn) {
         let Some(quit) = self.spec.quit.as_deref() else {
-            reset_close(conn.tcp());
             return;
         };
         let grace = QUIT_GRACE.min(self.remaining());
         let polite = async {
             conn.write_all(quit).await?;
+            // The answer to the quit (`221 bye`) is read and discarded, but bounded like
+            // everything else: a server that keeps talking is not waited for.
             let mut sink = [0u8; 512];
-            while conn.read(&mut sink).await? > 0 {}
+            let mut budget = QUIT_DRAIN_BYTES;
+            while budget > 0 {
+                let want = budget.min(sink.len());
+                match conn.read(&mut sink[..want]).await {
+                    Ok(0) => break,
+                    Ok(n) => budget -= n,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(e),
+                }
+            }
             io::Result::Ok(())
         };
-        let closed_by_server = matches!(timeout(grace, polite).await, Ok(Ok(())));
-        if !closed_by_server || !dialog_ok {
-            reset_close(conn.tcp());
-        }
+        let _ = timeout(grace, polite).await;
     }
 
     fn finish(self, outcome: Result<String, Failure>) -> ProbeResult {
@@ -483,7 +596,10 @@ impl<'a> Session<'a> {
         };
         if state == State::Ok && reason.is_none() {
             if message.is_empty() {
-                message = format!("{} answered", self.peer_text());
+                message = match self.peer {
+                    Some(peer) => format!("{peer} answered"),
+                    None => format!("{} answered", self.probe.target_text),
+                };
             }
             if let (Some(info), Some(days)) = (&self.tls, spec.tls.cert_days) {
                 let left = info.days_left;
@@ -497,10 +613,13 @@ impl<'a> Session<'a> {
                 if let Some(s) = verdict {
                     state = s;
                     reason = Some(Reason::CertificateExpiring);
-                    message = if left < 0 {
-                        format!("certificate expired {} days ago ({})", -left, info.not_after)
-                    } else {
-                        format!("certificate expires in {left} days ({})", info.not_after)
+                    // The chain's earliest expiry decides, which may not be the leaf's.
+                    let when = tls::rfc3339(info.earliest_expiry_unix);
+                    message = match left {
+                        // `days_left` rounds down: -1 means "within the last day".
+                        -1 => format!("certificate expired less than a day ago ({when})"),
+                        l if l < 0 => format!("certificate expired {} days ago ({when})", -l - 1),
+                        l => format!("certificate expires in {l} days ({when})"),
                     };
                 }
             }
@@ -518,13 +637,12 @@ impl<'a> Session<'a> {
                 }
             }
         }
-        let peer = self.peer;
         ProbeResult {
             state,
             reason,
             message,
-            target: spec.target.to_string(),
-            peer,
+            target: self.probe.target_text.clone(),
+            peer: self.peer,
             failed_attempts: self.failed_attempts,
             timings: self.timings,
             received: excerpt(&self.received),
@@ -535,12 +653,40 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Closes with an RST (SO_LINGER 0) so the prober keeps no TIME_WAIT sockets.
-fn reset_close(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Any => "",
+        Family::V4 => "IPv4 ",
+        Family::V6 => "IPv6 ",
+    }
 }
 
+fn no_address(target: &crate::Target, family: Family) -> Failure {
+    Failure::new(
+        Reason::ResolutionFailed,
+        format!("{} has no {}address", target.host, family_name(family)),
+    )
+}
+
+fn no_address_for_source(target: &crate::Target, source: Option<IpAddr>) -> Failure {
+    let source = source.map_or_else(String::new, |s| s.to_string());
+    Failure::new(
+        Reason::ResolutionFailed,
+        format!(
+            "{} has no address of the source address's family ({source})",
+            target.host
+        ),
+    )
+}
+
+/// Classifies a failed read or write by its kind (and, on TLS, by the rustls error inside).
 fn io_failure(e: &io::Error, doing: &str) -> Failure {
+    if let Some(detail) = tls::describe_tls_error(e) {
+        return Failure::new(
+            Reason::TlsFailure,
+            format!("TLS error while {doing}: {detail}"),
+        );
+    }
     match e.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
@@ -548,7 +694,14 @@ fn io_failure(e: &io::Error, doing: &str) -> Failure {
             Reason::Reset,
             format!("connection reset by the server while {doing}"),
         ),
-        _ => Failure::new(Reason::Reset, format!("error while {doing}: {e}")),
+        io::ErrorKind::TimedOut => Failure::new(
+            Reason::ReadTimeout,
+            format!("connection timed out while {doing}"),
+        ),
+        _ => Failure::new(
+            Reason::ConnectFailed,
+            format!("connection failed while {doing}: {e}"),
+        ),
     }
 }
 
@@ -560,4 +713,83 @@ fn excerpt(data: &[u8]) -> String {
         text.push_str("...");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expect::Matcher;
+    use crate::target::Target;
+    use tokio::io::AsyncWriteExt;
+
+    /// No host name here resolves to a refusing address followed by a listening one
+    /// (/etc/hosts has `localhost` as 127.0.0.1 only), so the list is handed over directly.
+    #[tokio::test]
+    async fn falls_back_to_the_next_address_after_a_refusal() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = s.write_all(b"220 here\r\n").await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                });
+            }
+        });
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut spec = ProbeSpec::connect(Target {
+            host: Host::Name("dual.test".into()),
+            port: open.port(),
+        });
+        spec.steps
+            .push(Step::Expect(Expectation::one(Matcher::Prefix(
+                b"220".to_vec(),
+            ))));
+        let probe = Probe::new(spec).unwrap();
+        let mut session = Session::new(&probe);
+        let outcome = session.connect_and_talk(&[closed, open]).await;
+        let r = session.finish(outcome);
+        assert_eq!((r.state, r.reason), (State::Ok, None), "{}", r.message);
+        assert_eq!(r.peer, Some(open));
+        assert_eq!(r.failed_attempts.len(), 1);
+        assert_eq!(r.failed_attempts[0].addr, closed);
+        assert_eq!(r.failed_attempts[0].reason, Reason::Refused);
+        assert_eq!(r.received, r"220 here\r\n");
+    }
+
+    #[tokio::test]
+    async fn refusal_on_every_address_lists_each_attempt() {
+        let closed: Vec<SocketAddr> = (0..2)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+            })
+            .collect();
+        let spec = ProbeSpec::connect(Target {
+            host: Host::Name("dual.test".into()),
+            port: closed[0].port(),
+        });
+        let probe = Probe::new(spec).unwrap();
+        let mut session = Session::new(&probe);
+        let outcome = session.connect_and_talk(&closed).await;
+        let r = session.finish(outcome);
+        assert_eq!(r.reason, Some(Reason::Refused));
+        assert_eq!(r.peer, None);
+        let tried: Vec<SocketAddr> = r.failed_attempts.iter().map(|a| a.addr).collect();
+        assert_eq!(tried, closed);
+    }
+
+    #[test]
+    fn excerpt_escapes_and_cuts() {
+        assert_eq!(excerpt(b"220 ok\r\n"), r"220 ok\r\n");
+        let long = vec![b'a'; EXCERPT_BYTES + 1];
+        let text = excerpt(&long);
+        assert!(text.ends_with("..."));
+        assert_eq!(text.len(), EXCERPT_BYTES + 3);
+    }
 }

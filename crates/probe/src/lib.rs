@@ -28,11 +28,11 @@ pub mod target;
 mod engine;
 mod tls;
 
-use std::sync::Arc;
-
 pub use expect::{Expectation, MatchMode, Matcher, Verdict};
 pub use result::{ProbeResult, Reason, State, Timings, TlsInfo};
-pub use spec::{CertDays, ClientCert, Limits, ProbeSpec, StateMap, Step, Thresholds, TlsSpec, Verify};
+pub use spec::{
+    CertDays, ClientCert, Limits, ProbeSpec, StateMap, Step, Thresholds, TlsSpec, Verify,
+};
 pub use starttls::StartTls;
 pub use target::{Family, Host, Target};
 
@@ -40,7 +40,12 @@ pub use target::{Family, Host, Target};
 #[derive(Debug, Clone)]
 pub struct Probe {
     spec: ProbeSpec,
-    tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// TLS configuration and server name, when any step speaks TLS.
+    tls: Option<tls::PreparedTls>,
+    /// `spec.target` as text, formatted once instead of on every result.
+    target_text: String,
+    /// Whether the dialog writes twice in a row (or speaks TLS), so Nagle must be off.
+    nodelay: bool,
 }
 
 /// A probe that cannot be run as specified.
@@ -49,7 +54,7 @@ pub enum SpecError {
     /// A limit is zero or out of range.
     #[error("{0}")]
     BadLimit(String),
-    /// TLS could not be set up (unreadable CA file, bad client key).
+    /// TLS could not be set up (unreadable CA file, bad client key, invalid SNI name).
     #[error("{0}")]
     Tls(String),
 }
@@ -59,7 +64,9 @@ impl Probe {
     pub fn new(spec: ProbeSpec) -> Result<Self, SpecError> {
         let l = &spec.limits;
         if l.deadline.is_zero() {
-            return Err(SpecError::BadLimit("deadline must be greater than 0".into()));
+            return Err(SpecError::BadLimit(
+                "deadline must be greater than 0".into(),
+            ));
         }
         if l.connect_timeout.is_zero() {
             return Err(SpecError::BadLimit(
@@ -67,17 +74,34 @@ impl Probe {
             ));
         }
         if l.idle_timeout.is_zero() {
-            return Err(SpecError::BadLimit("idle timeout must be greater than 0".into()));
+            return Err(SpecError::BadLimit(
+                "idle timeout must be greater than 0".into(),
+            ));
         }
         if l.max_bytes == 0 {
             return Err(SpecError::BadLimit("max bytes must be at least 1".into()));
         }
-        let tls_config = if spec.uses_tls() {
-            Some(tls::client_config(&spec.tls).map_err(SpecError::Tls)?)
+        let tls = if spec.uses_tls() {
+            Some(tls::PreparedTls::new(&spec.tls, &spec.target.host).map_err(SpecError::Tls)?)
         } else {
             None
         };
-        Ok(Self { spec, tls_config })
+        // Nagle holds back a small write while an earlier one is unacknowledged; a single
+        // write (one command, or just the quit) is never delayed, so the common banner
+        // check saves the system call.
+        let writes = spec
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Send(_)))
+            .count()
+            + usize::from(spec.quit.is_some());
+        let nodelay = spec.uses_tls() || writes > 1;
+        Ok(Self {
+            target_text: spec.target.to_string(),
+            spec,
+            tls,
+            nodelay,
+        })
     }
 
     /// The spec this probe runs.
@@ -85,11 +109,8 @@ impl Probe {
         &self.spec
     }
 
-    /// Runs the probe once. Never takes longer than the deadline (plus the polite quit,
-    /// itself bounded by the deadline).
+    /// Runs the probe once. Never takes longer than the deadline, the polite quit included.
     pub async fn run(&self) -> ProbeResult {
-        engine::Session::new(&self.spec, self.tls_config.as_ref())
-            .run()
-            .await
+        engine::Session::new(self).run().await
     }
 }

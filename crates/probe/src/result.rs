@@ -68,17 +68,19 @@ pub enum Reason {
     Refused,
     /// No address completed the TCP handshake in time.
     ConnectTimeout,
-    /// The connection failed for another reason (unreachable, source address unusable).
+    /// The connection failed for another reason (unreachable, source address unusable, an
+    /// unexpected socket error mid-dialog).
     ConnectFailed,
     /// The server said nothing before the deadline.
     ReadTimeout,
-    /// The connection was reset.
+    /// The connection was reset (also after part of an answer: the server did not finish).
     Reset,
     /// The server closed the connection without sending anything.
     NoData,
     /// The server answered, but not what was expected.
     UnexpectedResponse,
-    /// The TLS handshake failed (protocol, certificate verification, name mismatch).
+    /// The TLS handshake failed (protocol, certificate verification, name mismatch), or the
+    /// TLS session failed later (a fatal alert, e.g. the client certificate was rejected).
     TlsFailure,
     /// The STARTTLS negotiation was refused or not offered.
     StarttlsRefused,
@@ -123,6 +125,7 @@ impl fmt::Display for Reason {
 /// How long each phase took; a phase that did not happen is `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Timings {
+    /// Name resolution; zero for a literal address.
     #[serde(serialize_with = "secs_opt")]
     pub resolve: Option<Duration>,
     /// TCP handshake of the address that answered (or the last one tried).

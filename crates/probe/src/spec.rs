@@ -26,7 +26,7 @@ pub enum Step {
 pub struct Limits {
     /// Time allowed for one address's TCP handshake.
     pub connect_timeout: Duration,
-    /// Time allowed for the whole probe, resolution to verdict.
+    /// Time allowed for the whole probe, resolution to verdict, the polite quit included.
     pub deadline: Duration,
     /// Once data has arrived, how long a silence ends the read of an undecided expectation.
     pub idle_timeout: Duration,
@@ -77,6 +77,7 @@ pub struct CertDays {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSpec {
     /// Server name to send and verify; default: the target's host name (none for addresses).
+    /// Checked by [`crate::Probe::new`].
     pub sni: Option<String>,
     pub verify: Verify,
     pub client_cert: Option<ClientCert>,
@@ -113,7 +114,7 @@ impl Default for StateMap {
 pub struct ProbeSpec {
     pub target: Target,
     pub family: Family,
-    /// Local address to connect from.
+    /// Local address to connect from; only target addresses of its family are tried.
     pub source: Option<IpAddr>,
     pub limits: Limits,
     /// Do the TLS handshake right after connecting.
@@ -122,7 +123,8 @@ pub struct ProbeSpec {
     /// Wait this long after connecting before the dialog starts (check_tcp's `-d`).
     pub send_delay: Duration,
     pub steps: Vec<Step>,
-    /// Sent after the verdict to close politely; not part of the measured time.
+    /// Sent after the verdict to close politely; not part of the measured time. The engine
+    /// then waits (at most 500 ms, never past the deadline) for the server to hang up.
     pub quit: Option<Vec<u8>>,
     /// Negative check: the port must refuse (or drop) connections on every address.
     pub must_be_closed: bool,

@@ -14,6 +14,24 @@ use crate::result::TlsInfo;
 use crate::spec::{TlsSpec, Verify};
 use crate::target::Host;
 
+/// What every TLS handshake of a probe shares, prepared once by [`crate::Probe::new`].
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedTls {
+    pub(crate) config: Arc<ClientConfig>,
+    /// Sent as SNI (for names) and verified against the certificate.
+    pub(crate) server_name: ServerName<'static>,
+}
+
+impl PreparedTls {
+    /// Loads the files `spec` names and checks the server name. Errors name the culprit.
+    pub(crate) fn new(spec: &TlsSpec, host: &Host) -> Result<Self, String> {
+        Ok(Self {
+            config: client_config(spec)?,
+            server_name: server_name(spec, host)?,
+        })
+    }
+}
+
 /// Builds the rustls client configuration for `spec`. Errors name the file and the problem.
 pub(crate) fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -154,6 +172,17 @@ pub(crate) fn session_info(
     info
 }
 
+/// A Unix time as RFC 3339, for messages; the number itself if it is out of range.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -184,7 +213,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -193,7 +227,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -203,17 +242,24 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 /// A readable cause for a failed handshake: rustls' own error when there is one.
 pub(crate) fn describe_handshake_error(e: &std::io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::InvalidCertificate(cert)) => {
+    describe_tls_error(e).unwrap_or_else(|| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "server closed the connection mid-handshake".into(),
+        std::io::ErrorKind::ConnectionReset => "connection reset mid-handshake".into(),
+        _ => e.to_string(),
+    })
+}
+
+/// The rustls error inside an I/O error, described; `None` when the error is not from TLS.
+/// After a TLS 1.3 handshake this is how a server's rejection of the client certificate
+/// arrives: as a fatal alert on the first read.
+pub(crate) fn describe_tls_error(e: &std::io::Error) -> Option<String> {
+    let inner = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(match inner {
+        rustls::Error::InvalidCertificate(cert) => {
             format!("certificate rejected: {}", describe_cert_error(cert))
         }
-        Some(other) => other.to_string(),
-        None => match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => "server closed the connection mid-handshake".into(),
-            std::io::ErrorKind::ConnectionReset => "connection reset mid-handshake".into(),
-            _ => e.to_string(),
-        },
-    }
+        other => other.to_string(),
+    })
 }
 
 fn describe_cert_error(e: &rustls::CertificateError) -> String {
