@@ -125,6 +125,8 @@ pub(crate) struct Session<'a> {
     /// Where the current expect step's data begins in `received`.
     window: usize,
     truncated: bool,
+    /// An expectation matched: the peer speaks the protocol and deserves its quit string.
+    identified: bool,
     timings: Timings,
     tls: Option<TlsInfo>,
     peer: Option<SocketAddr>,
@@ -142,6 +144,7 @@ impl<'a> Session<'a> {
             received: Vec::new(),
             window: 0,
             truncated: false,
+            identified: false,
             timings: Timings::default(),
             tls: None,
             peer: None,
@@ -173,7 +176,10 @@ impl<'a> Session<'a> {
         let (conn, outcome) = self.talk(conn).await;
         // The verdict is in: the quit and close are not part of the measured time.
         self.timings.total = self.start.elapsed();
-        if let Some(conn) = conn {
+        // A peer that never matched an expectation has not shown it speaks the protocol: no
+        // quit string for it, the connection is reset at once (linger 0 is already set).
+        let polite = outcome.is_ok() || self.identified;
+        if let (Some(conn), true) = (conn, polite) {
             self.close(conn).await;
         }
         outcome
@@ -325,6 +331,9 @@ impl<'a> Session<'a> {
                         format!("{addr} accepted a connection but must be closed"),
                     ));
                 }
+                // Refused or unanswered proves the port closed (or filtered) from here;
+                // any other error (an unusable source address, say) proves nothing.
+                Err(f) if f.reason == Reason::ConnectFailed => return Err(f),
                 Err(f) => closed.push(format!("{addr} {}", f.reason)),
             }
         }
@@ -449,6 +458,7 @@ impl<'a> Session<'a> {
             match expectation.evaluate(&self.received[self.window..]) {
                 Verdict::Matched => {
                     self.window = self.received.len();
+                    self.identified = true;
                     return Ok(());
                 }
                 Verdict::Mismatch => return Err(self.mismatch(expectation, None)),

@@ -57,6 +57,9 @@ pub enum SpecError {
     /// TLS could not be set up (unreadable CA file, bad client key, invalid SNI name).
     #[error("{0}")]
     Tls(String),
+    /// An expect step has no matcher: "any of nothing" and "all of nothing" mean nothing.
+    #[error("expect step {step} has no matcher")]
+    EmptyExpectation { step: usize },
 }
 
 impl Probe {
@@ -80,6 +83,11 @@ impl Probe {
         }
         if l.max_bytes == 0 {
             return Err(SpecError::BadLimit("max bytes must be at least 1".into()));
+        }
+        for (i, step) in spec.steps.iter().enumerate() {
+            if matches!(step, Step::Expect(e) if e.matchers.is_empty()) {
+                return Err(SpecError::EmptyExpectation { step: i + 1 });
+            }
         }
         let tls = if spec.uses_tls() {
             Some(tls::PreparedTls::new(&spec.tls, &spec.target.host).map_err(SpecError::Tls)?)

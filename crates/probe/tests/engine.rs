@@ -971,3 +971,46 @@ fn rejects_an_invalid_sni_name_at_setup() {
     assert!(matches!(err, SpecError::Tls(_)), "{err:?}");
     assert!(err.to_string().contains("not a host name"), "{err}");
 }
+
+#[tokio::test]
+async fn failed_dialog_sends_no_quit_and_returns_at_once() {
+    let (addr, rx) = recording_server().await;
+    let mut spec = expecting(addr, prefix("554"));
+    spec.quit = Some(b"QUIT\r\n".to_vec());
+    let (r, took) = run_timed(spec).await;
+    assert_failed(&r, State::Critical, Reason::UnexpectedResponse);
+    let (got, _) = rx.await.unwrap();
+    assert_eq!(
+        got, b"",
+        "the quit string went to a server that failed the check"
+    );
+    assert!(
+        took < Duration::from_millis(300),
+        "waited for a quit grace: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn must_be_closed_with_an_unusable_source_is_not_ok() {
+    // 192.0.2.1 (TEST-NET-1) is not an address of this host: bind fails locally, nothing
+    // is sent, and nothing about the port has been proven.
+    let mut spec = spec(closed_port());
+    spec.must_be_closed = true;
+    spec.source = Some("192.0.2.1".parse().unwrap());
+    let r = run(spec).await;
+    assert_failed(&r, State::Critical, Reason::ConnectFailed);
+}
+
+#[test]
+fn rejects_an_expect_step_without_matchers() {
+    let mut spec = spec(closed_port());
+    spec.steps = vec![
+        Step::Send(b"x".to_vec()),
+        Step::Expect(Expectation {
+            matchers: vec![],
+            mode: probe::MatchMode::All,
+        }),
+    ];
+    let err = Probe::new(spec).unwrap_err();
+    assert_eq!(err, SpecError::EmptyExpectation { step: 2 });
+}
