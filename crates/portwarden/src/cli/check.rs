@@ -410,7 +410,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("must be a number of seconds, got {text:?}"))?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("must be a number of seconds, got {text:?}"));
     }
     Ok(Duration::from_secs_f64(secs))
