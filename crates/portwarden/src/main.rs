@@ -2,6 +2,7 @@
 //! issues land, the daemon). Exit codes are decided in one place, [`cli::run`].
 
 mod cli;
+mod ownership;
 
 fn main() {
     let code = cli::run(std::env::args_os().collect());

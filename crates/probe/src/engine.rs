@@ -192,7 +192,7 @@ impl<'a> Session<'a> {
         let source = spec.source;
         // A socket bound to an IPv4 source cannot reach an IPv6 address and vice versa:
         // trying would only add a confusing failed attempt.
-        let reachable = |a: &SocketAddr| source.map_or(true, |s| s.is_ipv4() == a.is_ipv4());
+        let reachable = |a: &SocketAddr| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
         if let Host::Ip(ip) = target.host {
             self.timings.resolve = Some(Duration::ZERO);
             let addr = SocketAddr::new(ip, target.port);

@@ -90,6 +90,11 @@ pub enum Reason {
     MustBeClosedButOpen,
     /// The whole probe took longer than a response-time threshold.
     SlowResponse,
+    /// The local socket on the port belongs to another program than expected (or nothing
+    /// local listens there). Set by the owner check, not by the probe itself.
+    WrongOwner,
+    /// The local socket's owner could not be read (missing rights). Set by the owner check.
+    OwnerUnknown,
     /// The probe could not be set up (unreadable CA file, bad key); not the server's fault.
     InvalidSetup,
 }
@@ -111,6 +116,8 @@ impl Reason {
             Reason::CertificateExpiring => "certificate_expiring",
             Reason::MustBeClosedButOpen => "must_be_closed_but_open",
             Reason::SlowResponse => "slow_response",
+            Reason::WrongOwner => "wrong_owner",
+            Reason::OwnerUnknown => "owner_unknown",
             Reason::InvalidSetup => "invalid_setup",
         }
     }

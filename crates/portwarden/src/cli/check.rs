@@ -16,7 +16,11 @@ use probe::{
     Step, Target, Verify,
 };
 
+use serde::Serialize;
+use sockets::owner::{ExpectedOwner, OwnerVerdict};
+
 use super::nagios;
+use crate::ownership;
 
 /// Run a check once and report like a Nagios plugin.
 #[derive(Debug, Args)]
@@ -136,6 +140,10 @@ struct CheckOptions {
     /// Local address to connect from.
     #[arg(long, value_name = "ADDRESS")]
     source: Option<IpAddr>,
+    /// The local socket on the port must belong to this program: a process name, an
+    /// executable path, or unit:NAME (systemd). CRITICAL names the program holding it.
+    #[arg(long, value_parser = ExpectedOwner::parse, value_name = "NAME")]
+    owner: Option<ExpectedOwner>,
     /// The port must be closed: OK when every address refuses, CRITICAL when one accepts.
     #[arg(long)]
     must_be_closed: bool,
@@ -169,6 +177,16 @@ pub(super) struct Report {
     pub critical: Option<Duration>,
     pub timeout: Duration,
     pub verbose: u8,
+    pub owner: Option<ExpectedOwner>,
+}
+
+/// The JSON output: the probe result plus, when asked, the owner verdict.
+#[derive(Serialize)]
+struct CheckOutput<'a> {
+    #[serde(flatten)]
+    result: &'a probe::ProbeResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<OwnerVerdict>,
 }
 
 /// Runs the check; returns the Nagios exit code.
@@ -208,10 +226,17 @@ pub fn run(cmd: CheckCommand) -> i32 {
             return State::Unknown.exit_code();
         }
     };
-    let result = runtime.block_on(probe.run());
+    let mut result = runtime.block_on(probe.run());
+    let owner = report
+        .owner
+        .as_ref()
+        .and_then(|expected| ownership::apply(&mut result, expected));
     match format {
         Format::Nagios => print!("{}", nagios::render(&report, &result)),
-        Format::Json => match serde_json::to_string_pretty(&result) {
+        Format::Json => match serde_json::to_string_pretty(&CheckOutput {
+            result: &result,
+            owner,
+        }) {
             Ok(json) => println!("{json}"),
             Err(e) => {
                 println!("{service} UNKNOWN - cannot encode the result: {e}");
@@ -336,6 +361,7 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         critical: o.critical,
         timeout: o.timeout,
         verbose: o.verbose,
+        owner: o.owner,
     };
     Ok((spec, report))
 }

@@ -6,6 +6,7 @@
 
 mod check;
 mod nagios;
+mod ports;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -24,12 +25,18 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// One-shot checks with Nagios plugin output and exit codes (check_tcp compatible).
-    Check(check::CheckCommand),
+    Check(Box<check::CheckCommand>),
+    /// Listening sockets and the processes holding them; snapshots and drift.
+    Ports(ports::PortsCommand),
 }
 
 /// Exit code for usage errors of `check` (Nagios UNKNOWN).
 const NAGIOS_USAGE: i32 = 3;
-/// Exit code for usage errors of every other command.
+/// Every command but `check`: success.
+const SUCCESS: i32 = 0;
+/// Every command but `check`: a failure was found (or the command failed).
+const FAILURE: i32 = 1;
+/// Every command but `check`: usage or config error.
 const USAGE: i32 = 2;
 
 /// Parses `args` and runs the command; returns the process exit code.
@@ -53,7 +60,8 @@ pub fn run(args: Vec<OsString>) -> i32 {
     };
     init_logging();
     match cli.command {
-        Command::Check(cmd) => check::run(cmd),
+        Command::Check(cmd) => check::run(*cmd),
+        Command::Ports(cmd) => ports::run(cmd),
     }
 }
 

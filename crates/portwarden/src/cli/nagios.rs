@@ -65,7 +65,9 @@ pub(super) fn render(report: &Report, result: &ProbeResult) -> String {
             );
         }
         Some(
-            Reason::ConnectFailed
+            Reason::WrongOwner
+            | Reason::OwnerUnknown
+            | Reason::ConnectFailed
             | Reason::Reset
             | Reason::StarttlsRefused
             | Reason::MustBeClosedButOpen
