@@ -232,10 +232,16 @@ fn print_table(listing: &Listing) {
             .collect::<std::collections::BTreeSet<_>>()
             .len()
     );
+    let unknown = listing.listeners.iter().filter(|l| l.owner_unknown()).count();
     if listing.owners_incomplete() {
         println!(
             "{warn}{} process(es) could not be inspected: run as root to see every owner.{warn:#}",
             listing.unreadable_processes
+        );
+    } else if unknown > 0 {
+        println!(
+            "{warn}{unknown} socket(s) have no visible owner: held by a process in another PID \
+             namespace (a container), or by the kernel.{warn:#}"
         );
     }
 }
