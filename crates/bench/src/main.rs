@@ -1,1 +1,52 @@
-fn main() {}
+//! portwarden's benchmark harness: how fast the probe engine checks banner services, next to
+//! a minimal raw tokio loop doing the same work, in the same run (see `docs/benchmarks.md`).
+//!
+//! One binary, three roles chosen by argv, each in its own process so that every load run's
+//! peak RSS and CPU are its own:
+//! - `bench` (no subcommand): the orchestrator ([`orchestrate`]). Starts the fleet, runs every
+//!   (concurrency, mode) pair as a load child, interleaved over several rounds, and prints a
+//!   markdown table (or JSON) with medians and the probe/raw ratio.
+//! - `bench fleet`: the target fleet ([`fleet`]): banner listeners on 127.0.0.1. It prints
+//!   its ports on one stdout line and exits when its stdin closes.
+//! - `bench load`: one bounded load run ([`load`]), raw loop or probe engine, printing one
+//!   JSON line ([`load::LoadReport`]).
+//!
+//! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
+//! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
+
+mod fleet;
+mod histogram;
+mod load;
+mod orchestrate;
+mod ports;
+mod sys;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmark of the probe engine against a raw tokio connect-read-close loop on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[command(flatten)]
+    run: orchestrate::RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// Serve banner listeners on loopback until stdin closes.
+    Fleet(fleet::FleetArgs),
+    /// Run one bounded load (raw loop or probe engine) and print one JSON line.
+    Load(load::LoadArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    sys::raise_file_limit();
+    match cli.role {
+        Some(Role::Fleet(args)) => fleet::run(&args),
+        Some(Role::Load(args)) => load::run(&args),
+        None => orchestrate::run(&cli.run),
+    }
+}
