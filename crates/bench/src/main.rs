@@ -10,12 +10,15 @@
 //!   its ports on one stdout line and exits when its stdin closes.
 //! - `bench load`: one bounded load run ([`load`]), raw loop or probe engine, printing one
 //!   JSON line ([`load::LoadReport`]).
+//! - `bench ports` ([`listing`]): `portwarden ports` with 10,000 listening sockets, in a
+//!   network namespace of its own, with its helpers `bench hold` and `bench measure`.
 //!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
 
 mod fleet;
 mod histogram;
+mod listing;
 mod load;
 mod orchestrate;
 mod ports;
@@ -39,6 +42,12 @@ enum Role {
     Fleet(fleet::FleetArgs),
     /// Run one bounded load (raw loop or probe engine) and print one JSON line.
     Load(load::LoadArgs),
+    /// Time `portwarden ports` with many listening sockets, in a namespace of its own.
+    Ports(listing::PortsArgs),
+    /// Hold many listening sockets until stdin closes (used by `ports`).
+    Hold(listing::HoldArgs),
+    /// Run one command and print its wall time and peak RSS (used by `ports`).
+    Measure(listing::MeasureArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +56,9 @@ fn main() -> anyhow::Result<()> {
     match cli.role {
         Some(Role::Fleet(args)) => fleet::run(&args),
         Some(Role::Load(args)) => load::run(&args),
+        Some(Role::Ports(args)) => listing::run(&args),
+        Some(Role::Hold(args)) => listing::hold(&args),
+        Some(Role::Measure(args)) => listing::measure(&args),
         None => orchestrate::run(&cli.run),
     }
 }
