@@ -232,7 +232,11 @@ fn print_table(listing: &Listing) {
             .collect::<std::collections::BTreeSet<_>>()
             .len()
     );
-    let unknown = listing.listeners.iter().filter(|l| l.owner_unknown()).count();
+    let unknown = listing
+        .listeners
+        .iter()
+        .filter(|l| l.owner_unknown())
+        .count();
     if listing.owners_incomplete() {
         println!(
             "{warn}{} process(es) could not be inspected: run as root to see every owner.{warn:#}",
