@@ -2,7 +2,11 @@
 //! issues land, the daemon). Exit codes are decided in one place, [`cli::run`].
 
 mod cli;
+#[allow(dead_code)] // used by the daemon, arriving piece by piece
+mod monitor;
 mod ownership;
+#[allow(dead_code)]
+mod state;
 
 fn main() {
     let code = cli::run(std::env::args_os().collect());

@@ -1,0 +1,77 @@
+//! A monitor as the daemon runs it: a prepared probe plus the policy around it. Built from the
+//! config (or discovered at start-up in zero-config mode); shared read-only by the scheduler,
+//! the state machine and the API.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sockets::owner::ExpectedOwner;
+
+/// How results turn into states (see [`crate::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// Failures in a row (or within `window`) before the monitor is down.
+    pub fail_after: u32,
+    /// Successes in a row (or within `window`) before a down monitor is up again.
+    pub recover_after: u32,
+    /// "N of the last M": count failures / successes among the last `window` results
+    /// instead of in a row. `None`: in a row.
+    pub window: Option<u32>,
+    /// More than this many state changes within `flap_window` is flapping.
+    pub flap_max_transitions: u32,
+    /// The window for flapping detection.
+    #[serde(with = "crate::monitor::secs")]
+    pub flap_window: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            fail_after: 3,
+            recover_after: 2,
+            window: None,
+            flap_max_transitions: 6,
+            flap_window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Where a monitor comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A `[[monitor]]` of the config.
+    Config,
+    /// Zero-config mode: a listener found on this host.
+    Discovered,
+}
+
+/// One monitor, ready to schedule.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    /// Unique among monitors.
+    pub name: String,
+    pub probe: probe::Probe,
+    /// The local socket on the port must belong to this program.
+    pub owner: Option<ExpectedOwner>,
+    pub interval: Duration,
+    pub policy: Policy,
+    /// Notifier names (used by the notification issue).
+    pub notify: Vec<String>,
+    pub tags: Vec<String>,
+    pub origin: Origin,
+    /// A canonical rendering of the monitor's definition: two monitors with the same
+    /// definition are the same monitor across a reload, and keep their state.
+    pub definition: String,
+}
+
+/// Serde helpers: durations as (fractional) seconds.
+pub mod secs {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
