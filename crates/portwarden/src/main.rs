@@ -2,6 +2,8 @@
 //! issues land, the daemon). Exit codes are decided in one place, [`cli::run`].
 
 mod cli;
+#[allow(dead_code)]
+mod events;
 #[allow(dead_code)] // used by the daemon, arriving piece by piece
 mod monitor;
 mod ownership;

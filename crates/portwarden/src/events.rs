@@ -1,0 +1,285 @@
+//! The event bus: state changes, listener changes and config reloads, broadcast to every
+//! consumer (log, store, later notifications, actions and the API). Bounded: a consumer that
+//! falls behind loses the oldest events and is told how many, the producers never wait.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+use tokio::sync::broadcast;
+
+use crate::state::{Status, Transition};
+
+/// Events kept for slow consumers before the oldest are dropped for them.
+pub const BUS_CAPACITY: usize = 4096;
+
+/// Something that happened, with when.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(serialize_with = "unix_ms")]
+    pub at: SystemTime,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. The `event` field in JSON names it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    MonitorDown(MonitorChange),
+    MonitorUp(MonitorChange),
+    MonitorWarning(MonitorChange),
+    MonitorFlapping(MonitorChange),
+    /// Any other change (unknown, paused, resumed).
+    MonitorChanged(MonitorChange),
+    ListenerAppeared(ListenerChange),
+    ListenerVanished(ListenerChange),
+    ListenerOwnerChanged(ListenerChange),
+    ConfigReloaded {
+        monitors: usize,
+        added: usize,
+        removed: usize,
+        changed: usize,
+    },
+    ConfigRejected {
+        error: String,
+    },
+}
+
+/// A monitor's state change.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorChange {
+    pub monitor: String,
+    pub from: Status,
+    pub to: Status,
+    pub reason: Option<probe::Reason>,
+    pub message: String,
+    /// On recovery: how long the outage lasted, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_secs")]
+    pub down_for: Option<Duration>,
+}
+
+impl MonitorChange {
+    /// The event a transition makes.
+    pub fn into_event(self) -> EventKind {
+        match (self.from, self.to) {
+            (_, Status::Down) => EventKind::MonitorDown(self),
+            (_, Status::Flapping) => EventKind::MonitorFlapping(self),
+            (Status::Down | Status::Flapping, Status::Ok | Status::Warning) => {
+                EventKind::MonitorUp(self)
+            }
+            (_, Status::Warning) => EventKind::MonitorWarning(self),
+            _ => EventKind::MonitorChanged(self),
+        }
+    }
+
+    pub fn from_transition(monitor: &str, t: &Transition) -> Self {
+        Self {
+            monitor: monitor.to_string(),
+            from: t.from,
+            to: t.to,
+            reason: t.reason,
+            message: t.message.clone(),
+            down_for: t.down_for,
+        }
+    }
+}
+
+/// A listening socket that appeared, vanished or changed hands.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerChange {
+    pub protocol: sockets::Protocol,
+    pub local: SocketAddr,
+    /// Process names before (vanished, owner changed).
+    pub before: Vec<String>,
+    /// Process names now (appeared, owner changed).
+    pub after: Vec<String>,
+}
+
+/// The bus: cheap to clone, publish never blocks.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(BUS_CAPACITY);
+        Self { sender }
+    }
+
+    /// Publishes an event stamped now; also writes it to the log as a structured line.
+    pub fn publish(&self, kind: EventKind) {
+        let event = Event {
+            at: SystemTime::now(),
+            kind,
+        };
+        log(&event);
+        // No subscriber is fine: the log line above is the record.
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+}
+
+/// The journal / log line of an event: a readable message plus fields.
+fn log(event: &Event) {
+    match &event.kind {
+        EventKind::MonitorDown(c) => tracing::warn!(
+            event = "monitor_down", monitor = %c.monitor, reason = ?c.reason,
+            "{} is DOWN: {}", c.monitor, c.message
+        ),
+        EventKind::MonitorUp(c) => tracing::info!(
+            event = "monitor_up", monitor = %c.monitor, down_for_s = c.down_for.map(|d| d.as_secs_f64()),
+            "{} is up again{}", c.monitor,
+            c.down_for.map(|d| format!(" after {}", humanize(d))).unwrap_or_default()
+        ),
+        EventKind::MonitorWarning(c) => tracing::warn!(
+            event = "monitor_warning", monitor = %c.monitor, reason = ?c.reason,
+            "{} warning: {}", c.monitor, c.message
+        ),
+        EventKind::MonitorFlapping(c) => tracing::warn!(
+            event = "monitor_flapping", monitor = %c.monitor,
+            "{} is flapping (changing state too often)", c.monitor
+        ),
+        EventKind::MonitorChanged(c) => tracing::info!(
+            event = "monitor_changed", monitor = %c.monitor, from = %c.from, to = %c.to,
+            "{} is now {}", c.monitor, c.to
+        ),
+        EventKind::ListenerAppeared(l) => tracing::warn!(
+            event = "listener_appeared", local = %l.local, owners = ?l.after,
+            "new listener {} {} ({})", l.protocol, l.local, names(&l.after)
+        ),
+        EventKind::ListenerVanished(l) => tracing::warn!(
+            event = "listener_vanished", local = %l.local, owners = ?l.before,
+            "listener {} {} ({}) vanished", l.protocol, l.local, names(&l.before)
+        ),
+        EventKind::ListenerOwnerChanged(l) => tracing::warn!(
+            event = "listener_owner_changed", local = %l.local,
+            "listener {} {} changed hands: {} -> {}", l.protocol, l.local, names(&l.before), names(&l.after)
+        ),
+        EventKind::ConfigReloaded { monitors, added, removed, changed } => tracing::info!(
+            event = "config_reloaded",
+            "config reloaded: {monitors} monitors ({added} added, {removed} removed, {changed} changed)"
+        ),
+        EventKind::ConfigRejected { error } => tracing::error!(
+            event = "config_rejected",
+            "new config rejected, the running one stays: {error}"
+        ),
+    }
+}
+
+fn names(list: &[String]) -> String {
+    if list.is_empty() {
+        "unknown owner".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// `1h 2m 3s`, for people.
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
+fn unix_ms<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    s.serialize_u64(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(from: Status, to: Status) -> MonitorChange {
+        MonitorChange {
+            monitor: "mail".into(),
+            from,
+            to,
+            reason: None,
+            message: String::new(),
+            down_for: None,
+        }
+    }
+
+    #[test]
+    fn transitions_name_their_event() {
+        let name = |k: EventKind| {
+            serde_json::to_value(Event {
+                at: UNIX_EPOCH,
+                kind: k,
+            })
+            .unwrap()["event"]
+                .clone()
+        };
+        assert_eq!(
+            name(change(Status::Ok, Status::Down).into_event()),
+            "monitor_down"
+        );
+        assert_eq!(
+            name(change(Status::Down, Status::Ok).into_event()),
+            "monitor_up"
+        );
+        assert_eq!(
+            name(change(Status::Flapping, Status::Warning).into_event()),
+            "monitor_up"
+        );
+        assert_eq!(
+            name(change(Status::Ok, Status::Warning).into_event()),
+            "monitor_warning"
+        );
+        assert_eq!(
+            name(change(Status::Ok, Status::Flapping).into_event()),
+            "monitor_flapping"
+        );
+        assert_eq!(
+            name(change(Status::Unknown, Status::Ok).into_event()),
+            "monitor_changed"
+        );
+    }
+
+    #[tokio::test]
+    async fn subscribers_receive_and_a_slow_one_is_told_what_it_missed() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe();
+        for _ in 0..BUS_CAPACITY + 10 {
+            bus.publish(EventKind::ConfigRejected { error: "x".into() });
+        }
+        match rx.recv().await {
+            Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n, 10),
+            other => panic!("expected a lag report, got {other:?}"),
+        }
+        assert!(rx.recv().await.is_ok());
+    }
+
+    #[test]
+    fn humanizes_durations() {
+        assert_eq!(humanize(Duration::from_secs(42)), "42s");
+        assert_eq!(humanize(Duration::from_secs(125)), "2m 5s");
+        assert_eq!(humanize(Duration::from_secs(7300)), "2h 1m");
+    }
+}
