@@ -8,6 +8,8 @@ mod events;
 mod monitor;
 mod ownership;
 #[allow(dead_code)]
+mod schedule;
+#[allow(dead_code)]
 mod state;
 
 fn main() {

@@ -1,15 +1,29 @@
 //! Joins a probe result with the owner check: "the socket on this port must belong to X".
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use probe::{ProbeResult, Reason, State};
 use sockets::owner::{self, ExpectedOwner, OwnerVerdict};
-use sockets::ListOptions;
+use sockets::{ListOptions, Listing, SocketsError};
+use tokio::time::Instant;
 
-/// Checks who holds the port the probe reached and folds the verdict into `result`.
-/// A wrong owner explains a wrong banner better than the banner does, so it takes over the
-/// message; a probe that never connected keeps its own failure.
+/// Lists the sockets now and folds the owner verdict into `result` (the one-shot CLI).
 pub fn apply(result: &mut ProbeResult, expected: &ExpectedOwner) -> Option<OwnerVerdict> {
+    let listing = sockets::list(ListOptions::default());
+    judge(result, expected, listing.as_ref())
+}
+
+/// Folds the owner verdict for the port the probe reached into `result`. A wrong owner
+/// explains a wrong banner better than the banner does, so it takes over the message; a
+/// probe that never connected keeps its own failure.
+pub fn judge(
+    result: &mut ProbeResult,
+    expected: &ExpectedOwner,
+    listing: Result<&Listing, &SocketsError>,
+) -> Option<OwnerVerdict> {
     let addr = result.peer?;
-    let listing = match sockets::list(ListOptions::default()) {
+    let listing = match listing {
         Ok(l) => l,
         Err(e) => {
             result.state = result.state.worst(State::Unknown);
@@ -18,7 +32,7 @@ pub fn apply(result: &mut ProbeResult, expected: &ExpectedOwner) -> Option<Owner
             return None;
         }
     };
-    let verdict = owner::check(&listing, addr, expected);
+    let verdict = owner::check(listing, addr, expected);
     let message = verdict.describe(addr, expected);
     match &verdict {
         OwnerVerdict::Ok { .. } => {}
@@ -36,4 +50,56 @@ pub fn apply(result: &mut ProbeResult, expected: &ExpectedOwner) -> Option<Owner
         }
     }
     Some(verdict)
+}
+
+/// A listing, or why there is none; shared between checks.
+pub type SharedListing = Arc<Result<Listing, SocketsError>>;
+
+/// The socket listing shared by every owner check of the daemon: read at most once per
+/// `max_age`, on a blocking thread, so 10,000 monitors with an owner cost one listing.
+#[derive(Debug, Clone)]
+pub struct ListingCache {
+    max_age: Duration,
+    latest: Arc<Mutex<Option<(Instant, SharedListing)>>>,
+    refresh: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl ListingCache {
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            latest: Arc::new(Mutex::new(None)),
+            refresh: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn fresh(&self) -> Option<SharedListing> {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() <= self.max_age)
+            .map(|(_, l)| l.clone())
+    }
+
+    /// A listing no older than `max_age`.
+    pub async fn get(&self) -> SharedListing {
+        if let Some(l) = self.fresh() {
+            return l;
+        }
+        // One refresh at a time; the others wait for it instead of listing too.
+        let _guard = self.refresh.lock().await;
+        if let Some(l) = self.fresh() {
+            return l;
+        }
+        let listing = tokio::task::spawn_blocking(|| sockets::list(ListOptions::default()))
+            .await
+            .unwrap_or(Err(SocketsError::SocketTable {
+                table: "/proc/net".into(),
+                reason: "the listing task failed".into(),
+            }));
+        let listing = Arc::new(listing);
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), listing.clone()));
+        listing
+    }
 }
