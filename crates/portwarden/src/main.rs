@@ -3,6 +3,8 @@
 
 mod cli;
 #[allow(dead_code)]
+mod discover;
+#[allow(dead_code)]
 mod events;
 #[allow(dead_code)] // used by the daemon, arriving piece by piece
 mod monitor;
@@ -11,6 +13,8 @@ mod ownership;
 mod schedule;
 #[allow(dead_code)]
 mod state;
+#[allow(dead_code)]
+mod watch;
 
 fn main() {
     let code = cli::run(std::env::args_os().collect());
