@@ -2,6 +2,8 @@
 //! issues land, the daemon). Exit codes are decided in one place, [`cli::run`].
 
 mod cli;
+#[allow(dead_code)] // the daemon reads what `config check` does not
+mod config;
 #[allow(dead_code)]
 mod discover;
 #[allow(dead_code)]

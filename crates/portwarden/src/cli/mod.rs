@@ -5,6 +5,7 @@
 //! 2 usage or config error.
 
 mod check;
+mod config;
 mod nagios;
 mod ports;
 
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// One-shot checks with Nagios plugin output and exit codes (check_tcp compatible).
     Check(Box<check::CheckCommand>),
+    /// Validate the config (every problem at once, with line and column) or print an example.
+    Config(config::ConfigCommand),
     /// Listening sockets and the processes holding them; snapshots and drift.
     Ports(ports::PortsCommand),
 }
@@ -61,6 +64,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     init_logging();
     match cli.command {
         Command::Check(cmd) => check::run(*cmd),
+        Command::Config(cmd) => config::run(cmd),
         Command::Ports(cmd) => ports::run(cmd),
     }
 }

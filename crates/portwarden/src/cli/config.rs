@@ -1,0 +1,58 @@
+//! `portwarden config check|example`: validate a config (every problem at once, with file,
+//! line and column) or print the commented example.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::config;
+
+/// Validate the config or print an example.
+#[derive(Debug, Args)]
+pub struct ConfigCommand {
+    #[command(subcommand)]
+    action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Check the config: prints "config OK: N monitors", or every problem with its file,
+    /// line and column (exit code 2).
+    Check {
+        /// Config file, or a directory of *.toml files merged in name order.
+        #[arg(short = 'c', long = "config", value_name = "FILE", default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Print a commented example config that shows every option.
+    Example,
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(cmd: ConfigCommand) -> i32 {
+    match cmd.action {
+        ConfigAction::Check { config: path } => match config::load(&path) {
+            Ok(c) => {
+                let n = c.monitors.len();
+                println!("config OK: {n} monitor{}", if n == 1 { "" } else { "s" });
+                super::SUCCESS
+            }
+            Err(errors) => {
+                for p in errors.problems() {
+                    eprintln!("{p}");
+                }
+                let n = errors.len();
+                eprintln!(
+                    "config check failed: {n} problem{}",
+                    if n == 1 { "" } else { "s" }
+                );
+                super::USAGE
+            }
+        },
+        ConfigAction::Example => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(config::example().as_bytes());
+            super::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The config file: TOML in, ready-to-run [`Monitor`]s and daemon settings out.
+//!
+//! Data flow: [`load`] reads a file or a directory of `*.toml` ([`parse`]), parses each file
+//! into a spanned tree and deserializes every section on its own into the structs of
+//! [`schema`] (`deny_unknown_fields` everywhere), then [`build`] checks every value, applies
+//! `[defaults]` and builds a prepared probe per monitor. Every problem on the way is
+//! collected, never just the first, and names its file, line, column and key path:
+//!
+//! ```text
+//! portwarden.toml:12:10: monitor "mail": target: port must be 1-65535, got 0
+//! ```
+//!
+//! Layout: [`error`] (problems and positions), [`duration`] (`"30s"`), [`schema`] (the
+//! config as written), [`parse`] (files to sections), [`build`] (sections to monitors).
+//! `docs/config.md` is the reference; `examples/portwarden.toml` shows every option.
+
+mod build;
+mod duration;
+mod error;
+mod parse;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigErrors, Problem};
+
+use crate::monitor::Monitor;
+use error::SourceFile;
+
+/// Where the daemon and `config check` look without `-c`.
+pub const DEFAULT_PATH: &str = "/etc/portwarden/portwarden.toml";
+
+/// A checked config, ready to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub daemon: DaemonSettings,
+    /// In file order (directory: file-name order, then order within each file).
+    pub monitors: Vec<Monitor>,
+    pub notifiers: Vec<NotifierConfig>,
+    /// `[firewall]` as written (checked by the firewall issue).
+    pub firewall: Option<toml::Table>,
+    /// `on_down` actions by monitor name, as written (checked by the actions issue).
+    pub on_down: BTreeMap<String, Vec<toml::Table>>,
+    /// The files that were read, in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Address of the HTTP API, dashboard and metrics.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite store; `None`: the daemon's own default.
+    pub state_dir: Option<PathBuf>,
+    /// Most checks in flight at once, over all monitors.
+    pub max_in_flight: usize,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            listen: schema::default_listen(),
+            state_dir: None,
+            max_in_flight: schema::default_max_in_flight(),
+        }
+    }
+}
+
+/// A `[[notifier]]`: its name and type; the rest as written until notifiers land.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifierConfig {
+    pub name: String,
+    /// The `type` key.
+    pub kind: String,
+    /// Every other key.
+    pub settings: toml::Table,
+}
+
+/// Reads, checks and builds the config at `path` (a file, or a directory whose `*.toml`
+/// files are merged in file-name order). Every problem is reported, each with its place.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let files = parse::read(path)?;
+    load_files(files)
+}
+
+/// The commented example config, which covers every option.
+pub fn example() -> &'static str {
+    include_str!("../../../../examples/portwarden.toml")
+}
+
+fn load_files(files: Vec<SourceFile>) -> Result<Config, ConfigErrors> {
+    let mut problems = Problems::default();
+    let parsed = parse::parse(files, &mut problems);
+    let config = build::assemble(parsed, &mut problems);
+    if problems.items.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors::new(problems.into_sorted()))
+    }
+}
+
+/// Problems as they are found, sorted into reading order at the end.
+#[derive(Debug, Default)]
+struct Problems {
+    /// (file index, byte offset, problem).
+    items: Vec<(usize, usize, Problem)>,
+}
+
+impl Problems {
+    fn push(&mut self, index: usize, file: &SourceFile, span: &Range<usize>, message: String) {
+        self.items
+            .push((index, span.start, file.problem(span, message)));
+    }
+
+    fn into_sorted(mut self) -> Vec<Problem> {
+        self.items.sort_by_key(|(file, offset, _)| (*file, *offset));
+        self.items.into_iter().map(|(_, _, p)| p).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+//! `portwarden config check|example` as users run it: exit codes, every problem listed with
+//! its place, and the printed example passing its own check.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn portwarden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(args)
+        .output()
+        .expect("run portwarden")
+}
+
+/// A file under a per-test temp directory.
+fn write(test: &str, name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "portwarden-config-cli-{}-{test}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Removes the temp directory holding `path`.
+fn cleanup(path: &std::path::Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn config_check_accepts_a_good_config() {
+    let path = write(
+        "good",
+        "portwarden.toml",
+        "[defaults]\ninterval = \"10s\"\n\n[[monitor]]\nname = \"ssh\"\ntarget = \"127.0.0.1\"\n\
+         protocol = \"ssh\"\n\n[[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:80\"\n",
+    );
+    let out = portwarden(&["config", "check", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "config OK: 2 monitors\n");
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    cleanup(&path);
+}
+
+#[test]
+fn config_check_lists_every_problem_and_exits_2() {
+    let path = write(
+        "bad",
+        "portwarden.toml",
+        "[[monitor]]\nname = \"mail\"\ntarget = \"127.0.0.1:0\"\nprotocol = \"smtp\"\n\n\
+         [[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:80\"\ninterval = \"5 parsecs\"\n\
+         tagz = []\n",
+    );
+    let p = path.display();
+    let out = portwarden(&[
+        "config",
+        "check",
+        "--config",
+        path.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{p}:3:10: monitor \"mail\": target: port must be 1-65535, got 0\n\
+             {p}:9:12: monitor \"web\": interval: invalid duration \"5 parsecs\": unknown unit \
+             \"parsecs\" (use ms, s, m, h, d, e.g. \"30s\")\n\
+             {p}:10:1: monitor \"web\": tagz: unknown key, did you mean `tags`?\n\
+             config check failed: 3 problems\n"
+        )
+    );
+    cleanup(&path);
+}
+
+#[test]
+fn config_check_of_a_missing_file_is_a_config_error() {
+    let out = portwarden(&["config", "check", "-c", "/nonexistent/portwarden.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("/nonexistent/portwarden.toml: cannot read:"));
+}
+
+#[test]
+fn config_example_output_passes_config_check() {
+    let out = portwarden(&["config", "example"]);
+    assert_eq!(out.status.code(), Some(0));
+    let example = text(&out.stdout);
+    assert!(example.contains("[[monitor]]"));
+    let path = write("example", "portwarden.toml", &example);
+    let out = portwarden(&["config", "check", "-c", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("config OK: "));
+    cleanup(&path);
+}
+
+#[test]
+fn config_check_reads_a_directory_as_one_config() {
+    let a = write(
+        "dir",
+        "00-base.toml",
+        "[[notifier]]\nname = \"ops\"\ntype = \"webhook\"\n",
+    );
+    write(
+        "dir",
+        "10-web.toml",
+        "[[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:80\"\nnotify = [\"ops\"]\n",
+    );
+    let dir = a.parent().expect("dir");
+    let out = portwarden(&["config", "check", "-c", dir.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "config OK: 1 monitor\n");
+    cleanup(&a);
+}
+
+#[test]
+fn config_usage_errors_exit_2() {
+    let out = portwarden(&["config", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
