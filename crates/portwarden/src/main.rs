@@ -16,6 +16,8 @@ mod schedule;
 #[allow(dead_code)]
 mod state;
 #[allow(dead_code)]
+mod store;
+#[allow(dead_code)]
 mod watch;
 
 fn main() {

@@ -1,0 +1,190 @@
+//! The history store: check results, state changes and incidents in SQLite, bounded in size,
+//! never in the way of monitoring.
+//!
+//! Data enters through a [`Store`] handle (cheap to clone): [`Store::record`] and
+//! [`Store::transition`] queue messages on a bounded channel; the [`StoreTask`] (one task,
+//! owner of the only writing connection) commits them in batches, one transaction each
+//! ([`writer`]). Data leaves through [`Store::history`], [`Store::uptime_24h`] and
+//! [`Store::stats`], which read over a separate read-only connection ([`query`]).
+//!
+//! Layout, from the bottom:
+//! - [`schema`]: tables and `user_version` migrations; [`open`]: connections, corruption.
+//! - [`code`]: states as stored; [`clock`]: time as stored.
+//! - [`monitors`], [`rollup`], [`retention`], [`uptime`]: one concern each of the data.
+//! - [`db`]: a batch applied to the database; [`writer`]: the task around it.
+//! - [`health`]: what the store reports about itself; [`error`]: what queries fail with.
+//!
+//! Uptime is computed from state changes (exact), not from sampled results; rollups and a
+//! short raw window serve the graphs. A monitor checked every 10 s takes well under 256 KiB
+//! at steady state; see [`retention`] for the tiers.
+//!
+//! A failing database never stops monitoring: the store reports `failed` in
+//! [`Store::health`], drops (and counts) what it cannot write, retries every 30 s, and moves
+//! a corrupt file aside to start afresh.
+
+mod clock;
+mod code;
+mod db;
+mod error;
+mod health;
+mod monitors;
+mod open;
+mod options;
+mod query;
+mod record;
+mod retention;
+mod rollup;
+mod schema;
+mod uptime;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use error::StoreError;
+// The API names these when it builds responses; until then nothing outside does.
+#[allow(unused_imports)]
+pub use health::{StoreHealth, StoreState};
+#[allow(unused_imports)]
+pub use query::{HistoryIncident, HistoryResult, MonitorHistory, StoreStats, Uptime};
+pub use record::{CheckRecord, TransitionRecord};
+
+use clock::Clock;
+use health::HealthCell;
+use options::Options;
+use writer::Msg;
+
+/// What the handles and the task share.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    health: HealthCell,
+    reader: Mutex<Option<query::Reader>>,
+    clock: Clock,
+}
+
+/// A handle on the history store. Clones share one queue and one health record.
+#[derive(Debug, Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+    send_timeout: std::time::Duration,
+}
+
+/// The task that owns the database connection; run it with [`StoreTask::run`].
+#[derive(Debug)]
+pub struct StoreTask {
+    task: writer::Task,
+}
+
+impl Store {
+    /// Opens or creates `path` (parent dirs created). Never fails: problems show in
+    /// [`Store::health`]. The database is opened when the task starts running.
+    pub fn open(path: PathBuf) -> (Store, StoreTask) {
+        Store::open_with(path, Options::default())
+    }
+
+    pub(crate) fn open_with(path: PathBuf, opts: Options) -> (Store, StoreTask) {
+        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let shared = Arc::new(Shared {
+            path,
+            health: HealthCell::new(),
+            reader: Mutex::new(None),
+            clock: opts.clock.clone(),
+        });
+        let store = Store {
+            tx,
+            shared: shared.clone(),
+            send_timeout: opts.send_timeout,
+        };
+        (
+            store,
+            StoreTask {
+                task: writer::Task::new(rx, shared, opts),
+            },
+        )
+    }
+
+    /// Queues one check result. Waits while the queue is full (backpressure), but never
+    /// longer than a couple of seconds; a result that cannot be queued, or arrives while the
+    /// database is failed, is dropped and counted.
+    pub async fn record(&self, r: CheckRecord) {
+        self.send(Msg::Record(r)).await;
+    }
+
+    /// Queues one state change (same rules as [`Store::record`]).
+    pub async fn transition(&self, t: TransitionRecord) {
+        self.send(Msg::Transition(t)).await;
+    }
+
+    async fn send(&self, msg: Msg) {
+        if self.shared.health.is_failed() {
+            self.shared.health.add_dropped(1);
+            return;
+        }
+        if self.tx.send_timeout(msg, self.send_timeout).await.is_err() {
+            self.shared.health.add_dropped(1);
+        }
+    }
+
+    /// Waits until everything queued so far is committed, rollups of the current buckets
+    /// included (at shutdown and in tests). Returns at once if the task is gone.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The store's health, without waiting on the task.
+    pub fn health(&self) -> StoreHealth {
+        self.shared.health.snapshot(&self.shared.path)
+    }
+
+    /// Recent results (newest first, at most `limit`), uptime over 24 h / 7 d / 30 d / 365 d,
+    /// and recent incidents (newest first, at most `limit`) of one monitor. A monitor never
+    /// recorded has an empty history.
+    pub async fn history(&self, monitor: &str, limit: usize) -> Result<MonitorHistory, StoreError> {
+        let shared = self.shared.clone();
+        let monitor = monitor.to_string();
+        tokio::task::spawn_blocking(move || {
+            let now = shared.clock.now_ms();
+            query::with_reader(&shared, |c| query::history(c, &monitor, limit, now))
+        })
+        .await?
+    }
+
+    /// Uptime over the last 24 hours of every monitor observed in them (for the list).
+    pub async fn uptime_24h(&self) -> Result<HashMap<String, f64>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = shared.clock.now_ms();
+            query::with_reader(&shared, |c| query::uptime_24h(c, now))
+        })
+        .await?
+    }
+
+    /// Database size and row counts per table. Scans the database: not for hot paths.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            query::with_reader(&shared, |c| query::stats(c, &shared))
+        })
+        .await?
+    }
+}
+
+impl StoreTask {
+    /// Runs until `shutdown` is cancelled (or every [`Store`] handle is dropped), then commits
+    /// everything still queued, writes the rollups in memory and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        self.task.run(shutdown).await;
+    }
+}

@@ -1,0 +1,258 @@
+//! The store task: receives messages from the bounded queue, gathers them into batches (up
+//! to `batch_max` messages or `batch_wait` after the first), and commits each batch in one
+//! transaction on the blocking pool, so SQLite never stalls the runtime's workers. It also
+//! runs housekeeping, and keeps the store alive through failures: a corrupt file is moved
+//! aside and replaced at once; any other failure (unwritable directory, full disk, lock)
+//! marks the store failed, drops and counts what arrives, and retries every `retry_every`.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::db::{file_bytes, Db, Item};
+use super::open;
+use super::options::Options;
+use super::record::{CheckRecord, TransitionRecord};
+use super::Shared;
+
+/// A message to the store task.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Record(CheckRecord),
+    Transition(TransitionRecord),
+    /// Answered once everything queued before it is committed (or dropped, while failed).
+    Flush(oneshot::Sender<()>),
+}
+
+/// The state of the store task between batches.
+#[derive(Debug)]
+pub(crate) struct Task {
+    rx: mpsc::Receiver<Msg>,
+    shared: Arc<Shared>,
+    opts: Options,
+    db: Option<Db>,
+    /// Whether a database was opened by this process already (the first open marks
+    /// monitors unobserved across the time the daemon was not running).
+    opened_once: bool,
+    next_retry: Instant,
+}
+
+impl Task {
+    pub(crate) fn new(rx: mpsc::Receiver<Msg>, shared: Arc<Shared>, opts: Options) -> Task {
+        Task {
+            rx,
+            shared,
+            opts,
+            db: None,
+            opened_once: false,
+            next_retry: Instant::now(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        self.open().await;
+        let mut sweep = tokio::time::interval(self.opts.sweep_every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep.reset();
+        let max = self.opts.batch_max.max(1);
+        let mut batch: Vec<Msg> = Vec::with_capacity(max);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => {
+                    self.housekeeping().await;
+                    continue;
+                }
+                n = self.rx.recv_many(&mut batch, max) => if n == 0 { break },
+            }
+            let deadline = Instant::now() + self.opts.batch_wait;
+            while batch.len() < max && !batch.iter().any(|m| matches!(m, Msg::Flush(_))) {
+                let room = max - batch.len();
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    _ = sleep_until(deadline) => break,
+                    n = self.rx.recv_many(&mut batch, room) => if n == 0 { break },
+                }
+            }
+            self.commit(std::mem::take(&mut batch)).await;
+        }
+        // Stop taking new messages (senders now fail fast and count a drop), then commit
+        // everything already queued.
+        self.rx.close();
+        while self.rx.recv_many(&mut batch, max).await > 0 {
+            self.commit(std::mem::take(&mut batch)).await;
+        }
+        if let Some(db) = self.db.take() {
+            let now = self.opts.clock.now_ms();
+            match tokio::task::spawn_blocking(move || db.finish(now)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "history store: final write failed"),
+                Err(e) => tracing::warn!(error = %e, "history store: final write did not finish"),
+            }
+        }
+    }
+
+    /// Opens the database (moving a corrupt one aside first) and records the outcome.
+    async fn open(&mut self) {
+        let path = self.shared.path.clone();
+        let opts = self.opts.clone();
+        let after_start = !self.opened_once;
+        let outcome =
+            tokio::task::spawn_blocking(move || match Db::open(&path, &opts, after_start) {
+                Err(e) if e.is_corrupt() => {
+                    let moved = open::move_aside(&path, std::time::SystemTime::now());
+                    let reopened = Db::open(&path, &opts, after_start);
+                    (reopened, Some((e, moved)))
+                }
+                other => (other, None),
+            })
+            .await;
+        let (result, moved) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed(format!("opening did not finish: {e}"));
+                return;
+            }
+        };
+        if let Some((why, moved)) = moved {
+            match moved {
+                Ok(to) => {
+                    tracing::error!(error = %why, moved_to = %to.display(),
+                        "history database corrupt; moved aside, starting a new one");
+                    self.shared.health.set_moved_aside(&to);
+                }
+                Err(e) => tracing::error!(error = %why, move_error = %e,
+                    "history database corrupt and cannot be moved aside"),
+            }
+        }
+        match result {
+            Ok(db) => {
+                self.shared
+                    .health
+                    .db_bytes
+                    .store(db.file_bytes(), std::sync::atomic::Ordering::Relaxed);
+                self.db = Some(db);
+                self.opened_once = true;
+                self.shared.health.set_ok();
+                tracing::info!(path = %self.shared.path.display(), "history store open");
+            }
+            Err(e) => self.failed(e.to_string()),
+        }
+    }
+
+    fn failed(&mut self, error: String) {
+        if !self.shared.health.is_failed() {
+            tracing::error!(%error, "history store failed; dropping results until it recovers");
+        }
+        self.db = None;
+        self.shared.health.set_failed(error);
+        self.next_retry = Instant::now() + self.opts.retry_every;
+    }
+
+    async fn commit(&mut self, batch: Vec<Msg>) {
+        let mut flushes = Vec::new();
+        let mut items = Vec::with_capacity(batch.len());
+        let (mut records, mut transitions) = (0u64, 0u64);
+        for m in batch {
+            match m {
+                Msg::Record(r) => {
+                    records += 1;
+                    items.push(Item::Record(r));
+                }
+                Msg::Transition(t) => {
+                    transitions += 1;
+                    items.push(Item::Transition(t));
+                }
+                Msg::Flush(tx) => flushes.push(tx),
+            }
+        }
+        let health = &self.shared.health;
+        match self.db.take() {
+            None => health.add_dropped(records + transitions),
+            Some(mut db) => {
+                let persist = !flushes.is_empty();
+                let now = self.opts.clock.now_ms();
+                let done = tokio::task::spawn_blocking(move || {
+                    let r = db.apply(&items, persist, now);
+                    (db, r)
+                })
+                .await;
+                match done {
+                    Ok((db, Ok(()))) => {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        health.records_written.fetch_add(records, Relaxed);
+                        health.transitions_written.fetch_add(transitions, Relaxed);
+                        health
+                            .db_bytes
+                            .store(file_bytes(&self.shared.path), Relaxed);
+                        self.db = Some(db);
+                    }
+                    Ok((db, Err(e))) => {
+                        health.add_dropped(records + transitions);
+                        drop(db);
+                        if open::is_corrupt(&e) {
+                            tracing::error!(error = %e, "history database corrupt while writing");
+                            self.open().await;
+                        } else {
+                            self.failed(format!("cannot write: {e}"));
+                        }
+                    }
+                    Err(e) => {
+                        health.add_dropped(records + transitions);
+                        self.failed(format!("write did not finish: {e}"));
+                    }
+                }
+            }
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+
+    async fn housekeeping(&mut self) {
+        let Some(mut db) = self.db.take() else {
+            if Instant::now() >= self.next_retry {
+                self.open().await;
+                if self.db.is_none() {
+                    self.next_retry = Instant::now() + self.opts.retry_every;
+                }
+            }
+            return;
+        };
+        let now = self.opts.clock.now_ms();
+        let done = tokio::task::spawn_blocking(move || {
+            let r = db.sweep(now);
+            let bytes = db.file_bytes();
+            (db, r, bytes)
+        })
+        .await;
+        match done {
+            Ok((db, Ok(()), bytes)) => {
+                self.shared
+                    .health
+                    .db_bytes
+                    .store(bytes, std::sync::atomic::Ordering::Relaxed);
+                self.db = Some(db);
+            }
+            Ok((db, Err(e), _)) => {
+                drop(db);
+                if open::is_corrupt(&e) {
+                    self.open().await;
+                } else {
+                    self.failed(format!("housekeeping failed: {e}"));
+                }
+            }
+            Err(e) => self.failed(format!("housekeeping did not finish: {e}")),
+        }
+        if self.db.is_none() {
+            self.shared.health.db_bytes.store(
+                file_bytes(&self.shared.path),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+}
