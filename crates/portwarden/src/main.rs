@@ -1,9 +1,12 @@
 //! The `portwarden` binary: wires the library crates into a command line (and, as the
 //! issues land, the daemon). Exit codes are decided in one place, [`cli::run`].
 
+mod api;
 mod cli;
 #[allow(dead_code)] // the daemon reads what `config check` does not
 mod config;
+#[allow(dead_code)]
+mod daemon;
 #[allow(dead_code)]
 mod discover;
 #[allow(dead_code)]

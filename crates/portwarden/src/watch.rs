@@ -53,15 +53,24 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// This host's listeners, without the daemon's own (its API is no news).
 async fn list() -> Option<Listing> {
     match tokio::task::spawn_blocking(|| sockets::list(ListOptions::default())).await {
-        Ok(Ok(l)) => Some(l),
+        Ok(Ok(l)) => Some(without_own(l)),
         Ok(Err(e)) => {
             tracing::warn!("cannot list listening sockets: {e}");
             None
         }
         Err(_) => None,
     }
+}
+
+fn without_own(mut listing: Listing) -> Listing {
+    let me = std::process::id();
+    listing
+        .listeners
+        .retain(|l| !l.owners.iter().any(|o| o.pid == me));
+    listing
 }
 
 /// Runs until `shutdown`, starting from `initial` (the listing the daemon started with).
@@ -72,7 +81,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut previous = match initial {
-        Some(l) => Snapshot::capture(&l, now_unix()),
+        Some(l) => Snapshot::capture(&without_own(l), now_unix()),
         None => match list().await {
             Some(l) => Snapshot::capture(&l, now_unix()),
             None => return,

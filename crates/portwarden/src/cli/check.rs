@@ -306,12 +306,16 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         .map_err(|e| Invalid::Usage(format!("-s: {e}")))?;
     // A send or expect from the user replaces the preset's dialog (as in check_tcp).
     if send.is_some() || expectation.is_some() {
-        let mut steps: Vec<Step> = spec
+        // With STARTTLS the preset's greeting and upgrade run first, the user's exchange
+        // after them, inside TLS.
+        let mut steps: Vec<Step> = match spec
             .steps
             .iter()
-            .filter(|s| matches!(s, Step::StartTls(_)))
-            .cloned()
-            .collect();
+            .position(|s| matches!(s, Step::StartTls(_)))
+        {
+            Some(upgrade) => spec.steps[..=upgrade].to_vec(),
+            None => Vec::new(),
+        };
         steps.extend(send.map(Step::Send));
         steps.extend(expectation.map(Step::Expect));
         spec.steps = steps;
@@ -561,6 +565,28 @@ mod tests {
         assert_eq!(report.service, "SMTPS");
         let (spec, _) = build_from(&["smtp", "-H", "m", "--starttls"]).unwrap();
         assert!(spec.steps.iter().any(|s| matches!(s, Step::StartTls(_))));
+        // The user's exchange runs after the greeting and the upgrade, not instead of them.
+        let (spec, _) = build_from(&[
+            "smtp",
+            "-H",
+            "m",
+            "--starttls",
+            "-s",
+            "NOOP\r\n",
+            "-E",
+            "-e",
+            "250",
+        ])
+        .unwrap();
+        assert!(matches!(
+            &spec.steps[..],
+            [
+                Step::Expect(_),
+                Step::StartTls(_),
+                Step::Send(_),
+                Step::Expect(_)
+            ]
+        ));
     }
 
     #[test]

@@ -8,6 +8,8 @@ mod check;
 mod config;
 mod nagios;
 mod ports;
+mod run;
+mod status;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -31,6 +33,10 @@ enum Command {
     Config(config::ConfigCommand),
     /// Listening sockets and the processes holding them; snapshots and drift.
     Ports(ports::PortsCommand),
+    /// Run the daemon (with no config: watch this host's listeners).
+    Run(run::RunCommand),
+    /// Ask the running daemon for its monitors' state.
+    Status(status::StatusCommand),
 }
 
 /// Exit code for usage errors of `check` (Nagios UNKNOWN).
@@ -61,11 +67,18 @@ pub fn run(args: Vec<OsString>) -> i32 {
             };
         }
     };
-    init_logging();
+    // The daemon tells what it does; one-shot commands stay quiet unless asked.
+    init_logging(if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     match cli.command {
         Command::Check(cmd) => check::run(*cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Ports(cmd) => ports::run(cmd),
+        Command::Run(cmd) => run::run(cmd),
+        Command::Status(cmd) => status::run(cmd),
     }
 }
 
@@ -91,9 +104,9 @@ fn rewrite_plugin_invocation(args: Vec<OsString>) -> Vec<OsString> {
 }
 
 /// Structured logs to stderr; `PORTWARDEN_LOG` (e.g. `debug`) sets the level.
-fn init_logging() {
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

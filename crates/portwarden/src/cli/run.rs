@@ -1,0 +1,50 @@
+//! `portwarden run`: start the daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{FAILURE, SUCCESS};
+use crate::daemon::{self, RunOptions};
+
+/// Run the daemon: watch the configured monitors (or, with no config, this host's listeners).
+#[derive(Debug, Args)]
+pub struct RunCommand {
+    /// Config file or directory of *.toml (default: /etc/portwarden/portwarden.toml if it
+    /// exists, else the built-in zero-config default).
+    #[arg(short = 'c', long = "config", value_name = "FILE|DIR")]
+    config: Option<PathBuf>,
+    /// Where history is kept (overrides [daemon] state_dir).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// API address (overrides [daemon] listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(cmd: RunCommand) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portwarden: cannot start the async runtime: {e}");
+            return FAILURE;
+        }
+    };
+    let options = RunOptions {
+        config: cmd.config,
+        state_dir: cmd.state_dir,
+        listen: cmd.listen,
+    };
+    match runtime.block_on(daemon::run(options)) {
+        Ok(()) => SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("portwarden: {e:#}");
+            super::USAGE
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! `portwarden run`: the long-running daemon. Wires config (or zero-config discovery), the
+//! scheduler, the store, the event bus, the listener watcher and the API together, and
+//! handles signals: SIGHUP reloads, SIGTERM / SIGINT stop gracefully.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::config::{self, Config};
+use crate::events::{EventBus, EventKind};
+use crate::monitor::Monitor;
+use crate::schedule::{Record, Scheduler, SchedulerSettings};
+use crate::store::{CheckRecord, Store, TransitionRecord};
+use crate::{discover, watch};
+
+/// Default API address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
+/// How long checks in flight may finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Records queued for the store before checks wait (backpressure).
+const RECORD_QUEUE: usize = 65_536;
+
+/// Command-line choices of `portwarden run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `-c FILE|DIR`; `None`: the default path if it exists, else zero-config.
+    pub config: Option<PathBuf>,
+    /// Overrides `[daemon] state_dir`.
+    pub state_dir: Option<PathBuf>,
+    /// Overrides `[daemon] listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Where the daemon's monitors come from.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    ZeroConfig,
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::File(p) => format!("config {}", p.display()),
+            Source::ZeroConfig => "zero-config".into(),
+        }
+    }
+}
+
+/// Everything a (re)load produces.
+struct Loaded {
+    listen: SocketAddr,
+    state_dir: Option<PathBuf>,
+    max_in_flight: usize,
+    monitors: Vec<Monitor>,
+    listing: Option<sockets::Listing>,
+}
+
+fn load(source: &Source) -> anyhow::Result<Loaded> {
+    match source {
+        Source::File(path) => {
+            let Config {
+                daemon, monitors, ..
+            } = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Loaded {
+                listen: daemon.listen,
+                state_dir: daemon.state_dir,
+                max_in_flight: daemon.max_in_flight,
+                monitors,
+                listing: None,
+            })
+        }
+        Source::ZeroConfig => {
+            let listing = sockets::list(sockets::ListOptions::default())
+                .context("zero-config mode lists this host's listeners")?;
+            Ok(Loaded {
+                listen: DEFAULT_LISTEN.parse().context("default listen address")?,
+                state_dir: None,
+                max_in_flight: default_max_in_flight(),
+                monitors: discover::monitors(&listing),
+                listing: Some(listing),
+            })
+        }
+    }
+}
+
+/// Half the open-file limit (each check holds one socket), at most 4096.
+pub fn default_max_in_flight() -> usize {
+    4096
+}
+
+/// `/var/lib/portwarden` as root, else `$XDG_STATE_HOME/portwarden`
+/// (`~/.local/state/portwarden`).
+pub fn default_state_dir() -> PathBuf {
+    if sockets::sees_all_owners() {
+        return PathBuf::from("/var/lib/portwarden");
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("portwarden");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/portwarden"),
+        None => PathBuf::from("portwarden-state"),
+    }
+}
+
+/// Runs the daemon until SIGTERM / SIGINT.
+pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let source = match &options.config {
+        Some(path) => Source::File(path.clone()),
+        None if Path::new(config::DEFAULT_PATH).exists() => {
+            Source::File(config::DEFAULT_PATH.into())
+        }
+        None => Source::ZeroConfig,
+    };
+    let loaded = load(&source)?;
+    let listen = options.listen.unwrap_or(loaded.listen);
+    let state_dir = options
+        .state_dir
+        .clone()
+        .or(loaded.state_dir.clone())
+        .unwrap_or_else(default_state_dir);
+    let max_in_flight = loaded.max_in_flight;
+    raise_file_limit();
+
+    // Bind first: a taken port is the most common start-up failure, so fail before work.
+    let api_listener = api::bind(listen).await?;
+    match &source {
+        Source::File(p) => tracing::info!(
+            "using {}: {} monitors; API on http://{listen}; state in {}",
+            p.display(),
+            loaded.monitors.len(),
+            state_dir.display()
+        ),
+        Source::ZeroConfig => tracing::info!(
+            "no config file at {}: running the built-in default — watching the {} TCP listeners \
+             found on this host (connect check every {}s, and each must stay with the program \
+             holding it now), noticing new ones; API on http://{listen}; state in {}",
+            config::DEFAULT_PATH,
+            loaded.monitors.len(),
+            discover::INTERVAL.as_secs(),
+            state_dir.display()
+        ),
+    }
+
+    let shutdown = CancellationToken::new();
+    let (store, store_task) = Store::open(state_dir.join("portwarden.db"));
+    // The store stops last, after every record has reached it.
+    let store_shutdown = CancellationToken::new();
+    let store_done = tokio::spawn(store_task.run(store_shutdown.clone()));
+    let bus = EventBus::new();
+    let (records, records_rx) = mpsc::channel(RECORD_QUEUE);
+    let forwarder = tokio::spawn(forward_records(records_rx, store.clone()));
+    let scheduler = Arc::new(Scheduler::new(
+        SchedulerSettings {
+            max_in_flight,
+            listing_max_age: Duration::from_secs(2),
+        },
+        bus.clone(),
+        records,
+    ));
+    scheduler.apply(loaded.monitors);
+    let watcher = tokio::spawn(watch::run(
+        loaded.listing,
+        watch::PERIOD,
+        bus.clone(),
+        shutdown.child_token(),
+    ));
+    let api_state = ApiState {
+        scheduler: scheduler.clone(),
+        store: store.clone(),
+        started: SystemTime::now(),
+        mode: source.describe(),
+        max_in_flight,
+    };
+    let api_shutdown = shutdown.child_token();
+    let api_task = tokio::spawn(api::serve(api_listener, api_state, api_shutdown));
+    let watchdog = spawn_watchdog(shutdown.child_token());
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => reload(&source, &scheduler, &bus),
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+
+    tracing::info!(
+        "stopping: letting checks in flight finish (at most {}s)",
+        SHUTDOWN_GRACE.as_secs()
+    );
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    scheduler.shutdown(SHUTDOWN_GRACE).await;
+    shutdown.cancel();
+    let _ = tokio::join!(watcher, api_task);
+    // The last holders of the record sender are gone with the scheduler (and any check
+    // still past the grace ends by its own deadline): the forwarder drains and ends.
+    drop(scheduler);
+    if tokio::time::timeout(SHUTDOWN_GRACE, forwarder)
+        .await
+        .is_err()
+    {
+        tracing::warn!("results of checks still running at shutdown were not stored");
+    }
+    store.flush().await;
+    store_shutdown.cancel();
+    let _ = store_done.await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: a valid new config replaces the running one (unchanged monitors keep their
+/// state); an invalid one is logged and the running one stays.
+fn reload(source: &Source, scheduler: &Scheduler, bus: &EventBus) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    match load(source) {
+        Ok(loaded) => {
+            let monitors = loaded.monitors.len();
+            let s = scheduler.apply(loaded.monitors);
+            bus.publish(EventKind::ConfigReloaded {
+                monitors,
+                added: s.added,
+                removed: s.removed,
+                changed: s.changed,
+            });
+        }
+        Err(e) => bus.publish(EventKind::ConfigRejected {
+            error: format!("{e:#}"),
+        }),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// Moves scheduler records into the store, in order.
+async fn forward_records(mut rx: mpsc::Receiver<Record>, store: Store) {
+    while let Some(record) = rx.recv().await {
+        match record {
+            Record::Check {
+                monitor,
+                at,
+                status,
+                reason,
+                duration,
+            } => {
+                store
+                    .record(CheckRecord {
+                        monitor,
+                        at,
+                        status,
+                        reason,
+                        duration,
+                    })
+                    .await;
+            }
+            Record::Transition {
+                monitor,
+                at,
+                from,
+                to,
+                reason,
+                message,
+            } => {
+                store
+                    .transition(TransitionRecord {
+                        monitor,
+                        at,
+                        from,
+                        to,
+                        reason,
+                        message,
+                    })
+                    .await;
+            }
+        }
+    }
+}
+
+/// Pings systemd's watchdog at half its period, when the unit asks for one.
+fn spawn_watchdog(shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return None;
+    }
+    let period = Duration::from_micros(usec) / 2;
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(period) => {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+    }))
+}
+
+/// Each check holds a socket: raise the soft open-file limit to the hard one.
+fn raise_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+}

@@ -1,0 +1,548 @@
+//! The daemon end to end: the real binary, real listeners on loopback, its API and its
+//! database. A listener stops → the monitor goes down after `fail_after` checks → it starts
+//! again → up; reloads (good and bad), SIGTERM mid-check, restart with history kept, and the
+//! zero-config default in a network namespace of its own.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A port no other test of this binary gets: counted up from a per-process base below the
+/// kernel's ephemeral range, so neither the kernel nor a parallel test hands it out again
+/// while a stopped service keeps it reserved.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A banner server on a fixed port that can be stopped and started again. While stopped, the
+/// port stays bound without listening: it refuses, and no other test can take it.
+struct Service {
+    port: u16,
+    stop: Option<Arc<Mutex<bool>>>,
+    reserved: Option<socket2::Socket>,
+}
+
+fn reserve(port: u16) -> socket2::Socket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    s.bind(&addr.into()).unwrap();
+    s
+}
+
+impl Service {
+    fn start_on(port: u16) -> Self {
+        Self::start_in_place(port, None)
+    }
+
+    /// Starts again on the port this (stopped) service keeps reserved.
+    fn restart(&mut self) {
+        let reserved = self.reserved.take();
+        *self = Self::start_in_place(self.port, reserved);
+    }
+
+    fn start_in_place(port: u16, reserved: Option<socket2::Socket>) -> Self {
+        let listener = match reserved {
+            Some(socket) => {
+                socket.listen(128).unwrap();
+                TcpListener::from(socket)
+            }
+            None => TcpListener::bind(("127.0.0.1", port)).expect("bind service port"),
+        };
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(Mutex::new(false));
+        let flag = stop.clone();
+        thread::spawn(move || loop {
+            if *flag.lock().unwrap() {
+                return; // drops the listener: the port refuses from now on
+            }
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.write_all(b"220 ready\r\n");
+                }
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        });
+        Self {
+            port,
+            stop: Some(stop),
+            reserved: None,
+        }
+    }
+
+    fn stop(&mut self) {
+        let Some(flag) = self.stop.take() else { return };
+        *flag.lock().unwrap() = true;
+        // Wait until the port refuses, then keep it bound (SO_REUSEADDR lets us rebind
+        // while old connections linger).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.reserved = Some(reserve(self.port));
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running `portwarden run`, killed on drop if still running.
+struct Daemon {
+    child: Child,
+    api: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(args: &[&str], api: SocketAddr) -> Self {
+        Self::start_with(Command::new(env!("CARGO_BIN_EXE_portwarden")), args, api)
+    }
+
+    fn start_with(mut command: Command, args: &[&str], api: SocketAddr) -> Self {
+        let mut child = command
+            .arg("run")
+            .args(args)
+            .env("PORTWARDEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portwarden run");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let d = Self { child, api, log };
+        d.wait_for("the API to answer", |d| d.get("/healthz").is_some());
+        d
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// GET returning JSON, or None if the daemon does not answer.
+    fn get(&self, path: &str) -> Option<Value> {
+        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).ok()?;
+        let body = raw.split_once("\r\n\r\n")?.1;
+        serde_json::from_str(body).ok()
+    }
+
+    fn monitor(&self, name: &str) -> Value {
+        self.get(&format!("/api/v1/monitors/{name}"))
+            .unwrap_or(Value::Null)
+    }
+
+    fn wait_for(&self, what: &str, ready: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if ready(self) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit code.
+    fn terminate(mut self) -> (Option<i32>, Duration, String) {
+        let started = Instant::now();
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                thread::sleep(Duration::from_millis(50));
+                return (status.code(), started.elapsed(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not stop; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pw-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_config(dir: &Path, api: SocketAddr, monitors: &str) -> PathBuf {
+    let path = dir.join("portwarden.toml");
+    let text = format!(
+        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\n\n{monitors}",
+        dir.join("state").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn monitor_toml(name: &str, port: u16) -> String {
+    format!("[[monitor]]\nname = \"{name}\"\ntarget = \"127.0.0.1:{port}\"\nexpect = {{ prefix = \"220\" }}\n\n")
+}
+
+fn status(d: &Daemon, name: &str) -> String {
+    d.monitor(name)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_stopped_listener_goes_down_and_comes_back_up() {
+    let dir = temp_dir("updown");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut service = Service::start_on(free_port());
+    let port = service.port;
+    let config = write_config(&dir, api, &monitor_toml("web", port));
+    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
+    d.wait_for("web ok", |d| status(d, "web") == "ok");
+
+    service.stop();
+    d.wait_for("web down", |d| status(d, "web") == "down");
+    let m = d.monitor("web");
+    assert_eq!(m["last_check"]["reason"], "refused", "{m}");
+    // fail_after = 2: at least two failed checks before down.
+    assert!(m["failures"].as_u64().unwrap() >= 2, "{m}");
+
+    service.restart();
+    assert_eq!(service.port, port);
+    d.wait_for("web up again", |d| status(d, "web") == "ok");
+    d.wait_for("the incident in the history", |d| {
+        !d.monitor("web")["history"]["incidents"][0]["end"].is_null()
+    });
+    let m = d.monitor("web");
+    let incident = &m["history"]["incidents"][0];
+    assert_eq!(incident["reason"], "refused", "{m}");
+    assert!(!incident["end"].is_null(), "the incident is closed: {m}");
+    assert!(
+        m["history"]["results"].as_array().unwrap().len() >= 3,
+        "{m}"
+    );
+    let d1 = m["history"]["uptime"]["d1"].as_f64().unwrap();
+    assert!(d1 > 0.0 && d1 < 1.0, "an outage shows in the uptime: {m}");
+    let list = d.get("/api/v1/monitors?state=ok").unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(d
+        .get("/api/v1/monitors?state=down")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let log = d.log();
+    assert!(log.contains("web is DOWN"), "{log}");
+    assert!(log.contains("web is up again after"), "{log}");
+
+    let (code, _, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert!(dir.join("state/portwarden.db").exists());
+}
+
+#[test]
+fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
+    let dir = temp_dir("reload");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let a = Service::start_on(free_port());
+    let b = Service::start_on(free_port());
+    let config = write_config(&dir, api, &monitor_toml("a", a.port));
+    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
+    d.wait_for("a ok", |d| status(d, "a") == "ok");
+    let checks_before = d.monitor("a")["checks"].as_u64().unwrap();
+
+    write_config(
+        &dir,
+        api,
+        &(monitor_toml("a", a.port) + &monitor_toml("b", b.port)),
+    );
+    d.signal("-HUP");
+    d.wait_for("b added", |d| status(d, "b") == "ok");
+    // a is unchanged: its state and counters survive the reload.
+    assert!(d.monitor("a")["checks"].as_u64().unwrap() >= checks_before);
+    assert!(
+        d.log()
+            .contains("config reloaded: 2 monitors (1 added, 0 removed, 0 changed)"),
+        "{}",
+        d.log()
+    );
+
+    std::fs::write(
+        &config,
+        "[[monitor]]\nname = \"broken\"\ntarget = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    d.signal("-HUP");
+    d.wait_for("the rejection in the log", |d| {
+        d.log().contains("new config rejected")
+    });
+    assert!(d.log().contains("port must be 1-65535"), "{}", d.log());
+    assert_eq!(status(&d, "a"), "ok");
+    assert_eq!(status(&d, "b"), "ok");
+    assert_eq!(
+        d.get("/api/v1/monitors").unwrap().as_array().unwrap().len(),
+        2
+    );
+    let (code, _, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
+    let dir = temp_dir("restart");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let service = Service::start_on(free_port());
+    // A tarpit: accepts, never answers; its check is always in flight.
+    let pit = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pit_port = pit.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    thread::spawn(move || {
+        for s in pit.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let monitors = monitor_toml("web", service.port)
+        + &format!("[[monitor]]\nname = \"pit\"\ntarget = \"127.0.0.1:{pit_port}\"\nexpect = \"x\"\ninterval = \"3s\"\ntimeout = \"2s\"\n\n");
+    let config = write_config(&dir, api, &monitors);
+    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
+    d.wait_for("web checked a few times", |d| {
+        d.monitor("web")["checks"].as_u64().unwrap_or(0) >= 5
+    });
+    d.wait_for("the tarpit check in flight", |_| {
+        !held.lock().unwrap().is_empty()
+    });
+    let (code, took, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+    assert!(log.contains("stopped"), "{log}");
+
+    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
+    // The history of the previous run is there once the store has opened.
+    d.wait_for("the store to open", |d| {
+        d.get("/healthz")
+            .is_some_and(|h| h["store"]["state"] == "ok")
+    });
+    let recent = d.monitor("web")["history"]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        recent.len() >= 5,
+        "history lost across the restart: {recent:?}"
+    );
+    let (code, _, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn status_command_prints_the_daemons_monitors() {
+    let dir = temp_dir("status");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let service = Service::start_on(free_port());
+    let config = write_config(
+        &dir,
+        api,
+        &(monitor_toml("web", service.port) + &monitor_toml("gone", free_port())),
+    );
+    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
+    d.wait_for("gone down", |d| status(d, "gone") == "down");
+    let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["status", "--listen", &api.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "a monitor is down: {text}");
+    assert!(text.starts_with("MONITOR"), "{text}");
+    assert!(text.contains("DOWN") && text.contains("gone"), "{text}");
+    assert!(text.contains("2 monitor(s), 1 down"), "{text}");
+    assert!(!text.contains('\x1b'), "no colours off a terminal");
+    let json = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["status", "--listen", &api.to_string(), "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    drop(d);
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["status", "--listen", &api.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the daemon"));
+}
+
+#[test]
+fn a_bad_config_at_start_is_a_clear_error() {
+    let dir = temp_dir("badstart");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[monitor]]\nname = \"x\"\ntarget = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["run", "-c", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:3:") && err.contains("port must be 1-65535"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zero_config_watches_the_listeners_it_finds() {
+    // In a network namespace of its own, so only the listener below is found.
+    let ns = format!("pw-e2e-zero-{}", std::process::id());
+    if !Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to create network namespaces"
+        );
+        return;
+    }
+    struct Cleanup(String, Vec<Child>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for c in &mut self.1 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let mut cleanup = Cleanup(ns.clone(), Vec::new());
+    let exec = |program: &str| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns, program]);
+        c
+    };
+    assert!(exec("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
+    let dir = temp_dir("zero");
+    let holder = dir.join("pw-zero-svc");
+    std::os::unix::fs::symlink("/usr/bin/python3", &holder).unwrap();
+    let mut svc = exec(holder.to_str().unwrap())
+        .args(["-c", "import socket,time\ns=socket.socket();s.bind(('127.0.0.1',7777));s.listen()\nprint('ready',flush=True)\nwhile True:\n  c,_=s.accept();c.close()\n"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(svc.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    cleanup.1.push(svc);
+
+    // The daemon and its API live inside the namespace; `status` is run there too.
+    let state = dir.join("state");
+    let mut daemon = exec(env!("CARGO_BIN_EXE_portwarden"))
+        .args([
+            "run",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9898",
+        ])
+        .env("PORTWARDEN_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = daemon.stderr.take().unwrap();
+    cleanup.1.push(daemon);
+    let mut log = String::new();
+    for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+        log.push_str(&l);
+        log.push('\n');
+        if l.contains("API on") {
+            break;
+        }
+    }
+    assert!(log.contains("running the built-in default"), "{log}");
+    assert!(log.contains("watching the 1 TCP listeners"), "{log}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let monitors = loop {
+        let out = exec(env!("CARGO_BIN_EXE_portwarden"))
+            .args(["status", "--listen", "127.0.0.1:9898", "--json"])
+            .output()
+            .unwrap();
+        // Its first check comes at its slot within the 30 s interval; being watched is enough.
+        if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) {
+            if v.as_array().is_some_and(|a| !a.is_empty()) {
+                break v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zero-config monitors never listed"
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(monitors.as_array().unwrap().len(), 1, "{monitors}");
+    assert_eq!(monitors[0]["name"], "pw-zero-svc@127.0.0.1:7777");
+    assert_eq!(monitors[0]["origin"], "discovered");
+    assert_eq!(monitors[0]["target"], "127.0.0.1:7777");
+    assert!(
+        ["unknown", "ok"].contains(&monitors[0]["status"].as_str().unwrap()),
+        "{monitors}"
+    );
+}
