@@ -10,7 +10,7 @@ use probe::{Probe, ProbeSpec, Target};
 use sockets::owner::ExpectedOwner;
 use sockets::{Listing, Protocol};
 
-use crate::monitor::{Monitor, Origin, Policy};
+use crate::monitor::{Fingerprint, Monitor, Origin, Policy};
 
 /// How often a discovered listener is checked.
 pub const INTERVAL: Duration = Duration::from_secs(30);
@@ -45,7 +45,7 @@ pub fn monitors(listing: &Listing) -> Vec<Monitor> {
         let Ok(probe) = Probe::new(spec) else {
             continue;
         };
-        let definition = format!("discovered {target} owner {owner:?}");
+        let definition = Fingerprint::of(&format!("discovered {target} owner {owner:?}"));
         by_name.insert(
             name.clone(),
             Monitor {

@@ -60,9 +60,23 @@ pub struct Monitor {
     pub notify: Vec<String>,
     pub tags: Vec<String>,
     pub origin: Origin,
-    /// A canonical rendering of the monitor's definition: two monitors with the same
-    /// definition are the same monitor across a reload, and keep their state.
-    pub definition: String,
+    /// A fingerprint of the monitor's canonical definition: two monitors with the same
+    /// fingerprint are the same monitor across a reload, and keep their state. A hash, not the
+    /// text, because 100,000 monitors would otherwise keep 100 MB of definitions around.
+    pub definition: Fingerprint,
+}
+
+/// A hash of a canonical text; stable within one process (reloads compare within one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(u64);
+
+impl Fingerprint {
+    pub fn of(canonical: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        canonical.hash(&mut h);
+        Self(h.finish())
+    }
 }
 
 /// Serde helpers: durations as (fractional) seconds.

@@ -560,7 +560,7 @@ mod tests {
             notify: vec![],
             tags: vec![],
             origin: Origin::Config,
-            definition: format!("{name} {addr} {interval:?}"),
+            definition: crate::monitor::Fingerprint::of(&format!("{name} {addr} {interval:?}")),
         }
     }
 

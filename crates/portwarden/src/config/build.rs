@@ -25,7 +25,7 @@ use super::error::SourceFile;
 use super::parse::{Parsed, Section};
 use super::schema::{self, *};
 use super::{Config, DaemonSettings, NotifierConfig, Problems};
-use crate::monitor::{Monitor, Origin, Policy};
+use crate::monitor::{Fingerprint, Monitor, Origin, Policy};
 
 /// Upper bound for `fail_after`, `recover_after`, `window`, `flap_max_transitions`: the
 /// state machine keeps `window` results per monitor.
@@ -738,7 +738,7 @@ fn build_monitor(
     let (Some(name), Some(_)) = (name, target) else {
         return None;
     };
-    let definition = format!(
+    let definition = Fingerprint::of(&format!(
         "{:?}",
         Definition {
             name: &name,
@@ -750,7 +750,7 @@ fn build_monitor(
             tags: &tags,
             on_down: &on_down,
         }
-    );
+    ));
     let probe = match Probe::new(spec) {
         Ok(p) => p,
         Err(e) => {
