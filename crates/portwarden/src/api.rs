@@ -1,6 +1,7 @@
 //! The daemon's HTTP API on the `listen` address (127.0.0.1:9898 by default):
 //! `GET /healthz`, `GET /api/v1/monitors` (filters `state`, `tag`), and
-//! `GET /api/v1/monitors/{name}` (state, last result, recent history, uptime).
+//! `GET /api/v1/monitors/{name}` (state, last result, recent history, uptime), and
+//! `GET /api/v1/store` (database size and rows).
 //! Read-only for now; mutating endpoints arrive with authentication (the API issue).
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::schedule::{LagSummary, MonitorView, Scheduler};
 use crate::state::Status;
-use crate::store::{MonitorHistory, Store, StoreHealth, StoreState};
+use crate::store::{MonitorHistory, Store, StoreHealth, StoreState, StoreStats};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -35,6 +36,7 @@ pub struct ApiState {
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    Unavailable(String),
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,7 @@ impl IntoResponse for ApiError {
         let (status, error) = match self {
             ApiError::BadRequest(e) => (StatusCode::BAD_REQUEST, e),
             ApiError::NotFound(e) => (StatusCode::NOT_FOUND, e),
+            ApiError::Unavailable(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
         };
         (status, Json(ErrorBody { error })).into_response()
     }
@@ -57,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/monitors", get(list_monitors))
         .route("/api/v1/monitors/{name}", get(one_monitor))
+        .route("/api/v1/store", get(store_stats))
         .with_state(state)
 }
 
@@ -197,4 +201,13 @@ async fn one_monitor(
         history,
         history_error,
     }))
+}
+
+/// The database's size and row counts: how much history costs.
+async fn store_stats(State(s): State<ApiState>) -> Result<Json<StoreStats>, ApiError> {
+    s.store
+        .stats()
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
 }

@@ -67,8 +67,12 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
     match source {
         Source::File(path) => {
             let Config {
-                daemon, monitors, ..
+                daemon,
+                monitors,
+                files,
+                ..
             } = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::debug!(files = files.len(), "config read from {}", path.display());
             Ok(Loaded {
                 listen: daemon.listen,
                 state_dir: daemon.state_dir,

@@ -126,6 +126,7 @@ impl EventBus {
         let _ = self.sender.send(Arc::new(event));
     }
 
+    #[allow(dead_code)] // consumers arrive with the notification, action and API issues
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
     }

@@ -1,26 +1,22 @@
-//! The `portwarden` binary: wires the library crates into a command line (and, as the
-//! issues land, the daemon). Exit codes are decided in one place, [`cli::run`].
+//! The `portwarden` binary: the command line and the daemon.
+//!
+//! Data flow of the daemon (`portwarden run`): [`config`] (or [`discover`] in zero-config
+//! mode) builds [`monitor`]s; the [`schedule`]r runs their probes and owner checks
+//! ([`ownership`]); the [`state`] machine turns results into transitions; [`events`] carries
+//! them to every consumer, [`store`] keeps history, [`watch`] notices listener changes, and
+//! [`api`] shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
 
 mod api;
 mod cli;
-#[allow(dead_code)] // the daemon reads what `config check` does not
 mod config;
-#[allow(dead_code)]
 mod daemon;
-#[allow(dead_code)]
 mod discover;
-#[allow(dead_code)]
 mod events;
-#[allow(dead_code)] // used by the daemon, arriving piece by piece
 mod monitor;
 mod ownership;
-#[allow(dead_code)]
 mod schedule;
-#[allow(dead_code)]
 mod state;
-#[allow(dead_code)]
 mod store;
-#[allow(dead_code)]
 mod watch;
 
 fn main() {

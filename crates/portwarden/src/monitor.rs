@@ -57,6 +57,7 @@ pub struct Monitor {
     pub interval: Duration,
     pub policy: Policy,
     /// Notifier names (used by the notification issue).
+    #[allow(dead_code)]
     pub notify: Vec<String>,
     pub tags: Vec<String>,
     pub origin: Origin,

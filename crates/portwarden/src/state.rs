@@ -98,13 +98,9 @@ impl Tracker {
         }
     }
 
+    #[cfg(test)]
     pub fn status(&self) -> Status {
         self.status
-    }
-
-    /// Since when the open incident runs, if the monitor is down (or flapping while down).
-    pub fn down_since(&self) -> Option<Instant> {
-        self.down_since
     }
 
     /// Feeds one result; returns the transition it caused, if any.

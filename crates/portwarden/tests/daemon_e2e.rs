@@ -285,6 +285,8 @@ fn a_stopped_listener_goes_down_and_comes_back_up() {
     assert!(log.contains("web is DOWN"), "{log}");
     assert!(log.contains("web is up again after"), "{log}");
 
+    let stats = d.get("/api/v1/store").unwrap();
+    assert!(stats["db_bytes"].as_u64().unwrap() > 0, "{stats}");
     let (code, _, _) = d.terminate();
     assert_eq!(code, Some(0));
     assert!(dir.join("state/portwarden.db").exists());
@@ -545,4 +547,28 @@ fn zero_config_watches_the_listeners_it_finds() {
         ["unknown", "ok"].contains(&monitors[0]["status"].as_str().unwrap()),
         "{monitors}"
     );
+}
+
+#[test]
+fn an_unwritable_store_never_stops_monitoring() {
+    let dir = temp_dir("nostore");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let service = Service::start_on(free_port());
+    let config = write_config(&dir, api, &monitor_toml("web", service.port));
+    // A file where the state directory should be: the database can never open.
+    std::fs::write(dir.join("state"), "not a directory").unwrap();
+    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
+    d.wait_for("web ok", |d| status(d, "web") == "ok");
+    d.wait_for("the store reported failed", |d| {
+        d.get("/healthz")
+            .is_some_and(|h| h["store"]["state"] == "failed" && h["status"] == "degraded")
+    });
+    let checks = d.monitor("web")["checks"].as_u64().unwrap();
+    d.wait_for("checks going on", |d| {
+        d.monitor("web")["checks"].as_u64().unwrap() > checks + 2
+    });
+    let m = d.monitor("web");
+    assert!(m["history"].is_null() && m["history_error"].is_string(), "{m}");
+    let (code, _, _) = d.terminate();
+    assert_eq!(code, Some(0));
 }

@@ -39,10 +39,13 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// In file order (directory: file-name order, then order within each file).
     pub monitors: Vec<Monitor>,
+    #[allow(dead_code)] // read by the notification, firewall and action issues
     pub notifiers: Vec<NotifierConfig>,
     /// `[firewall]` as written (checked by the firewall issue).
+    #[allow(dead_code)] // read by the notification, firewall and action issues
     pub firewall: Option<toml::Table>,
     /// `on_down` actions by monitor name, as written (checked by the actions issue).
+    #[allow(dead_code)] // read by the notification, firewall and action issues
     pub on_down: BTreeMap<String, Vec<toml::Table>>,
     /// The files that were read, in order.
     pub files: Vec<PathBuf>,

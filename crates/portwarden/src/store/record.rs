@@ -24,6 +24,7 @@ pub struct TransitionRecord {
     pub monitor: Arc<str>,
     pub at: SystemTime,
     /// The state before; informational (the store knows it from the previous change).
+    #[allow(dead_code)]
     pub from: Status,
     pub to: Status,
     /// The reason of the result that caused the change.
