@@ -568,7 +568,10 @@ fn an_unwritable_store_never_stops_monitoring() {
         d.monitor("web")["checks"].as_u64().unwrap() > checks + 2
     });
     let m = d.monitor("web");
-    assert!(m["history"].is_null() && m["history_error"].is_string(), "{m}");
+    assert!(
+        m["history"].is_null() && m["history_error"].is_string(),
+        "{m}"
+    );
     let (code, _, _) = d.terminate();
     assert_eq!(code, Some(0));
 }

@@ -203,7 +203,19 @@ async fn the_queue_and_task_sustain_well_over_ten_thousand_records_a_second() {
     println!("{rate:.0} records/s through Store::record with {monitors} monitors: {health:?}");
     assert_eq!(health.records_written, total as u64);
     assert_eq!(health.dropped, 0);
+    let began = Instant::now();
+    let all = run.store.uptime_24h().await.unwrap();
+    println!(
+        "uptime_24h of {} monitors in {:?}",
+        all.len(),
+        began.elapsed()
+    );
+    let began = Instant::now();
     run.stop().await;
+    println!(
+        "stop (final rollups, monitors marked unobserved) in {:?}",
+        began.elapsed()
+    );
 }
 
 /// Exact observed and down time in `[from, to)` of a full list of changes (the reference the
