@@ -217,7 +217,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     {
         tracing::warn!("results of checks still running at shutdown were not stored");
     }
-    store.flush().await;
+    // The store task drains its queue and writes everything before it returns.
     store_shutdown.cancel();
     let _ = store_done.await;
     if let Some(w) = watchdog {

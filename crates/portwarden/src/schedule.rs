@@ -251,9 +251,25 @@ impl Scheduler {
                 }
             }
         }
-        for (_, gone) in std::mem::take(&mut *slots) {
+        for (name, gone) in std::mem::take(&mut *slots) {
             gone.cancel.cancel();
             summary.removed += 1;
+            // Its history stops here: nobody watches it any more, so its last state must not
+            // keep counting in the uptime.
+            let status = gone.view.lock().unwrap_or_else(|p| p.into_inner()).status;
+            let records = self.shared.records.clone();
+            tokio::spawn(async move {
+                let _ = records
+                    .send(Record::Transition {
+                        monitor: Arc::from(name.as_str()),
+                        at: SystemTime::now(),
+                        from: status,
+                        to: Status::Paused,
+                        reason: None,
+                        message: "removed from the config".into(),
+                    })
+                    .await;
+            });
         }
         *slots = next;
         summary
@@ -807,7 +823,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn apply_keeps_unchanged_monitors_and_their_state() {
-        let (sched, _rx, _bus) = scheduler(16);
+        let (sched, mut rx, _bus) = scheduler(16);
         let gone = closed();
         let s = sched.apply(vec![
             monitor(
@@ -871,6 +887,12 @@ mod tests {
             "a changed monitor starts afresh"
         );
         assert!(sched.view("drop").is_none());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let records = drain(&mut rx);
+        assert!(
+            records.iter().any(|r| matches!(r, Record::Transition { monitor, to: Status::Paused, .. } if &**monitor == "drop")),
+            "a removed monitor's history is closed"
+        );
         sched.shutdown(Duration::from_secs(1)).await;
     }
 }

@@ -23,6 +23,7 @@ pub(crate) enum Msg {
     Record(CheckRecord),
     Transition(TransitionRecord),
     /// Answered once everything queued before it is committed (or dropped, while failed).
+    #[cfg_attr(not(test), allow(dead_code))]
     Flush(oneshot::Sender<()>),
 }
 
