@@ -575,3 +575,33 @@ fn an_unwritable_store_never_stops_monitoring() {
     let (code, _, _) = d.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn tells_systemd_when_it_is_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = temp_dir("notify");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let service = Service::start_on(free_port());
+    let config = write_config(&dir, api, &monitor_toml("web", service.port));
+    // What systemd listens on for Type=notify services.
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portwarden"));
+    command.env("NOTIFY_SOCKET", &socket_path);
+    let d = Daemon::start_with(command, &["-c", config.to_str().unwrap()], api);
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = socket.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
+    };
+    assert_eq!(next(), "READY=1");
+    d.signal("-HUP");
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    let (code, _, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(next(), "STOPPING=1");
+}
