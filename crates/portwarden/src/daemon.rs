@@ -313,7 +313,7 @@ fn spawn_watchdog(shutdown: CancellationToken) -> Option<tokio::task::JoinHandle
 }
 
 /// Each check holds a socket: raise the soft open-file limit to the hard one.
-fn raise_file_limit() {
+pub(crate) fn raise_file_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {

@@ -697,9 +697,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_tarpit_costs_only_its_own_timeout() {
-        let (sched, mut rx, _bus) = scheduler(1024);
+        // 1,000 tarpit connections, each seen from both ends in this process.
+        crate::daemon::raise_file_limit();
+        let (sched, mut rx, _bus) = scheduler(1100);
         let pit = tarpit().await;
-        let mut monitors: Vec<Monitor> = (0..200)
+        let mut monitors: Vec<Monitor> = (0..1000)
             .map(|i| {
                 monitor(
                     &format!("pit{i}"),
@@ -720,7 +722,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1550)).await;
         let records = drain(&mut rx);
         let healthy_checks = checks_of(&records, "healthy").len();
-        // 15 slots in 1.5 s; the 200 tarpits (each holding a connection for 2 s) delay none.
+        // 15 slots in 1.5 s; the 1,000 tarpits (each holding a connection for 2 s) delay none.
         assert!(
             (14..=16).contains(&healthy_checks),
             "{healthy_checks} healthy checks"
