@@ -84,20 +84,16 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
         Source::ZeroConfig => {
             let listing = sockets::list(sockets::ListOptions::default())
                 .context("zero-config mode lists this host's listeners")?;
+            let defaults = config::DaemonSettings::default();
             Ok(Loaded {
-                listen: DEFAULT_LISTEN.parse().context("default listen address")?,
+                listen: defaults.listen,
                 state_dir: None,
-                max_in_flight: default_max_in_flight(),
+                max_in_flight: defaults.max_in_flight,
                 monitors: discover::monitors(&listing),
                 listing: Some(listing),
             })
         }
     }
-}
-
-/// Half the open-file limit (each check holds one socket), at most 4096.
-pub fn default_max_in_flight() -> usize {
-    4096
 }
 
 /// `/var/lib/portwarden` as root, else `$XDG_STATE_HOME/portwarden`
