@@ -404,3 +404,36 @@ fn normalise_hides_only_measured_times() {
         "TCP OK - T second response time on 127.0.0.1 port 22|time=Ts;;;0.000000;10.000000"
     );
 }
+
+#[test]
+fn runs_one_configured_monitor_once() {
+    let port = serve(banner);
+    let dir = std::env::temp_dir().join(format!("pw-check-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tempdir");
+    let config = dir.join("portwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[monitor]]\nname = \"mail\"\ntarget = \"127.0.0.1:{port}\"\nexpect = {{ prefix = \"220\" }}\n\n\
+             [[monitor]]\nname = \"wrong\"\ntarget = \"127.0.0.1:{port}\"\nexpect = {{ prefix = \"554\" }}\n"
+        ),
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8 path");
+    let bin = env!("CARGO_BIN_EXE_portwarden");
+    let o = run(bin, &["check", "-c", config, "mail"]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(o.stdout.starts_with("MAIL OK - "), "{}", o.stdout);
+    assert!(o.stdout.contains("[220 hello world]"), "{}", o.stdout);
+    let o = run(bin, &["check", "-c", config, "wrong", "--json"]);
+    assert_eq!(
+        o.code, 2,
+        "a config monitor's mismatch is critical: {}",
+        o.stdout
+    );
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).expect("JSON");
+    assert_eq!(v["reason"], "unexpected_response");
+    let o = run(bin, &["check", "-c", config, "nosuch"]);
+    assert_eq!(o.code, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

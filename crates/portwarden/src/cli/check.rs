@@ -216,6 +216,12 @@ pub fn run(cmd: CheckCommand) -> i32 {
             return State::Unknown.exit_code();
         }
     };
+    execute(&probe, &report, format)
+}
+
+/// Runs a prepared probe (and the owner check), prints the result, returns the exit code.
+fn execute(probe: &Probe, report: &Report, format: Format) -> i32 {
+    let service = &report.service;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -232,7 +238,7 @@ pub fn run(cmd: CheckCommand) -> i32 {
         .as_ref()
         .and_then(|expected| ownership::apply(&mut result, expected));
     match format {
-        Format::Nagios => print!("{}", nagios::render(&report, &result)),
+        Format::Nagios => print!("{}", nagios::render(report, &result)),
         Format::Json => match serde_json::to_string_pretty(&CheckOutput {
             result: &result,
             owner,
@@ -245,6 +251,57 @@ pub fn run(cmd: CheckCommand) -> i32 {
         },
     }
     result.state.exit_code()
+}
+
+/// `portwarden check -c FILE MONITOR [--json] [-v]`: one configured monitor, once.
+pub fn run_configured(args: &[String]) -> i32 {
+    let usage = || {
+        eprintln!("usage: portwarden check -c FILE MONITOR [--json|--format json] [-v]");
+        State::Unknown.exit_code()
+    };
+    let (Some(file), Some(name)) = (args.first(), args.get(1)) else {
+        return usage();
+    };
+    let mut format = Format::Nagios;
+    let mut verbose = 0;
+    let mut rest = args[2..].iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--json" => format = Format::Json,
+            "--format" => match rest.next().map(String::as_str) {
+                Some("json") => format = Format::Json,
+                Some("nagios") => format = Format::Nagios,
+                _ => return usage(),
+            },
+            "-v" | "--verbose" => verbose += 1,
+            _ => return usage(),
+        }
+    }
+    let config = match crate::config::load(std::path::Path::new(file)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return State::Unknown.exit_code();
+        }
+    };
+    let Some(monitor) = config.monitors.into_iter().find(|m| m.name == *name) else {
+        eprintln!("portwarden check: no monitor named {name:?} in {file}");
+        return State::Unknown.exit_code();
+    };
+    let spec = monitor.probe.spec();
+    let report = Report {
+        service: monitor.name.to_ascii_uppercase(),
+        host_label: Some(spec.target.host.to_string()),
+        port: spec.target.port,
+        jail: false,
+        shows_response: spec.steps.iter().any(|s| matches!(s, Step::Expect(_))),
+        warning: spec.response_time.warning,
+        critical: spec.response_time.critical,
+        timeout: spec.limits.deadline,
+        verbose,
+        owner: monitor.owner.clone(),
+    };
+    execute(&monitor.probe, &report, format)
 }
 
 /// Why the command line cannot become a probe.

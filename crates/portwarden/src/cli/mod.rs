@@ -52,6 +52,16 @@ const USAGE: i32 = 2;
 pub fn run(args: Vec<OsString>) -> i32 {
     let args = rewrite_plugin_invocation(args);
     let is_check = args.get(1).is_some_and(|a| a == "check");
+    // `check -c FILE MONITOR` runs a configured monitor; in `check tcp`, -c is check_tcp's
+    // critical time, so the two forms are told apart before clap sees them.
+    if is_check && args.get(2).is_some_and(|a| a == "-c" || a == "--config") {
+        init_logging("warn");
+        let rest: Vec<String> = args[3..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return check::run_configured(&rest);
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
