@@ -417,7 +417,10 @@ impl MonitorTask {
                     .lag
                     .record(started.saturating_duration_since(due));
             }
-            self.check().await;
+            // Boxed: a check's future (the probe's above all) is kilobytes; inlined it would
+            // sit in every idle monitor's task, 100,000 times over. Boxed it exists only
+            // while a check runs.
+            Box::pin(self.check()).await;
             drop(_permit);
             if !run_now {
                 round += 1;
@@ -896,5 +899,54 @@ mod tests {
             "a removed monitor's history is closed"
         );
         sched.shutdown(Duration::from_secs(1)).await;
+    }
+
+    /// 100,000 monitors live in memory at once: an idle monitor's task must stay small
+    /// (the probe's own future, kilobytes, is boxed and exists only during a check).
+    #[tokio::test]
+    async fn an_idle_monitor_task_stays_under_one_kibibyte() {
+        let (tx, _rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            permits: Arc::new(Semaphore::new(1)),
+            bus: EventBus::new(),
+            records: tx,
+            listings: ListingCache::new(Duration::from_secs(1)),
+            lag: LagStats::default(),
+            epoch: Instant::now(),
+        });
+        let m = Arc::new(monitor(
+            "x",
+            closed(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ));
+        let probe_future = std::mem::size_of_val(&m.probe.run());
+        let view = Arc::new(Mutex::new(MonitorView {
+            name: String::new(),
+            target: String::new(),
+            origin: Origin::Config,
+            tags: vec![],
+            interval: Duration::from_secs(1),
+            status: Status::Unknown,
+            status_since: SystemTime::now(),
+            last_check: None,
+            checks: 0,
+            failures: 0,
+        }));
+        let (_control, control) = mpsc::channel(1);
+        let task = MonitorTask {
+            tracker: Tracker::new(m.policy),
+            monitor: m,
+            view,
+            shared,
+            control,
+            cancel: CancellationToken::new(),
+        };
+        let task_future = std::mem::size_of_val(&task.run());
+        assert!(task_future < 1024, "an idle task takes {task_future} bytes");
+        assert!(
+            task_future < probe_future,
+            "the probe future ({probe_future} bytes) is inlined"
+        );
     }
 }
