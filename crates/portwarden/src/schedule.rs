@@ -102,12 +102,15 @@ const LAG_BUCKET_US: u64 = 100;
 const LAG_BUCKETS: usize = 10_000;
 
 /// A summary of [`LagStats`].
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LagSummary {
     pub checks: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The non-empty buckets as `[upper bound in ms, count since start]`, so a reader can
+    /// take the difference of two readings and get the lag of that window alone.
+    pub buckets: Vec<(f64, u64)>,
 }
 
 impl Default for LagStats {
@@ -152,7 +155,14 @@ impl LagStats {
             }
             f64::INFINITY
         };
+        let buckets = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (((i as u64 + 1) * LAG_BUCKET_US) as f64 / 1000.0, *c))
+            .collect();
         LagSummary {
+            buckets,
             checks: self.checks.load(Ordering::Relaxed),
             p50_ms: quantile(0.50),
             p99_ms: quantile(0.99),
@@ -695,6 +705,8 @@ mod tests {
         );
         let lag = sched.lag();
         assert!(lag.max_ms < 50.0, "{lag:?}");
+        let counted: u64 = lag.buckets.iter().map(|(_, c)| c).sum();
+        assert_eq!(counted, lag.checks, "every check is in a bucket");
         sched.shutdown(Duration::from_secs(1)).await;
     }
 
