@@ -1,12 +1,14 @@
 //! The target fleet: banner listeners on loopback, like an FTP or SMTP server's greeting.
 //!
 //! On accept it writes `220 ready\r\n`, does one short read (client data, FIN or RST) and
-//! closes; a connection that stays idle is closed after `--idle-ms`. It prints its ports on
-//! one stdout line (`ports 34000-34999`) once every listener is bound, and exits when its
-//! stdin closes, so it never outlives the orchestrator that started it.
+//! closes; a connection that stays idle is closed after `--idle-ms`. It listens on one or
+//! more loopback addresses (`--host 127.0.0.1,127.0.0.2`, `--count` listeners on each) and
+//! prints one stdout line per address, in the order given (`ports 34000-34999`), once every
+//! listener is bound; it exits when its stdin closes, so it never outlives the orchestrator
+//! that started it.
 
 use std::io::{BufRead, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,15 +24,15 @@ pub const BANNER: &[u8] = b"220 ready\r\n";
 /// Options of `bench fleet`.
 #[derive(Debug, Args)]
 pub struct FleetArgs {
-    /// Number of listeners.
+    /// Number of listeners on each address.
     #[arg(long, default_value_t = 1000)]
     pub count: u16,
     /// First port of a consecutive block; 0 lets the kernel pick free ports.
     #[arg(long, default_value_t = 0)]
     pub base_port: u16,
-    /// Address to listen on (loopback only: this is load traffic).
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    pub host: IpAddr,
+    /// Addresses to listen on, comma-separated (loopback only: this is load traffic).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    pub host: Vec<IpAddr>,
     /// Runtime worker threads (it shares the cores with the load); 1: a current-thread runtime.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -41,11 +43,10 @@ pub struct FleetArgs {
 
 /// Serves until stdin closes.
 pub fn run(args: &FleetArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.host.is_loopback(),
-        "the fleet listens on loopback only, not {}",
-        args.host
-    );
+    if let Some(host) = args.host.iter().find(|h| !h.is_loopback()) {
+        anyhow::bail!("the fleet listens on loopback only, not {host}");
+    }
+    anyhow::ensure!(!args.host.is_empty(), "--host needs an address");
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     let runtime = if args.workers <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -60,17 +61,23 @@ pub fn run(args: &FleetArgs) -> anyhow::Result<()> {
     .context("starting the fleet's runtime")?;
     let idle = Duration::from_millis(args.idle_ms);
     runtime.block_on(async {
-        let listeners = bind_all(args).await?;
-        let bound: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.port()))
-            .collect::<Result<_, _>>()
-            .context("reading a listener's port")?;
-        for listener in listeners {
-            tokio::spawn(accept_loop(listener, idle));
+        let mut lines = Vec::with_capacity(args.host.len());
+        for &host in &args.host {
+            let listeners = bind_all(args, host).await?;
+            let bound: Vec<u16> = listeners
+                .iter()
+                .map(|l| l.local_addr().map(|a| a.port()))
+                .collect::<Result<_, _>>()
+                .context("reading a listener's port")?;
+            for listener in listeners {
+                tokio::spawn(accept_loop(listener, idle));
+            }
+            lines.push(format!("ports {}", ports::format(&bound)));
         }
         let mut out = std::io::stdout().lock();
-        writeln!(out, "ports {}", ports::format(&bound)).context("writing the port list")?;
+        for line in lines {
+            writeln!(out, "{line}").context("writing the port list")?;
+        }
         out.flush().context("writing the port list")?;
         drop(out);
         // The orchestrator holds our stdin open for as long as it needs us; a thread waits
@@ -88,7 +95,7 @@ pub fn run(args: &FleetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind_all(args: &FleetArgs) -> anyhow::Result<Vec<TcpListener>> {
+async fn bind_all(args: &FleetArgs, host: IpAddr) -> anyhow::Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(usize::from(args.count));
     for i in 0..args.count {
         let port = if args.base_port == 0 {
@@ -98,7 +105,7 @@ async fn bind_all(args: &FleetArgs) -> anyhow::Result<Vec<TcpListener>> {
                 .checked_add(i)
                 .context("--base-port + --count passes 65535")?
         };
-        let addr = SocketAddr::new(args.host, port);
+        let addr = SocketAddr::new(host, port);
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr} (listener {} of {})", i + 1, args.count))?;
@@ -127,17 +134,28 @@ async fn serve(mut stream: TcpStream, idle: Duration) {
     let _ = tokio::time::timeout(idle, stream.read(&mut buf)).await;
 }
 
-/// Reads the fleet's `ports …` line from its stdout.
+/// Reads the fleet's `ports …` line from its stdout (a fleet on one address).
 pub fn read_ports(stdout: impl Read) -> anyhow::Result<Vec<u16>> {
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .context("reading the fleet's port list")?;
-    let list = line
-        .trim()
-        .strip_prefix("ports ")
-        .with_context(|| format!("the fleet said {line:?} instead of its ports"))?;
-    ports::parse(list)
+    let mut lists = read_port_lines(stdout, 1)?;
+    lists.pop().context("the fleet printed no port list")
+}
+
+/// Reads the fleet's `hosts` lines of `ports …`, one per address in the order given.
+pub fn read_port_lines(stdout: impl Read, hosts: usize) -> anyhow::Result<Vec<Vec<u16>>> {
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut lists = Vec::with_capacity(hosts);
+    for _ in 0..hosts {
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .context("reading the fleet's port list")?;
+        let list = line
+            .trim()
+            .strip_prefix("ports ")
+            .with_context(|| format!("the fleet said {line:?} instead of its ports"))?;
+        lists.push(ports::parse(list)?);
+    }
+    Ok(lists)
 }
 
 #[cfg(test)]
@@ -177,5 +195,10 @@ mod tests {
             vec![40000, 40001, 40002]
         );
         assert!(read_ports(&b"error: busy\n"[..]).is_err());
+        assert_eq!(
+            read_port_lines(&b"ports 40000-40001\nports 40002\n"[..], 2).unwrap(),
+            vec![vec![40000, 40001], vec![40002]]
+        );
+        assert!(read_port_lines(&b"ports 40000\n"[..], 2).is_err());
     }
 }

@@ -6,12 +6,14 @@
 //! - `bench` (no subcommand): the orchestrator ([`orchestrate`]). Starts the fleet, runs every
 //!   (concurrency, mode) pair as a load child, interleaved over several rounds, and prints a
 //!   markdown table (or JSON) with medians and the probe/raw ratio.
-//! - `bench fleet`: the target fleet ([`fleet`]): banner listeners on 127.0.0.1. It prints
-//!   its ports on one stdout line and exits when its stdin closes.
+//! - `bench fleet`: the target fleet ([`fleet`]): banner listeners on 127.0.0.1 (or several
+//!   loopback addresses). It prints its ports on stdout and exits when its stdin closes.
 //! - `bench load`: one bounded load run ([`load`]), raw loop or probe engine, printing one
 //!   JSON line ([`load::LoadReport`]).
 //! - `bench ports` ([`listing`]): `portwarden ports` with 10,000 listening sockets, in a
 //!   network namespace of its own, with its helpers `bench hold` and `bench measure`.
+//! - `bench daemon` ([`scale`]): `portwarden run` with 100,000 and 10,000 monitors against a
+//!   fleet spread over 127.0.0.1-127.0.0.8: checks/s, start lag, RSS, CPU, the store.
 //!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
@@ -22,6 +24,7 @@ mod listing;
 mod load;
 mod orchestrate;
 mod ports;
+mod scale;
 mod sys;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +51,8 @@ enum Role {
     Hold(listing::HoldArgs),
     /// Run one command and print its wall time and peak RSS (used by `ports`).
     Measure(listing::MeasureArgs),
+    /// Run the daemon with 100,000 and 10,000 monitors against a loopback fleet and report.
+    Daemon(scale::DaemonArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Ports(args)) => listing::run(&args),
         Some(Role::Hold(args)) => listing::hold(&args),
         Some(Role::Measure(args)) => listing::measure(&args),
+        Some(Role::Daemon(args)) => scale::run(&args),
         None => orchestrate::run(&cli.run),
     }
 }

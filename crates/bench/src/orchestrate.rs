@@ -203,7 +203,7 @@ fn run_with_retries(
     let mut attempts = 0;
     while attempts < args.tries {
         attempts += 1;
-        wait_for_quiet(args)?;
+        wait_for_quiet(args.max_noise, args.quiet_wait)?;
         let report = load_child(exe, args, fleet.pid, port_list, mode, concurrency)?;
         let quiet = report.foreign_cpu_pct <= args.max_noise;
         if best
@@ -224,9 +224,10 @@ fn run_with_retries(
     })
 }
 
-/// Waits (bounded by `--quiet-wait`) until the box's busy CPU, sampled over half a second,
-/// is below `--max-noise`: compilers and tests of other sessions come in bursts.
-fn wait_for_quiet(args: &RunArgs) -> anyhow::Result<()> {
+/// Waits (at most `quiet_wait` seconds) until the box's busy CPU, sampled over half a
+/// second, is below `max_noise` % of a core: compilers and tests of other sessions come in
+/// bursts.
+pub(crate) fn wait_for_quiet(max_noise: f64, quiet_wait: u64) -> anyhow::Result<()> {
     let sample = Duration::from_millis(500);
     let started = Instant::now();
     let mut told = false;
@@ -235,10 +236,10 @@ fn wait_for_quiet(args: &RunArgs) -> anyhow::Result<()> {
         std::thread::sleep(sample);
         let busy = sys::box_busy_time()?.saturating_sub(before);
         let pct = 100.0 * busy.as_secs_f64() / sample.as_secs_f64();
-        if pct <= args.max_noise {
+        if pct <= max_noise {
             return Ok(());
         }
-        if started.elapsed() >= Duration::from_secs(args.quiet_wait) {
+        if started.elapsed() >= Duration::from_secs(quiet_wait) {
             eprintln!("  box still busy ({pct:.0}% of a core), running anyway");
             return Ok(());
         }
@@ -304,7 +305,7 @@ fn load_child(
 }
 
 /// Waits for `child` at most `limit`; kills it past that (`None`).
-fn wait_bounded(
+pub(crate) fn wait_bounded(
     child: &mut Child,
     limit: Duration,
 ) -> anyhow::Result<Option<std::process::ExitStatus>> {
@@ -472,7 +473,7 @@ fn summarize(args: &RunArgs, runs: Vec<Run>) -> Summary {
 }
 
 /// `12345.6` → `12,346`.
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let digits = format!("{:.0}", v.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

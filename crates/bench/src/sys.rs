@@ -124,12 +124,18 @@ fn ticks_to_duration(ticks: u64) -> Duration {
 
 /// A `Vm*` line of `/proc/self/status` in KiB (`VmHWM`: peak RSS, `VmRSS`: current RSS).
 pub fn status_kib(field: &str) -> anyhow::Result<u64> {
-    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status_kib_of("self", field)
+}
+
+/// A `Vm*` line of `/proc/<pid>/status` in KiB.
+pub fn status_kib_of(pid: &str, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {field} in /proc/self/status"))
+        .with_context(|| format!("no {field} in {path}"))
 }
 
 /// One line saying what machine this is: CPU model, CPU count, memory, kernel.
