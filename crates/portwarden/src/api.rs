@@ -110,7 +110,7 @@ async fn healthz(State(s): State<ApiState>) -> Json<Health> {
             "ok"
         },
         mode: s.mode.clone(),
-        monitors: s.scheduler.views().len(),
+        monitors: s.scheduler.len(),
         started: s.started,
         store,
         scheduler: SchedulerHealth {
