@@ -88,6 +88,11 @@ pub struct DaemonArgs {
     /// "Quiet": other processes below this much CPU (% of one core).
     #[arg(long, default_value_t = 15.0)]
     max_noise: f64,
+    /// Before measuring, fill the store with this many minutes of past results per monitor
+    /// (60: the raw hour the store keeps, its steady state), so the window runs against a
+    /// full-size database instead of a new one. Takes a daemon run and a bulk insert first.
+    #[arg(long, default_value_t = 0.0)]
+    prefill_minutes: f64,
     /// Keep the temporary directory (config, database, daemon log) and print its path.
     #[arg(long)]
     keep: bool,
@@ -123,6 +128,10 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<()> {
         "--ports-per-host must be at least 1"
     );
     anyhow::ensure!(args.sample_ms >= 100, "--sample-ms must be at least 100");
+    anyhow::ensure!(
+        (0.0..=24.0 * 60.0).contains(&args.prefill_minutes),
+        "--prefill-minutes must be in [0, 1440]"
+    );
     let me = std::env::current_exe().context("locating the bench binary")?;
     let portwarden = args
         .portwarden
@@ -539,6 +548,8 @@ struct StoreFiles {
     db_bytes: u64,
     wal_bytes: u64,
     results_rows: u64,
+    /// Results written by the measured daemon (not prefilled, not from the seed run).
+    results_new: u64,
     transitions_rows: u64,
     monitors_rows: u64,
     rollup_5m_rows: u64,
@@ -556,7 +567,8 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn read_store(db: &Path) -> anyhow::Result<StoreFiles> {
+/// Sizes and row counts; `results_new` counts the results at or after `since_unix_ms`.
+fn read_store(db: &Path, since_unix_ms: u64) -> anyhow::Result<StoreFiles> {
     let mut files = StoreFiles {
         db_bytes: file_len(db),
         wal_bytes: file_len(&wal_path(db)),
@@ -574,6 +586,14 @@ fn read_store(db: &Path) -> anyhow::Result<StoreFiles> {
         Ok(u64::try_from(n).unwrap_or(0))
     };
     files.results_rows = count("results")?;
+    let new: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM results WHERE at_ms >= ?1",
+            [i64::try_from(since_unix_ms).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )
+        .context("counting new results")?;
+    files.results_new = u64::try_from(new).unwrap_or(0);
     files.transitions_rows = count("transitions")?;
     files.monitors_rows = count("monitors")?;
     files.rollup_5m_rows = count("rollup_5m")?;
@@ -655,6 +675,8 @@ struct ScenarioReport {
     shutdown_s: f64,
     exit_code: Option<i32>,
     store_after_stop: StoreFiles,
+    /// What `--prefill-minutes` put into the store first.
+    prefill: Option<Prefill>,
     daemon_log_tail: String,
     samples: Vec<Sample>,
 }
@@ -680,38 +702,18 @@ fn run_scenario(
         config_bytes as f64 / 1e6
     );
 
-    let spawned = Instant::now();
-    let child = spawn_daemon(portwarden, &config, log)?;
-    let mut daemon = Daemon {
-        pid: child.id().to_string(),
-        child,
+    let prefill = if args.prefill_minutes > 0.0 {
+        let seed_log = File::create(dir.path.join("daemon-seed.log"))
+            .context("creating the seed daemon's log")?;
+        Some(prefill_store(
+            args, portwarden, &config, &state_dir, api, monitors, seed_log,
+        )?)
+    } else {
+        None
     };
-    let expected_mode = format!("config {}", config.display());
-    let limit = Duration::from_secs(args.startup_limit);
-    // Up: our own daemon (its mode names our config) answers with every monitor scheduled.
-    loop {
-        if let Some(status) = daemon.child.try_wait()? {
-            bail!(
-                "portwarden exited during start-up ({status}):\n{}",
-                tail(&log_path, 20)
-            );
-        }
-        if let Ok((200, body)) = http_get(api, "/healthz", Duration::from_secs(2)) {
-            if let Ok(h) = parse_health(&body) {
-                if h.mode != expected_mode {
-                    bail!("another daemon answers on {api} ({:?})", h.mode);
-                }
-                if h.monitors == monitors as u64 {
-                    break;
-                }
-            }
-        }
-        if spawned.elapsed() > limit {
-            bail!("/healthz did not answer within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let startup = spawned.elapsed();
+    let spawned_unix_ms = unix_ms();
+    let (mut daemon, startup) =
+        start_daemon(portwarden, &config, log, &log_path, api, monitors, args)?;
     let up = Instant::now();
     let startup_rss_kib = sys::status_kib_of(&daemon.pid, "VmRSS")?;
     let startup_hwm_kib = sys::status_kib_of(&daemon.pid, "VmHWM")?;
@@ -792,17 +794,8 @@ fn run_scenario(
 
     // Stop: the last word from the daemon first, then SIGTERM.
     let (before_stop, _) = sampler.health()?;
-    let stopping = Instant::now();
-    let pid = rustix::process::Pid::from_raw(daemon.child.id() as i32).context("daemon pid")?;
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM)
-        .context("sending SIGTERM to the daemon")?;
-    let status: Option<ExitStatus> = wait_bounded(&mut daemon.child, Duration::from_secs(60))?;
-    let shutdown = stopping.elapsed();
-    let exit_code = status.and_then(|s| s.code());
-    if status.is_none() {
-        eprintln!("  the daemon did not stop within 60 s of SIGTERM and was killed");
-    }
-    let store_after_stop = read_store(&db_path).unwrap_or_else(|e| {
+    let (shutdown, exit_code) = stop_daemon(&mut daemon)?;
+    let store_after_stop = read_store(&db_path, spawned_unix_ms).unwrap_or_else(|e| {
         eprintln!("  cannot read the store after the stop: {e:#}");
         StoreFiles::default()
     });
@@ -824,6 +817,7 @@ fn run_scenario(
         shutdown,
         exit_code,
         store_after_stop,
+        prefill,
         daemon_log_tail: tail(&log_path, 5),
     });
     if !args.json {
@@ -833,11 +827,159 @@ fn run_scenario(
             report
                 .exit_code
                 .map_or_else(|| "none".to_string(), |c| c.to_string()),
-            report.store_after_stop.results_rows,
+            report.store_after_stop.results_new,
             report.checks_started_before_stop
         );
     }
     Ok(report)
+}
+
+/// Spawns the daemon and waits until it is up: our own daemon (its mode names our config)
+/// answers `/healthz` with every monitor scheduled. Returns it and the time that took.
+fn start_daemon(
+    portwarden: &Path,
+    config: &Path,
+    log: File,
+    log_path: &Path,
+    api: SocketAddr,
+    monitors: usize,
+    args: &DaemonArgs,
+) -> anyhow::Result<(Daemon, Duration)> {
+    let spawned = Instant::now();
+    let child = spawn_daemon(portwarden, config, log)?;
+    let mut daemon = Daemon {
+        pid: child.id().to_string(),
+        child,
+    };
+    let expected_mode = format!("config {}", config.display());
+    let limit = Duration::from_secs(args.startup_limit);
+    // Up: our own daemon (its mode names our config) answers with every monitor scheduled.
+    loop {
+        if let Some(status) = daemon.child.try_wait()? {
+            bail!(
+                "portwarden exited during start-up ({status}):\n{}",
+                tail(log_path, 20)
+            );
+        }
+        if let Ok((200, body)) = http_get(api, "/healthz", Duration::from_secs(2)) {
+            if let Ok(h) = parse_health(&body) {
+                if h.mode != expected_mode {
+                    bail!("another daemon answers on {api} ({:?})", h.mode);
+                }
+                if h.monitors == monitors as u64 {
+                    break;
+                }
+            }
+        }
+        if spawned.elapsed() > limit {
+            bail!("/healthz did not answer within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((daemon, spawned.elapsed()))
+}
+
+/// SIGTERM, then waits (at most 60 s, then SIGKILL). Returns the time to exit and the code.
+fn stop_daemon(daemon: &mut Daemon) -> anyhow::Result<(Duration, Option<i32>)> {
+    let stopping = Instant::now();
+    let pid = rustix::process::Pid::from_raw(daemon.child.id() as i32).context("daemon pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+        .context("sending SIGTERM to the daemon")?;
+    let status: Option<ExitStatus> = wait_bounded(&mut daemon.child, Duration::from_secs(60))?;
+    let shutdown = stopping.elapsed();
+    if status.is_none() {
+        eprintln!("  the daemon did not stop within 60 s of SIGTERM and was killed");
+    }
+    Ok((shutdown, status.and_then(|s| s.code())))
+}
+
+/// What `--prefill-minutes` put into the store before the measured run.
+#[derive(Debug, Clone, Serialize)]
+struct Prefill {
+    minutes: f64,
+    rows: u64,
+    insert_s: f64,
+    db_bytes: u64,
+}
+
+/// Runs the daemon until every monitor has a row in the store, stops it, then inserts
+/// `--prefill-minutes` of past results per monitor (ok, 1 ms, on each monitor's grid) in
+/// one transaction, ordered by key, and checkpoints the WAL.
+fn prefill_store(
+    args: &DaemonArgs,
+    portwarden: &Path,
+    config: &Path,
+    state_dir: &Path,
+    api: SocketAddr,
+    monitors: usize,
+    log: File,
+) -> anyhow::Result<Prefill> {
+    let log_path = state_dir.with_file_name("daemon-seed.log");
+    eprintln!("  prefill: a first daemon run creates the store and its monitors");
+    let (mut daemon, _) = start_daemon(portwarden, config, log, &log_path, api, monitors, args)?;
+    let limit = Duration::from_secs_f64(2.0 * args.interval + 60.0);
+    let waited = Instant::now();
+    loop {
+        if let Ok((200, body)) = http_get(api, "/healthz", Duration::from_secs(5)) {
+            if parse_health(&body)?.records_written >= monitors as u64 {
+                break;
+            }
+        }
+        if waited.elapsed() > limit {
+            bail!("the seed run did not store a result of every monitor within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, code) = stop_daemon(&mut daemon)?;
+    anyhow::ensure!(code == Some(0), "the seed daemon exited with {code:?}");
+    drop(daemon);
+
+    let started = Instant::now();
+    let db = state_dir.join("portwarden.db");
+    let mut conn = rusqlite::Connection::open(&db)
+        .with_context(|| format!("opening {} to prefill it", db.display()))?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "cache_size", -262_144)?;
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM monitors ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let interval_ms = (args.interval * 1000.0).round() as i64;
+    let per_monitor = (args.prefill_minutes * 60_000.0 / interval_ms as f64).floor() as i64;
+    // Older than anything the seed run wrote, newest last: keys ascend within a monitor.
+    let newest = unix_ms() as i64 - 2 * interval_ms;
+    let mut rows = 0u64;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT OR IGNORE INTO results (monitor_id, at_ms, status, reason_id, duration_us)
+             VALUES (?1, ?2, 1, NULL, 1000)",
+        )?;
+        for id in &ids {
+            let offset = id.wrapping_mul(7919).rem_euclid(interval_ms);
+            for k in (1..=per_monitor).rev() {
+                rows += insert.execute(rusqlite::params![id, newest - k * interval_ms + offset])?
+                    as u64;
+            }
+        }
+    }
+    tx.commit()?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    drop(conn);
+    let prefill = Prefill {
+        minutes: args.prefill_minutes,
+        rows,
+        insert_s: started.elapsed().as_secs_f64(),
+        db_bytes: file_len(&db),
+    };
+    eprintln!(
+        "  prefill: {} results ({:.0} min per monitor) in {:.0} s; database {:.0} MB",
+        thousands(rows as f64),
+        args.prefill_minutes,
+        prefill.insert_s,
+        prefill.db_bytes as f64 / 1e6
+    );
+    Ok(prefill)
 }
 
 #[allow(unsafe_code)]
@@ -887,6 +1029,7 @@ struct SummaryInput<'a> {
     shutdown: Duration,
     exit_code: Option<i32>,
     store_after_stop: StoreFiles,
+    prefill: Option<Prefill>,
     daemon_log_tail: String,
 }
 
@@ -1050,6 +1193,7 @@ fn summarize(inp: SummaryInput<'_>) -> ScenarioReport {
         shutdown_s: inp.shutdown.as_secs_f64(),
         exit_code: inp.exit_code,
         store_after_stop: inp.store_after_stop,
+        prefill: inp.prefill,
         daemon_log_tail: inp.daemon_log_tail,
         samples: inp.samples,
     }
@@ -1086,6 +1230,15 @@ fn markdown(r: &ScenarioReport) -> String {
         r.max_in_flight,
         if r.rollup_boundary_in_window { "yes" } else { "no" },
     );
+    if let Some(p) = &r.prefill {
+        let _ = writeln!(
+            o,
+            "Store prefilled with {:.0} min of results per monitor ({} rows, {:.0} MB) before the daemon started.\n",
+            p.minutes,
+            thousands(p.rows as f64),
+            p.db_bytes as f64 / 1e6
+        );
+    }
     o.push_str("| figure | target | measured | |\n|---|---|---|---|\n");
     let rate_ok = r.stored_per_s >= RATE_SHARE * r.scheduled_per_s;
     let _ = writeln!(
@@ -1140,15 +1293,15 @@ fn markdown(r: &ScenarioReport) -> String {
     );
     let stored_all = r.dropped_before_stop == 0
         && r.store_state == "ok"
-        && store.results_rows >= r.checks_started_before_stop
+        && store.results_new >= r.checks_started_before_stop
         && r.exit_code == Some(0);
     let _ = writeln!(
         o,
-        "| results stored vs checks run | all | {} rows after the stop, {} checks started before SIGTERM (+{}); dropped {}; store {}; behind at the window end {} (most {}) | {} |",
-        thousands(store.results_rows as f64),
+        "| results stored vs checks run | all | {} new rows after the stop, {} checks started before SIGTERM (+{}); dropped {}; store {}; behind at the window end {} (most {}) | {} |",
+        thousands(store.results_new as f64),
         thousands(r.checks_started_before_stop as f64),
         store
-            .results_rows
+            .results_new
             .saturating_sub(r.checks_started_before_stop),
         r.dropped_before_stop,
         r.store_state,
@@ -1299,6 +1452,7 @@ mod tests {
             startup_limit: 10,
             quiet_wait: 0,
             max_noise: 15.0,
+            prefill_minutes: 0.0,
             keep: false,
             json: false,
             json_out: None,
