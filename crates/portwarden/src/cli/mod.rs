@@ -10,6 +10,7 @@ mod nagios;
 mod ports;
 mod run;
 mod status;
+mod table;
 
 use std::ffi::OsString;
 use std::path::Path;

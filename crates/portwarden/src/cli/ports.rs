@@ -197,25 +197,9 @@ fn print_table(listing: &Listing) {
         })
         .collect();
     let titles = ["PROTO", "PORT", "ADDRESS", "PROCESS (PID)", "USER", "UNIT"];
-    let mut widths = titles.map(str::len);
-    for row in &table {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String; 6]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    println!("{header}{}{header:#}", line(&titles.map(String::from)));
-    for (row, r) in table.iter().zip(&rows) {
-        let text = line(row);
+    let (head, lines) = super::table::layout(titles, &table);
+    println!("{header}{head}{header:#}");
+    for (text, r) in lines.iter().zip(&rows) {
         if r.sample.owner_unknown() {
             println!("{warn}{text}{warn:#}");
         } else {

@@ -110,31 +110,16 @@ fn print_table(list: &[Value]) {
         "UPTIME 24H",
         "LAST CHECK",
     ];
-    let mut widths = titles.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String; 6]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    println!("{header}{}{header:#}", line(&titles.map(String::from)));
-    for r in &rows {
+    let (head, lines) = super::table::layout(titles, &rows);
+    println!("{header}{head}{header:#}");
+    for (r, text) in rows.iter().zip(&lines) {
         let style = match r[1].as_str() {
             "DOWN" | "FLAPPING" => AnsiColor::Red.on_default().bold(),
             "WARNING" | "UNKNOWN" => AnsiColor::Yellow.on_default(),
             "PAUSED" => AnsiColor::BrightBlack.on_default(),
             _ => AnsiColor::Green.on_default(),
         };
-        println!("{style}{}{style:#}", line(r));
+        println!("{style}{text}{style:#}");
     }
     let down = rows.iter().filter(|r| r[1] == "DOWN").count();
     println!();
