@@ -921,7 +921,9 @@ fn prefill_store(
     let waited = Instant::now();
     loop {
         if let Ok((200, body)) = http_get(api, "/healthz", Duration::from_secs(5)) {
-            if parse_health(&body)?.records_written >= monitors as u64 {
+            // Each monitor's first result also stores its first state change (unknown to
+            // ok), and with it the monitor's row; results alone count early monitors twice.
+            if parse_health(&body)?.transitions_written >= monitors as u64 {
                 break;
             }
         }
