@@ -113,6 +113,10 @@ pub fn default_state_dir() -> PathBuf {
 
 /// Runs the daemon until SIGTERM / SIGINT.
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    // Handlers first: a SIGHUP during start-up must not kill the daemon (its default action).
+    let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let source = match &options.config {
         Some(path) => Source::File(path.clone()),
         None if Path::new(config::DEFAULT_PATH).exists() => {
@@ -185,9 +189,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let watchdog = spawn_watchdog(shutdown.child_token());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-    let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     loop {
         tokio::select! {
             _ = hangup.recv() => reload(&source, &scheduler, &bus),

@@ -512,13 +512,16 @@ fn zero_config_watches_the_listeners_it_finds() {
     let stderr = daemon.stderr.take().unwrap();
     cleanup.1.push(daemon);
     let mut log = String::new();
-    for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+    let mut lines = BufReader::new(stderr).lines();
+    for l in lines.by_ref().map_while(Result::ok) {
         log.push_str(&l);
         log.push('\n');
         if l.contains("API on") {
             break;
         }
     }
+    // Keep reading: the daemon logs on, and its stderr must not be left without a reader.
+    thread::spawn(move || lines.for_each(drop));
     assert!(log.contains("running the built-in default"), "{log}");
     assert!(log.contains("watching the 1 TCP listeners"), "{log}");
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -604,4 +607,56 @@ fn tells_systemd_when_it_is_ready_reloading_and_stopping() {
     let (code, _, _) = d.terminate();
     assert_eq!(code, Some(0));
     assert_eq!(next(), "STOPPING=1");
+}
+
+#[test]
+fn keeps_running_when_nobody_reads_its_log_any_more() {
+    let dir = temp_dir("nolog");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let service = Service::start_on(free_port());
+    let config = write_config(&dir, api, &monitor_toml("web", service.port));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("PORTWARDEN_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone (dropped above): every log line from now on hits a broken pipe.
+    // Wait for the API, so the reload below happens in a running daemon.
+    let up = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(api).is_err() {
+        assert!(Instant::now() < up, "the API never answered");
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(200));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon died without its log reader"
+    );
+    assert!(TcpStream::connect(api).is_ok(), "the API still answers");
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
 }

@@ -121,6 +121,9 @@ fn init_logging(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A daemon whose stderr reader went away must keep running: tracing's own report of a
+        // failed write goes through eprintln!, which panics on a broken pipe.
+        .log_internal_errors(false)
         .try_init();
 }
 
