@@ -152,6 +152,14 @@ fn log(event: &Event) {
             event = "monitor_flapping", monitor = %c.monitor,
             "{} is flapping (changing state too often)", c.monitor
         ),
+        // A monitor's first verdict (unknown → ok) is routine: 100,000 monitors would log
+        // 100,000 lines at every start. Every other change stays visible.
+        EventKind::MonitorChanged(c) if c.from == Status::Unknown && c.to == Status::Ok => {
+            tracing::debug!(
+                event = "monitor_changed", monitor = %c.monitor, from = %c.from, to = %c.to,
+                "{} is now {}", c.monitor, c.to
+            )
+        }
         EventKind::MonitorChanged(c) => tracing::info!(
             event = "monitor_changed", monitor = %c.monitor, from = %c.from, to = %c.to,
             "{} is now {}", c.monitor, c.to
