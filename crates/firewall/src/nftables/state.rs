@@ -47,6 +47,13 @@ pub fn build(
             .find(|t| t.family == table.family && t.name == table.name)
             .ok_or_else(|| bad(format!("table {} is missing from the text", table.id())))?;
         let inbound = inbound_chains(table);
+        for set in &shown.sets {
+            rules.push(Rule {
+                scope: format!("{} {} {}", table.id(), set.kind, set.name),
+                text: set_text(&set.lines),
+                simple: None,
+            });
+        }
         for chain in &table.chains {
             let scope = format!("{} {}", table.id(), chain.name);
             let lines = &shown
@@ -110,6 +117,21 @@ pub fn build(
         foreign_tables,
         notes: Vec::new(),
     })
+}
+
+/// A named set or map as one line. The elements of a set the packet path fills itself
+/// (`flags dynamic` or `timeout`, fail2ban-style) change by design and are left out.
+fn set_text(lines: &[String]) -> String {
+    let dynamic = lines.iter().any(|l| {
+        (l.starts_with("flags ") && (l.contains("dynamic") || l.contains("timeout")))
+            || l.starts_with("timeout ")
+    });
+    lines
+        .iter()
+        .filter(|l| !(dynamic && l.starts_with("elements =")))
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Lines nft prints at the top of a chain body before any rule.

@@ -301,3 +301,40 @@ fn payload_round_trips_through_the_baseline_json() {
     let back: Restore = serde_json::from_str(&json).unwrap();
     assert_eq!(back, Restore::Nftables(payload));
 }
+
+#[test]
+fn named_sets_and_maps_are_compared_but_not_a_dynamic_sets_elements() {
+    let s = state_of(
+        include_str!("../../tests/data/nft_sets.json"),
+        include_str!("../../tests/data/nft_sets.txt"),
+        None,
+    )
+    .unwrap();
+    let sets: Vec<(&str, &str)> = s
+        .rules
+        .iter()
+        .filter(|r| r.scope.contains(" set ") || r.scope.contains(" map "))
+        .map(|r| (r.scope.as_str(), r.text.as_str()))
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            (
+                "inet t set allow",
+                "type ipv4_addr; flags interval; elements = { 1.1.1.1, 2.2.2.2, 3.3.3.3, \
+                 4.4.4.4, 5.5.5.5, 6.6.6.6, 7.7.7.7, 8.8.8.8, 9.9.9.9, 10.0.0.0/8, \
+                 11.11.11.11, 172.16.0.0/12, 192.168.1.1 }"
+            ),
+            (
+                "inet t set ban",
+                "type ipv4_addr; flags dynamic,timeout; timeout 1h"
+            ),
+            (
+                "inet t map ports",
+                "type inet_service : verdict; elements = { 22 : accept }"
+            ),
+        ]
+    );
+    // A rule matching a named set cannot be judged by its text alone.
+    assert_eq!(rule(&s, "ip saddr @allow accept").simple, None);
+}

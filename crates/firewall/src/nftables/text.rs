@@ -14,6 +14,17 @@ pub struct TextTable {
     pub family: String,
     pub name: String,
     pub chains: Vec<TextChain>,
+    /// Named sets and maps: their elements decide what rules like `ip saddr @allow` let in.
+    pub sets: Vec<TextSet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSet {
+    /// `set` or `map`.
+    pub kind: String,
+    pub name: String,
+    /// The body, normalised, one line per declaration (`type ipv4_addr`, `elements = { … }`).
+    pub lines: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +35,13 @@ pub struct TextChain {
     pub lines: Vec<String>,
 }
 
-/// Splits a listing into tables and chains. Objects other than chains (sets, maps, counters,
-/// flowtables) are skipped. A rule that nft wraps over several lines is joined into one.
+/// Splits a listing into tables, chains, sets and maps. Other objects (counters, quotas,
+/// flowtables) are skipped. A rule or element list nft wraps over several lines is joined.
 pub fn parse(text: &str) -> Result<Vec<TextTable>, String> {
     let mut tables: Vec<TextTable> = Vec::new();
     let mut depth = 0usize;
-    // The chain being read, and a rule line still waiting for its closing brace.
-    let mut in_chain = false;
+    // The block being read, and a line still waiting for its closing brace.
+    let mut block = Block::Other;
     let mut pending = String::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -48,26 +59,36 @@ pub fn parse(text: &str) -> Result<Vec<TextTable>, String> {
                         family: family.to_string(),
                         name: unquote(name),
                         chains: Vec::new(),
+                        sets: Vec::new(),
                     }),
                     _ => return Err(format!("line {lineno}: expected `table FAMILY NAME {{`")),
                 }
             }
             1 => {
                 let words: Vec<&str> = line.split_whitespace().collect();
-                if let ["chain", name, "{"] = words.as_slice() {
-                    let table = tables
-                        .last_mut()
-                        .ok_or_else(|| format!("line {lineno}: chain outside a table"))?;
-                    table.chains.push(TextChain {
-                        name: unquote(name),
-                        lines: Vec::new(),
-                    });
-                    in_chain = true;
-                } else {
-                    in_chain = false;
-                }
+                let table = tables
+                    .last_mut()
+                    .ok_or_else(|| format!("line {lineno}: outside a table"))?;
+                block = match words.as_slice() {
+                    ["chain", name, "{"] => {
+                        table.chains.push(TextChain {
+                            name: unquote(name),
+                            lines: Vec::new(),
+                        });
+                        Block::Chain
+                    }
+                    [kind @ ("set" | "map"), name, "{"] => {
+                        table.sets.push(TextSet {
+                            kind: kind.to_string(),
+                            name: unquote(name),
+                            lines: Vec::new(),
+                        });
+                        Block::Set
+                    }
+                    _ => Block::Other,
+                };
             }
-            _ if in_chain => {
+            _ if block != Block::Other => {
                 if depth < 2 {
                     continue; // the chain's closing brace
                 }
@@ -76,11 +97,15 @@ pub fn parse(text: &str) -> Result<Vec<TextTable>, String> {
                 }
                 pending.push_str(line);
                 if depth == 2 {
-                    let chain = tables
-                        .last_mut()
-                        .and_then(|t| t.chains.last_mut())
-                        .ok_or_else(|| format!("line {lineno}: rule outside a chain"))?;
-                    chain.lines.push(normalise(&pending));
+                    let table = tables.last_mut();
+                    let lines = match block {
+                        Block::Chain => table
+                            .and_then(|t| t.chains.last_mut())
+                            .map(|c| &mut c.lines),
+                        _ => table.and_then(|t| t.sets.last_mut()).map(|s| &mut s.lines),
+                    }
+                    .ok_or_else(|| format!("line {lineno}: outside a block"))?;
+                    lines.push(normalise(&pending));
                     pending.clear();
                 }
             }
@@ -91,6 +116,13 @@ pub fn parse(text: &str) -> Result<Vec<TextTable>, String> {
         return Err("the listing ends inside a block (truncated?)".into());
     }
     Ok(tables)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Chain,
+    Set,
+    Other,
 }
 
 /// Brace depth after `line`, ignoring braces inside double quotes. `None` when it closes more
@@ -173,6 +205,11 @@ mod tests {
             ("inet", "t")
         );
         assert_eq!(tables[0].chains.len(), 1);
+        assert_eq!(tables[0].sets.len(), 1);
+        assert_eq!(
+            tables[0].sets[0].lines,
+            ["type ipv4_addr", "elements = { 1.2.3.4, 5.6.7.8 }"]
+        );
         assert_eq!(
             tables[0].chains[0].lines,
             vec![
