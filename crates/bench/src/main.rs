@@ -14,6 +14,8 @@
 //!   network namespace of its own, with its helpers `bench hold` and `bench measure`.
 //! - `bench daemon` ([`scale`]): `portwarden run` with 100,000 and 10,000 monitors against a
 //!   fleet spread over 127.0.0.1-127.0.0.8: checks/s, start lag, RSS, CPU, the store.
+//! - `bench firewall` ([`restore`]): the firewall guard, from `nft flush ruleset` to the
+//!   baseline restored and verified, in a network namespace of its own.
 //!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
@@ -24,6 +26,7 @@ mod listing;
 mod load;
 mod orchestrate;
 mod ports;
+mod restore;
 mod scale;
 mod sys;
 
@@ -53,6 +56,8 @@ enum Role {
     Measure(listing::MeasureArgs),
     /// Run the daemon with 100,000 and 10,000 monitors against a loopback fleet and report.
     Daemon(scale::DaemonArgs),
+    /// Time the firewall guard from `nft flush ruleset` to restored and verified.
+    Firewall(restore::FirewallArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Hold(args)) => listing::hold(&args),
         Some(Role::Measure(args)) => listing::measure(&args),
         Some(Role::Daemon(args)) => scale::run(&args),
+        Some(Role::Firewall(args)) => restore::run(&args),
         None => orchestrate::run(&cli.run),
     }
 }

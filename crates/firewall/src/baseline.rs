@@ -41,6 +41,15 @@ pub enum Restore {
 }
 
 impl Baseline {
+    /// The nftables tables this baseline covers (`inet filter`); `None` for other backends.
+    /// Tables created after the baseline (Docker, fail2ban) are then none of the guard's business.
+    pub fn nft_tables(&self) -> Option<Vec<String>> {
+        match &self.restore {
+            Restore::Nftables(payload) => Some(payload.table_ids()),
+            _ => None,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Baseline, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Baseline {
             path: path.display().to_string(),

@@ -135,8 +135,7 @@ pub fn assess(state: &State, policy: &Policy, baseline: Option<&Baseline>) -> As
             });
         }
     }
-    let drift =
-        baseline.map(|b| Drift::between(&b.rules, &b.inbound, &state.rules, &state.inbound));
+    let drift = baseline.map(|b| drift(b, state));
     if let Some(d) = drift.as_ref().filter(|d| !d.is_empty()) {
         violations.push(Violation {
             kind: ViolationKind::Drift,
@@ -153,4 +152,26 @@ pub fn assess(state: &State, policy: &Policy, baseline: Option<&Baseline>) -> As
         });
     }
     Assessment { violations, drift }
+}
+
+/// Drift of `state` from the baseline, over the tables the baseline holds only: another
+/// tool's table (Docker's nat rules, a fail2ban table) appearing later is not drift, and a
+/// restore would not remove it anyway.
+pub fn drift(baseline: &Baseline, state: &State) -> Drift {
+    let table = |scope: &str| {
+        scope
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let tables: std::collections::HashSet<String> =
+        baseline.rules.iter().map(|r| table(&r.scope)).collect();
+    let now: Vec<_> = state
+        .rules
+        .iter()
+        .filter(|r| tables.contains(&table(&r.scope)))
+        .cloned()
+        .collect();
+    Drift::between(&baseline.rules, &baseline.inbound, &now, &state.inbound)
 }

@@ -23,7 +23,7 @@ pub mod windows;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use baseline::{Baseline, Restore};
-pub use check::{assess, Assessment, Policy, Requirement, Violation, ViolationKind};
+pub use check::{assess, drift, Assessment, Policy, Requirement, Violation, ViolationKind};
 pub use diff::Drift;
 pub use exec::{Command, ExecError, Output, Runner};
 pub use model::{BackendKind, Family, InboundDefault, Rule, SimpleRule, State, Verdict};

@@ -29,6 +29,8 @@ pub struct ApiState {
     /// `config FILE` or `zero-config`.
     pub mode: String,
     pub max_in_flight: usize,
+    /// The firewall guard's latest verification.
+    pub firewall: crate::guard::SharedStatus,
 }
 
 /// One place that maps errors to HTTP status and a JSON body.
@@ -61,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/monitors", get(list_monitors))
         .route("/api/v1/monitors/{name}", get(one_monitor))
         .route("/api/v1/store", get(store_stats))
+        .route("/api/v1/firewall", get(firewall_status))
         .with_state(state)
 }
 
@@ -210,4 +213,14 @@ async fn store_stats(State(s): State<ApiState>) -> Result<Json<StoreStats>, ApiE
         .await
         .map(Json)
         .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+/// The firewall guard: backend, last verification, violations, drift, last repair, pause.
+async fn firewall_status(
+    State(s): State<ApiState>,
+) -> Result<Json<crate::guard::GuardStatus>, ApiError> {
+    s.firewall
+        .lock()
+        .map(|g| Json(g.clone()))
+        .map_err(|_| ApiError::Unavailable("the firewall guard's state is poisoned".into()))
 }

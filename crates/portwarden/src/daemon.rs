@@ -18,7 +18,7 @@ use crate::events::{EventBus, EventKind};
 use crate::monitor::Monitor;
 use crate::schedule::{Record, Scheduler, SchedulerSettings};
 use crate::store::{CheckRecord, Store, TransitionRecord};
-use crate::{discover, watch};
+use crate::{discover, guard, watch};
 
 /// Default API address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
@@ -61,6 +61,7 @@ struct Loaded {
     max_in_flight: usize,
     monitors: Vec<Monitor>,
     listing: Option<sockets::Listing>,
+    firewall: config::FirewallSettings,
 }
 
 fn load(source: &Source) -> anyhow::Result<Loaded> {
@@ -70,6 +71,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 daemon,
                 monitors,
                 files,
+                firewall,
                 ..
             } = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::debug!(files = files.len(), "config read from {}", path.display());
@@ -79,6 +81,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 max_in_flight: daemon.max_in_flight,
                 monitors,
                 listing: None,
+                firewall,
             })
         }
         Source::ZeroConfig => {
@@ -91,6 +94,9 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 max_in_flight: defaults.max_in_flight,
                 monitors: discover::monitors(&listing),
                 listing: Some(listing),
+                // The embedded default guards the firewall too: alert when it is switched
+                // off, restore only when a baseline was saved.
+                firewall: config::FirewallSettings::default(),
             })
         }
     }
@@ -177,12 +183,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         bus.clone(),
         shutdown.child_token(),
     ));
+    let firewall_status = guard::SharedStatus::default();
+    let firewall_guard = tokio::spawn(guard::run(
+        loaded.firewall,
+        state_dir.join(guard::PAUSE_FILE),
+        bus.clone(),
+        firewall_status.clone(),
+        shutdown.child_token(),
+    ));
     let api_state = ApiState {
         scheduler: scheduler.clone(),
         store: store.clone(),
         started: SystemTime::now(),
         mode: source.describe(),
         max_in_flight,
+        firewall: firewall_status,
     };
     let api_shutdown = shutdown.child_token();
     let api_task = tokio::spawn(api::serve(api_listener, api_state, api_shutdown));
@@ -204,7 +219,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     scheduler.shutdown(SHUTDOWN_GRACE).await;
     shutdown.cancel();
-    let _ = tokio::join!(watcher, api_task);
+    let _ = tokio::join!(watcher, api_task, firewall_guard);
     // The last holders of the record sender are gone with the scheduler (and any check
     // still past the grace ends by its own deadline): the forwarder drains and ends.
     drop(scheduler);

@@ -45,6 +45,44 @@ pub enum EventKind {
     ConfigRejected {
         error: String,
     },
+    /// The firewall broke a requirement or drifted from its baseline.
+    FirewallViolation(FirewallReport),
+    /// The guard repaired the firewall, and a fresh verification passed.
+    FirewallRepaired(FirewallReport),
+    /// A repair failed, or the firewall still violates after it.
+    FirewallRepairFailed(FirewallReport),
+    /// The firewall is fine again without the guard acting (someone else fixed it).
+    FirewallRecovered(FirewallReport),
+    /// The firewall's state could not be read (tool missing, malformed output).
+    FirewallUnreadable {
+        backend: Option<String>,
+        error: String,
+    },
+}
+
+/// What the firewall guard saw and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FirewallReport {
+    pub backend: String,
+    /// Broken requirements, one sentence each.
+    pub violations: Vec<String>,
+    /// Readable drift from the baseline: `- [inet filter input] tcp dport 22 accept` lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+    /// Who changed the ruleset, where the kernel says: `pid 4242 (nft)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<String>,
+    /// `restore` or `enable` when the guard acts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Why the guard does not act: alert-only, paused, repair limit reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// Milliseconds from noticing the change to the repaired ruleset verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A monitor's state change.
@@ -183,6 +221,38 @@ fn log(event: &Event) {
         EventKind::ConfigRejected { error } => tracing::error!(
             event = "config_rejected",
             "new config rejected, the running one stays: {error}"
+        ),
+        EventKind::FirewallViolation(r) => tracing::error!(
+            event = "firewall_violation", backend = %r.backend, culprit = r.culprit.as_deref(),
+            action = r.action.as_deref(), held = r.held.as_deref(),
+            "firewall ({}): {}{}{}{}", r.backend, r.violations.join("; "),
+            r.culprit.as_deref().map(|c| format!(" — changed by {c}")).unwrap_or_default(),
+            match (&r.action, &r.held) {
+                (Some(a), _) => format!("; {a} follows"),
+                (None, Some(h)) => format!("; not repairing: {h}"),
+                _ => String::new(),
+            },
+            r.drift.as_deref().map(|d| format!("\n{}", d.trim_end())).unwrap_or_default()
+        ),
+        EventKind::FirewallRepaired(r) => tracing::warn!(
+            event = "firewall_repaired", backend = %r.backend, action = r.action.as_deref(),
+            took_ms = r.took_ms,
+            "firewall ({}) repaired by {} and verified{}", r.backend,
+            r.action.as_deref().unwrap_or("repair"),
+            r.took_ms.map(|ms| format!(" in {ms} ms")).unwrap_or_default()
+        ),
+        EventKind::FirewallRepairFailed(r) => tracing::error!(
+            event = "firewall_repair_failed", backend = %r.backend, action = r.action.as_deref(),
+            "firewall ({}) {} failed: {}", r.backend, r.action.as_deref().unwrap_or("repair"),
+            r.error.clone().unwrap_or_else(|| r.violations.join("; "))
+        ),
+        EventKind::FirewallRecovered(r) => tracing::info!(
+            event = "firewall_recovered", backend = %r.backend,
+            "firewall ({}) is as required again", r.backend
+        ),
+        EventKind::FirewallUnreadable { backend, error } => tracing::error!(
+            event = "firewall_unreadable", backend = backend.as_deref(),
+            "cannot read the firewall's state: {error}"
         ),
     }
 }

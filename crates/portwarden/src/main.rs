@@ -3,8 +3,8 @@
 //! Data flow of the daemon (`portwarden run`): [`config`] (or [`discover`] in zero-config
 //! mode) builds [`monitor`]s; the [`schedule`]r runs their probes and owner checks
 //! ([`ownership`]); the [`state`] machine turns results into transitions; [`events`] carries
-//! them to every consumer, [`store`] keeps history, [`watch`] notices listener changes, and
-//! [`api`] shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
+//! them to every consumer, [`store`] keeps history, [`watch`] notices listener changes,
+//! [`guard`] keeps the host firewall on and as it was, and [`api`] shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
 
 mod api;
 mod cli;
@@ -12,6 +12,7 @@ mod config;
 mod daemon;
 mod discover;
 mod events;
+mod guard;
 mod monitor;
 mod ownership;
 mod schedule;

@@ -222,7 +222,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn write_config(dir: &Path, api: SocketAddr, monitors: &str) -> PathBuf {
     let path = dir.join("portwarden.toml");
     let text = format!(
-        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\n\n{monitors}",
+        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n# These daemons run in the machine's own namespace: hands off its firewall.\n[firewall]\nguard = false\n\n[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\n\n{monitors}",
         dir.join("state").display()
     );
     std::fs::write(&path, text).unwrap();

@@ -6,6 +6,7 @@
 
 mod check;
 mod config;
+mod firewall;
 mod nagios;
 mod ports;
 mod run;
@@ -32,6 +33,8 @@ enum Command {
     Check(Box<check::CheckCommand>),
     /// Validate the config (every problem at once, with line and column) or print an example.
     Config(config::ConfigCommand),
+    /// The host firewall: state, switch on, baseline save / diff / restore, pause the guard.
+    Firewall(firewall::FirewallCommand),
     /// Listening sockets and the processes holding them; snapshots and drift.
     Ports(ports::PortsCommand),
     /// Run the daemon (with no config: watch this host's listeners).
@@ -87,6 +90,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     match cli.command {
         Command::Check(cmd) => check::run(*cmd),
         Command::Config(cmd) => config::run(cmd),
+        Command::Firewall(cmd) => firewall::run(cmd),
         Command::Ports(cmd) => ports::run(cmd),
         Command::Run(cmd) => run::run(cmd),
         Command::Status(cmd) => status::run(cmd),
@@ -121,6 +125,8 @@ fn init_logging(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never in a journal or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A daemon whose stderr reader went away must keep running: tracing's own report of a
         // failed write goes through eprintln!, which panics on a broken pipe.
         .log_internal_errors(false)

@@ -41,9 +41,8 @@ pub struct Config {
     pub monitors: Vec<Monitor>,
     #[allow(dead_code)] // read by the notification, firewall and action issues
     pub notifiers: Vec<NotifierConfig>,
-    /// `[firewall]` as written (checked by the firewall issue).
-    #[allow(dead_code)] // read by the notification, firewall and action issues
-    pub firewall: Option<toml::Table>,
+    /// `[firewall]`, or its defaults when absent.
+    pub firewall: FirewallSettings,
     /// `on_down` actions by monitor name, as written (checked by the actions issue).
     #[allow(dead_code)] // read by the notification, firewall and action issues
     pub on_down: BTreeMap<String, Vec<toml::Table>>,
@@ -70,6 +69,57 @@ impl Default for DaemonSettings {
             max_in_flight: schema::default_max_in_flight(),
         }
     }
+}
+
+/// Default place of the firewall baseline (`portwarden firewall baseline save`).
+pub const DEFAULT_BASELINE: &str = "/etc/portwarden/firewall.baseline";
+
+/// `[firewall]`: what the firewall guard checks and how it repairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallSettings {
+    pub guard: bool,
+    /// `None`: auto-detect (or the baseline's backend).
+    pub backend: Option<firewall::BackendKind>,
+    pub policy: firewall::Policy,
+    /// nftables tables to manage; `None`: the baseline's, else every native table.
+    pub tables: Option<Vec<String>>,
+    pub baseline: PathBuf,
+    /// `None`: restore when a baseline exists, else alert.
+    pub on_violation: Option<OnViolation>,
+    pub verify_every: std::time::Duration,
+    pub watch: bool,
+    pub max_repairs_per_hour: u32,
+    #[allow(dead_code)] // read by the notification issue
+    pub notify: Vec<String>,
+}
+
+impl Default for FirewallSettings {
+    fn default() -> Self {
+        Self {
+            guard: true,
+            backend: None,
+            policy: firewall::Policy::default(),
+            tables: None,
+            baseline: PathBuf::from(DEFAULT_BASELINE),
+            on_violation: None,
+            verify_every: std::time::Duration::from_secs(30),
+            watch: true,
+            max_repairs_per_hour: 6,
+            notify: Vec::new(),
+        }
+    }
+}
+
+/// What the guard does about a violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnViolation {
+    /// Tell, change nothing.
+    Alert,
+    /// Switch the firewall back on with its own means (ufw, firewalld, pf, Windows).
+    Enable,
+    /// Put the baseline back atomically.
+    Restore,
 }
 
 /// A `[[notifier]]`: its name and type; the rest as written until notifiers land.

@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::error::{ConfigErrors, SourceFile};
-use super::schema::{DaemonSection, DefaultsSection, MonitorSection};
+use super::schema::{DaemonSection, DefaultsSection, FirewallSection, MonitorSection};
 use super::Problems;
 
 /// The top-level keys a config file may have.
@@ -51,7 +51,7 @@ pub struct Parsed {
     pub files: Vec<SourceFile>,
     pub daemon: Option<Section<DaemonSection>>,
     pub defaults: Option<Section<DefaultsSection>>,
-    pub firewall: Option<Section<toml::Table>>,
+    pub firewall: Option<Section<FirewallSection>>,
     pub monitors: Vec<Section<MonitorSection>>,
     pub notifiers: Vec<Section<NotifierEntry>>,
 }

@@ -74,6 +74,37 @@ pub struct DaemonSection {
     pub max_in_flight: Option<Spanned<i64>>,
 }
 
+/// `[firewall]`: the firewall guard.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallSection {
+    /// Run the guard at all. Default: true.
+    pub guard: Option<bool>,
+    /// `"auto"` or one of nftables, iptables-nft, iptables-legacy, ufw, firewalld, windows,
+    /// pf, mac-app-firewall. Default: `"auto"` (or the baseline's backend).
+    pub backend: Option<Spanned<String>>,
+    /// Checks: `"enabled"`, `"inbound-default-deny"`. Default: `["enabled"]`.
+    pub require: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Rules that must be present, e.g. `"tcp/22 from 10.0.0.0/8"`. Default: none.
+    pub rules: Option<Spanned<Vec<Spanned<String>>>>,
+    /// nftables tables portwarden manages, e.g. `["inet filter"]`. Default: the baseline's,
+    /// else every native table.
+    pub tables: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The baseline file. Default: `/etc/portwarden/firewall.baseline`.
+    pub baseline: Option<Spanned<String>>,
+    /// `"alert"`, `"enable"` or `"restore"`. Default: restore when a baseline was saved,
+    /// else alert.
+    pub on_violation: Option<Spanned<String>>,
+    /// Full verification period, besides change events. Default: `"30s"`.
+    pub verify_every: Option<Spanned<HumanDuration>>,
+    /// React to nftables change notifications within milliseconds. Default: true.
+    pub watch: Option<bool>,
+    /// Repairs allowed per hour before the guard only alerts. Default: 6.
+    pub max_repairs_per_hour: Option<Spanned<i64>>,
+    /// Notifiers told about violations and repairs. Default: `[defaults] notify`.
+    pub notify: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
 /// `[defaults]`: values for every monitor that does not set its own.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,579 @@
+//! The firewall guard: verifies the host firewall on every nftables change notification (within
+//! milliseconds) and every `verify_every` (default 30 s), repairs it as `on_violation` says —
+//! re-enable with the backend's own means, or restore the baseline atomically — verifies again
+//! and reports each step on the event bus.
+//!
+//! It never fights the administrator: a pause file (`portwarden firewall pause --for 30m`)
+//! holds repairs, and after `max_repairs_per_hour` repairs it only alerts. It never repairs on
+//! garbage: a state that cannot be read is reported, not acted on.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use firewall::{assess, Assessment, BackendKind, Baseline, Firewall, Runner, State};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{FirewallSettings, OnViolation};
+use crate::events::{EventBus, EventKind, FirewallReport};
+
+/// File name of the pause switch inside the state directory.
+pub const PAUSE_FILE: &str = "firewall-pause.json";
+/// Wait before restarting a change watcher that ended.
+const WATCH_RESTART: Duration = Duration::from_secs(5);
+/// Repairs are counted over this window for `max_repairs_per_hour`.
+const REPAIR_WINDOW: Duration = Duration::from_secs(3600);
+
+/// What `GET /api/v1/firewall` and the logs show of the guard.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GuardStatus {
+    /// `starting`, `ok`, `violated`, `unreadable`, `off`.
+    pub state: &'static str,
+    pub backend: Option<BackendKind>,
+    /// Unix milliseconds of the last verification.
+    pub checked_at: Option<u64>,
+    pub violations: Vec<firewall::Violation>,
+    pub drift: Option<firewall::Drift>,
+    pub baseline: Option<PathBuf>,
+    pub on_violation: Option<OnViolation>,
+    /// True while nftables change notifications are being watched.
+    pub watching: bool,
+    pub repairs_last_hour: usize,
+    pub last_repair: Option<FirewallReport>,
+    /// Unix seconds until which repairs are paused.
+    pub paused_until: Option<u64>,
+    pub error: Option<String>,
+}
+
+pub type SharedStatus = Arc<Mutex<GuardStatus>>;
+
+/// The maintenance switch, written by `portwarden firewall pause` and read by the guard
+/// before every repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// Unix seconds.
+    pub until: u64,
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl Pause {
+    /// The pause in force at `path`, if any (an expired or unreadable file is no pause; an
+    /// unreadable one is logged).
+    pub fn active(path: &Path) -> Option<Pause> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!("cannot read the pause file {}: {e}", path.display());
+                return None;
+            }
+        };
+        match serde_json::from_str::<Pause>(&text) {
+            Ok(p) if p.until > unix_secs() => Some(p),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("ignoring the malformed pause file {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_string(self).unwrap_or_default())?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+pub fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Loads the baseline if the file exists; a broken file is reported and treated as absent
+/// (the guard then alerts instead of restoring garbage).
+pub fn load_baseline(path: &Path) -> Result<Option<Baseline>, firewall::Error> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Baseline::load(path).map(Some)
+}
+
+/// Picks the backend: configured, else the baseline's, else detected.
+pub async fn choose_backend(
+    configured: Option<BackendKind>,
+    baseline: Option<&Baseline>,
+    runner: &Runner,
+) -> Result<(BackendKind, String), firewall::Error> {
+    if let Some(kind) = configured {
+        return Ok((kind, "configured".into()));
+    }
+    if let Some(b) = baseline {
+        return Ok((b.backend, "from the baseline".into()));
+    }
+    let d = firewall::detect::detect(runner).await?;
+    Ok((d.backend, d.why))
+}
+
+/// What triggered a verification.
+enum Trigger {
+    Start,
+    Periodic,
+    Change {
+        culprit: Option<String>,
+        seen: Instant,
+    },
+}
+
+struct Guard {
+    settings: FirewallSettings,
+    pause_file: PathBuf,
+    bus: EventBus,
+    status: SharedStatus,
+    firewall: Firewall,
+    baseline: Option<Baseline>,
+    baseline_mtime: Option<SystemTime>,
+    /// The violations last reported, so a standing problem is reported once, not every 30 s.
+    reported: Option<Vec<String>>,
+    repairs: VecDeque<Instant>,
+    /// The last unreadable-state error, reported once.
+    unreadable: Option<String>,
+}
+
+/// Runs the guard until `shutdown`.
+pub async fn run(
+    settings: FirewallSettings,
+    pause_file: PathBuf,
+    bus: EventBus,
+    status: SharedStatus,
+    shutdown: CancellationToken,
+) {
+    if !settings.guard {
+        set(&status, |s| s.state = "off");
+        return;
+    }
+    let runner = Runner::default();
+    let (baseline, baseline_mtime) = read_baseline(&settings.baseline, &bus);
+    // Detection can fail (no tool installed, no permission): retry at the verify period.
+    let (kind, why) = loop {
+        match choose_backend(settings.backend, baseline.as_ref(), &runner).await {
+            Ok(found) => break found,
+            Err(e) => {
+                unreadable(&status, &bus, None, e.to_string());
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(settings.verify_every) => {}
+                }
+            }
+        }
+    };
+    let tables = settings
+        .tables
+        .clone()
+        .or_else(|| baseline.as_ref().and_then(Baseline::nft_tables));
+    let firewall = Firewall::new(kind, runner).with_tables(tables);
+    tracing::info!(
+        backend = %kind,
+        "firewall guard: {kind} ({why}); verifying every {}{}; on violation: {}",
+        humantime::format_duration(settings.verify_every),
+        if watchable(kind) && settings.watch { " and on every nftables change" } else { "" },
+        describe_mode(effective_mode(&settings, baseline.as_ref()))
+    );
+    let mut guard = Guard {
+        pause_file,
+        bus,
+        status,
+        firewall,
+        baseline,
+        baseline_mtime,
+        reported: None,
+        repairs: VecDeque::new(),
+        unreadable: None,
+        settings,
+    };
+    guard.watch_loop(shutdown).await;
+}
+
+fn watchable(kind: BackendKind) -> bool {
+    cfg!(target_os = "linux")
+        && matches!(
+            kind,
+            BackendKind::Nftables
+                | BackendKind::IptablesNft
+                | BackendKind::Ufw
+                | BackendKind::Firewalld
+        )
+}
+
+fn effective_mode(settings: &FirewallSettings, baseline: Option<&Baseline>) -> OnViolation {
+    settings.on_violation.unwrap_or(if baseline.is_some() {
+        OnViolation::Restore
+    } else {
+        OnViolation::Alert
+    })
+}
+
+fn describe_mode(mode: OnViolation) -> &'static str {
+    match mode {
+        OnViolation::Alert => "alert only",
+        OnViolation::Enable => "switch it back on",
+        OnViolation::Restore => "restore the baseline",
+    }
+}
+
+fn read_baseline(path: &Path, bus: &EventBus) -> (Option<Baseline>, Option<SystemTime>) {
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    match load_baseline(path) {
+        Ok(b) => (b, mtime),
+        Err(e) => {
+            bus.publish(EventKind::FirewallUnreadable {
+                backend: None,
+                error: format!("{e}; alerting instead of restoring until it is fixed"),
+            });
+            (None, mtime)
+        }
+    }
+}
+
+fn set(status: &SharedStatus, f: impl FnOnce(&mut GuardStatus)) {
+    if let Ok(mut s) = status.lock() {
+        f(&mut s);
+    }
+}
+
+fn unreadable(status: &SharedStatus, bus: &EventBus, backend: Option<BackendKind>, error: String) {
+    let repeat = status
+        .lock()
+        .map(|s| s.error.as_deref() == Some(error.as_str()))
+        .unwrap_or(false);
+    set(status, |s| {
+        s.state = "unreadable";
+        s.backend = backend;
+        s.error = Some(error.clone());
+        s.checked_at = Some(unix_ms());
+    });
+    if !repeat {
+        bus.publish(EventKind::FirewallUnreadable {
+            backend: backend.map(|b| b.to_string()),
+            error,
+        });
+    }
+}
+
+impl Guard {
+    async fn watch_loop(&mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.verify_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate; the start verification covers it
+        let want_watch = self.settings.watch && watchable(self.firewall.kind);
+        let mut watch = None;
+        let mut watch_retry = Instant::now();
+        self.verify(Trigger::Start).await;
+        loop {
+            if want_watch && watch.is_none() && Instant::now() >= watch_retry {
+                match firewall::nftables::Watch::start().await {
+                    Ok(w) => {
+                        tracing::info!("firewall guard: watching nftables changes");
+                        watch = Some(w);
+                        set(&self.status, |s| s.watching = true);
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot watch nftables changes (verifying periodically only): {e}"
+                        );
+                        watch_retry = Instant::now() + WATCH_RESTART;
+                    }
+                }
+            }
+            let trigger = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => Trigger::Periodic,
+                change = next_change(&mut watch) => match change {
+                    Some(c) => Trigger::Change {
+                        culprit: c.culprit.map(|c| format!("pid {} ({})", c.pid, c.comm)),
+                        seen: Instant::now(),
+                    },
+                    None => {
+                        tracing::warn!("the nftables change watcher ended; restarting it in {}s", WATCH_RESTART.as_secs());
+                        watch = None;
+                        watch_retry = Instant::now() + WATCH_RESTART;
+                        set(&self.status, |s| s.watching = false);
+                        continue;
+                    }
+                },
+            };
+            self.verify(trigger).await;
+        }
+    }
+
+    /// One verification, and the repair it calls for.
+    async fn verify(&mut self, trigger: Trigger) {
+        let started = match &trigger {
+            Trigger::Change { seen, .. } => *seen,
+            _ => Instant::now(),
+        };
+        let culprit = match &trigger {
+            Trigger::Change { culprit, .. } => culprit.clone(),
+            _ => None,
+        };
+        if matches!(trigger, Trigger::Periodic | Trigger::Start) {
+            self.refresh_baseline();
+        }
+        let Some((state, assessment)) = self.inspect().await else {
+            return;
+        };
+        let mode = effective_mode(&self.settings, self.baseline.as_ref());
+        self.record(&state, &assessment, mode);
+        if assessment.ok() {
+            if self.reported.take().is_some() {
+                self.bus.publish(EventKind::FirewallRecovered(
+                    self.report(&assessment, culprit),
+                ));
+            }
+            return;
+        }
+        let (action, held) = self.plan(&assessment, mode);
+        let messages: Vec<String> = assessment
+            .violations
+            .iter()
+            .map(|v| v.message.clone())
+            .collect();
+        // A standing problem the guard does not act on is reported once.
+        if action.is_none() && self.reported.as_ref() == Some(&messages) {
+            return;
+        }
+        self.reported = Some(messages);
+        let mut report = self.report(&assessment, culprit);
+        report.action = action.map(|a| a.to_string());
+        report.held = held;
+        self.bus
+            .publish(EventKind::FirewallViolation(report.clone()));
+        let Some(action) = action else { return };
+
+        self.repairs.push_back(Instant::now());
+        let result = match action {
+            "restore" => match &self.baseline {
+                Some(b) => self.firewall.restore(b).await,
+                None => self.firewall.enable().await,
+            },
+            _ => self.firewall.enable().await,
+        };
+        let after = self.inspect().await;
+        report.took_ms = Some(started.elapsed().as_millis() as u64);
+        report.held = None;
+        match (result, after) {
+            (Err(e), _) => {
+                report.error = Some(e.to_string());
+                self.bus
+                    .publish(EventKind::FirewallRepairFailed(report.clone()));
+            }
+            (Ok(()), Some((state, a))) if a.ok() => {
+                self.record(&state, &a, mode);
+                self.reported = None;
+                report.violations.clear();
+                report.drift = None;
+                self.bus
+                    .publish(EventKind::FirewallRepaired(report.clone()));
+            }
+            (Ok(()), Some((state, a))) => {
+                self.record(&state, &a, mode);
+                report.violations = a.violations.iter().map(|v| v.message.clone()).collect();
+                report.error = Some(format!(
+                    "still violated after {action}: {}",
+                    report.violations.join("; ")
+                ));
+                self.bus
+                    .publish(EventKind::FirewallRepairFailed(report.clone()));
+            }
+            (Ok(()), None) => {
+                report.error = Some(format!(
+                    "{action} ran, but the result could not be verified"
+                ));
+                self.bus
+                    .publish(EventKind::FirewallRepairFailed(report.clone()));
+            }
+        }
+        let repairs = self.repairs.len();
+        set(&self.status, |s| {
+            s.last_repair = Some(report);
+            s.repairs_last_hour = repairs;
+        });
+    }
+
+    /// Decides what to do about a violation: an action, or why none.
+    fn plan(
+        &mut self,
+        a: &Assessment,
+        mode: OnViolation,
+    ) -> (Option<&'static str>, Option<String>) {
+        let now = Instant::now();
+        while self
+            .repairs
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > REPAIR_WINDOW)
+        {
+            self.repairs.pop_front();
+        }
+        let drifted = a.drift.as_ref().is_some_and(|d| !d.is_empty());
+        let action = match mode {
+            OnViolation::Alert => return (None, Some("on_violation is \"alert\"".into())),
+            OnViolation::Restore if self.baseline.is_some() => {
+                // Restoring an identical ruleset cannot fix a baseline that itself violates.
+                if !drifted && !a.disabled() {
+                    return (
+                        None,
+                        Some("the baseline itself does not meet the requirements".into()),
+                    );
+                }
+                "restore"
+            }
+            OnViolation::Restore | OnViolation::Enable => {
+                if !a.disabled()
+                    && !matches!(
+                        self.firewall.kind,
+                        BackendKind::Ufw | BackendKind::Firewalld
+                    )
+                {
+                    return (
+                        None,
+                        Some("switching it on cannot fix this; save a baseline to restore".into()),
+                    );
+                }
+                "enable"
+            }
+        };
+        if let Some(p) = Pause::active(&self.pause_file) {
+            set(&self.status, |s| s.paused_until = Some(p.until));
+            let reason = if p.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", p.reason)
+            };
+            return (
+                None,
+                Some(format!(
+                    "paused for {}s more{reason}",
+                    p.until.saturating_sub(unix_secs())
+                )),
+            );
+        }
+        set(&self.status, |s| s.paused_until = None);
+        let limit = self.settings.max_repairs_per_hour as usize;
+        if self.repairs.len() >= limit {
+            return (
+                None,
+                Some(format!(
+                    "{} repairs in the last hour reached max_repairs_per_hour = {limit}; alerting only",
+                    self.repairs.len()
+                )),
+            );
+        }
+        (Some(action), None)
+    }
+
+    async fn inspect(&mut self) -> Option<(State, Assessment)> {
+        match self.firewall.inspect().await {
+            Ok(state) => {
+                self.unreadable = None;
+                let a = assess(&state, &self.settings.policy, self.baseline.as_ref());
+                Some((state, a))
+            }
+            Err(e) => {
+                unreadable(
+                    &self.status,
+                    &self.bus,
+                    Some(self.firewall.kind),
+                    e.to_string(),
+                );
+                None
+            }
+        }
+    }
+
+    fn record(&self, _state: &State, a: &Assessment, mode: OnViolation) {
+        let baseline = self
+            .baseline
+            .as_ref()
+            .map(|_| self.settings.baseline.clone());
+        set(&self.status, |s| {
+            s.state = if a.ok() { "ok" } else { "violated" };
+            s.backend = Some(self.firewall.kind);
+            s.checked_at = Some(unix_ms());
+            s.violations = a.violations.clone();
+            s.drift = a.drift.clone();
+            s.baseline = baseline;
+            s.on_violation = Some(mode);
+            s.error = None;
+        });
+    }
+
+    fn report(&self, a: &Assessment, culprit: Option<String>) -> FirewallReport {
+        FirewallReport {
+            backend: self.firewall.kind.to_string(),
+            violations: a.violations.iter().map(|v| v.message.clone()).collect(),
+            drift: a
+                .drift
+                .as_ref()
+                .filter(|d| !d.is_empty())
+                .map(|d| d.to_string()),
+            culprit,
+            ..FirewallReport::default()
+        }
+    }
+
+    /// Picks up a baseline saved (or fixed) while the daemon runs.
+    fn refresh_baseline(&mut self) {
+        let path = &self.settings.baseline;
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if mtime == self.baseline_mtime {
+            return;
+        }
+        let (baseline, mtime) = read_baseline(path, &self.bus);
+        if let Some(b) = &baseline {
+            if b.backend != self.firewall.kind {
+                self.bus.publish(EventKind::FirewallUnreadable {
+                    backend: Some(self.firewall.kind.to_string()),
+                    error: format!(
+                        "the baseline {} was saved from {}, but the guard watches {}; ignoring it",
+                        path.display(),
+                        b.backend,
+                        self.firewall.kind
+                    ),
+                });
+                self.baseline_mtime = mtime;
+                return;
+            }
+            tracing::info!("firewall baseline {} loaded", path.display());
+            if self.settings.tables.is_none() {
+                self.firewall.tables = b.nft_tables();
+            }
+        }
+        self.baseline = baseline;
+        self.baseline_mtime = mtime;
+    }
+}
+
+/// The next change from the watcher, or never when there is none.
+async fn next_change(
+    watch: &mut Option<firewall::nftables::Watch>,
+) -> Option<firewall::nftables::Change> {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,369 @@
+//! The firewall guard and `portwarden firewall` end to end, against real nftables inside a
+//! network namespace each test creates (`ip netns add`) and deletes: the machine's own firewall
+//! is never touched. The daemon and every command run inside the namespace.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const RULESET: &str = r#"
+table inet filter {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        iif "lo" accept
+        ct state established,related accept
+        ip saddr 10.0.0.0/8 tcp dport 22 accept
+        tcp dport { 80, 443 } accept
+    }
+}
+"#;
+
+const SSH_RULE: &str = "ip saddr 10.0.0.0/8 tcp dport 22 accept";
+
+/// A network namespace of the test's own, deleted (with the processes started in it) on drop.
+struct Netns {
+    name: String,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Option<Netns> {
+        let name = format!("pw-fw-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let made = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        let have_nft = Command::new("sh")
+            .args(["-c", "command -v nft"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !made || !have_nft {
+            let why = if made {
+                "nft is not installed (scripts/install-test-deps installs it)"
+            } else {
+                "cannot create a network namespace (needs root)"
+            };
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("SKIPPED: {why}");
+            if made {
+                let _ = Command::new("ip").args(["netns", "del", &name]).status();
+            }
+            return None;
+        }
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ns = Netns {
+            name,
+            dir,
+            children: Vec::new(),
+        };
+        ns.sh("ip link set lo up");
+        Some(ns)
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    fn sh(&self, script: &str) -> String {
+        let out = self.cmd("sh").args(["-c", script]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "`{script}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn load(&self, ruleset: &str) {
+        let path = self.dir.join("ruleset.nft");
+        std::fs::write(&path, ruleset).unwrap();
+        self.sh(&format!("nft -f {}", path.display()));
+    }
+
+    /// The ruleset as nft prints it without counters: what "equal to the baseline" means.
+    fn listing(&self, what: &str) -> String {
+        self.sh(&format!("nft -s list {what}"))
+    }
+
+    fn portwarden(&self, args: &[&str]) -> Output {
+        self.cmd(env!("CARGO_BIN_EXE_portwarden"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn config(&self, firewall: &str) -> PathBuf {
+        let path = self.dir.join("portwarden.toml");
+        let text = format!(
+            "[daemon]\nlisten = \"127.0.0.1:9898\"\nstate_dir = \"{}\"\n\n[firewall]\nbaseline = \"{}\"\n{firewall}\n",
+            self.state().display(),
+            self.baseline().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    fn baseline(&self) -> PathBuf {
+        self.dir.join("firewall.baseline")
+    }
+
+    fn save_baseline(&self) {
+        let out = self.portwarden(&[
+            "firewall",
+            "baseline",
+            "save",
+            "--baseline",
+            self.baseline().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    fn daemon(&mut self, config: &Path) -> Log {
+        let mut child = self
+            .cmd(env!("CARGO_BIN_EXE_portwarden"))
+            .args(["run", "-c", config.to_str().unwrap()])
+            .env("PORTWARDEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Log(Arc::new(Mutex::new(String::new())));
+        let sink = log.0.clone();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        self.children.push(child);
+        log
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The daemon's log, collected as it is written.
+#[derive(Clone)]
+struct Log(Arc<Mutex<String>>);
+
+impl Log {
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.text().matches(needle).count()
+    }
+
+    /// Waits (bounded) until `needle` occurs at least `n` times.
+    fn wait_for(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n}× {needle:?}; daemon log:\n{}",
+                self.text()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_guard_restores_a_flushed_or_tampered_ruleset_and_leaves_other_tables_alone() {
+    let Some(mut ns) = Netns::new("restore") else {
+        return;
+    };
+    ns.load(RULESET);
+    ns.save_baseline();
+    let baseline = ns.listing("table inet filter");
+    // A long verify period: every repair below must come from the change notifications.
+    let config = ns.config(
+        "require = [\"enabled\", \"inbound-default-deny\"]\nrules = [\"tcp/22 from 10.0.0.0/8\"]\nverify_every = \"1h\"",
+    );
+    let log = ns.daemon(&config);
+    log.wait_for("watching nftables changes", 1);
+
+    // Another tool's table, added after the baseline, is none of the guard's business.
+    ns.sh("nft add table ip othertool; nft add chain ip othertool pre '{ type filter hook prerouting priority -150; }'");
+    let other = ns.listing("table ip othertool");
+
+    ns.sh("nft chain inet filter input '{ policy accept; }'");
+    log.wait_for("event=\"firewall_repaired\"", 1);
+    assert_eq!(ns.listing("table inet filter"), baseline);
+    assert_eq!(ns.listing("table ip othertool"), other);
+
+    ns.sh("nft -a list chain inet filter input | grep 'tcp dport 22' | sed 's/.*# handle //' | xargs -I{} nft delete rule inet filter input handle {}");
+    log.wait_for("event=\"firewall_repaired\"", 2);
+    assert_eq!(ns.listing("table inet filter"), baseline);
+    let log_text = log.text();
+    assert!(
+        log_text.contains(&format!("- [inet filter input] {SSH_RULE}")),
+        "the alert names the vanished rule:\n{log_text}"
+    );
+
+    ns.sh("nft flush ruleset");
+    log.wait_for("event=\"firewall_repaired\"", 3);
+    assert_eq!(ns.listing("table inet filter"), baseline);
+    let log_text = log.text();
+    assert!(
+        log_text.contains("switched off") && log_text.contains("(nft)"),
+        "the alert says what happened and names the process:\n{log_text}"
+    );
+    assert!(!log_text.contains("firewall_repair_failed"), "{log_text}");
+}
+
+#[test]
+fn a_pause_holds_repairs_and_the_hourly_limit_stops_a_fight() {
+    let Some(mut ns) = Netns::new("pause") else {
+        return;
+    };
+    ns.load(RULESET);
+    ns.save_baseline();
+    let config = ns.config("verify_every = \"500ms\"\nmax_repairs_per_hour = 1");
+    let log = ns.daemon(&config);
+    log.wait_for("watching nftables changes", 1);
+    let state = ns.state();
+    let pause = ns.portwarden(&[
+        "firewall",
+        "pause",
+        "--for",
+        "10m",
+        "--reason",
+        "migrating rules",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(pause.status.success(), "{}", text(&pause));
+
+    ns.sh("nft flush ruleset");
+    log.wait_for("not repairing: paused", 1);
+    assert!(log.text().contains("migrating rules"), "{}", log.text());
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ns.listing("ruleset").trim(), "", "paused: nothing restored");
+
+    let resume = ns.portwarden(&["firewall", "resume", "--state-dir", state.to_str().unwrap()]);
+    assert!(resume.status.success(), "{}", text(&resume));
+    log.wait_for("event=\"firewall_repaired\"", 1);
+    assert!(ns.listing("ruleset").contains("policy drop"));
+
+    // The one repair allowed this hour is spent: the next flush is only reported.
+    ns.sh("nft flush ruleset");
+    log.wait_for("max_repairs_per_hour = 1", 1);
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ns.listing("ruleset").trim(), "");
+    assert_eq!(log.count("event=\"firewall_repaired\""), 1);
+}
+
+#[test]
+fn without_a_baseline_the_guard_only_alerts() {
+    let Some(mut ns) = Netns::new("alert") else {
+        return;
+    };
+    ns.load(RULESET);
+    let config = ns.config("verify_every = \"500ms\"");
+    let log = ns.daemon(&config);
+    log.wait_for("watching nftables changes", 1);
+    ns.sh("nft flush ruleset");
+    log.wait_for("event=\"firewall_violation\"", 1);
+    thread::sleep(Duration::from_millis(1200));
+    assert_eq!(ns.listing("ruleset").trim(), "");
+    let log_text = log.text();
+    assert!(log_text.contains("switched off"), "{log_text}");
+    assert!(
+        log_text.contains("not repairing: on_violation is \"alert\""),
+        "{log_text}"
+    );
+    // Reported once, not at every verification.
+    assert_eq!(log.count("event=\"firewall_violation\""), 1, "{log_text}");
+}
+
+#[test]
+fn the_cli_shows_state_drift_and_restores() {
+    let Some(ns) = Netns::new("cli") else {
+        return;
+    };
+    let base = ns.baseline();
+    let base = base.to_str().unwrap();
+
+    // An empty firewall is not saved as a baseline by accident.
+    let refused = ns.portwarden(&["firewall", "baseline", "save", "--baseline", base]);
+    assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
+    assert!(!ns.baseline().exists());
+
+    ns.load(RULESET);
+    ns.save_baseline();
+    let status = ns.portwarden(&["firewall", "status", "--json", "--baseline", base]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["backend"], "nftables");
+    assert_eq!(doc["enabled"], true);
+    assert_eq!(doc["inbound_default_deny"], true);
+    assert!(doc["rules"].as_u64().unwrap() >= 4, "{doc}");
+
+    ns.sh("nft chain inet filter input '{ policy accept; }'");
+    let diff = ns.portwarden(&["firewall", "baseline", "diff", "--baseline", base]);
+    assert_eq!(diff.status.code(), Some(1), "{}", text(&diff));
+    let shown = String::from_utf8_lossy(&diff.stdout);
+    assert!(shown.contains("drop → accept"), "{shown}");
+
+    let restore = ns.portwarden(&["firewall", "restore", "--baseline", base]);
+    assert_eq!(restore.status.code(), Some(0), "{}", text(&restore));
+    let clean = ns.portwarden(&["firewall", "baseline", "diff", "--baseline", base]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+
+    // A damaged baseline is named, and nothing is restored from it.
+    std::fs::write(
+        ns.baseline(),
+        "{\"format\": 1, \"backend\": \"nftables\", \"rules\": [",
+    )
+    .unwrap();
+    ns.sh("nft flush ruleset");
+    let broken = ns.portwarden(&["firewall", "restore", "--baseline", base]);
+    assert_eq!(broken.status.code(), Some(2), "{}", text(&broken));
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains(base),
+        "{}",
+        text(&broken)
+    );
+    assert_eq!(ns.listing("ruleset").trim(), "");
+}
