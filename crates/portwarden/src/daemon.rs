@@ -184,20 +184,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         shutdown.child_token(),
     ));
     let firewall_status = guard::SharedStatus::default();
-    let firewall_guard = tokio::spawn(guard::run(
+    let pause_file = state_dir.join(guard::PAUSE_FILE);
+    let mut firewall_guard = GuardTask::start(
         loaded.firewall,
-        state_dir.join(guard::PAUSE_FILE),
-        bus.clone(),
-        firewall_status.clone(),
-        shutdown.child_token(),
-    ));
+        &pause_file,
+        &bus,
+        &firewall_status,
+        &shutdown,
+    );
     let api_state = ApiState {
         scheduler: scheduler.clone(),
         store: store.clone(),
         started: SystemTime::now(),
         mode: source.describe(),
         max_in_flight,
-        firewall: firewall_status,
+        firewall: firewall_status.clone(),
     };
     let api_shutdown = shutdown.child_token();
     let api_task = tokio::spawn(api::serve(api_listener, api_state, api_shutdown));
@@ -206,7 +207,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
 
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&source, &scheduler, &bus),
+            _ = hangup.recv() => {
+                if let Some(settings) = reload(&source, &scheduler, &bus) {
+                    if settings != firewall_guard.settings {
+                        tracing::info!("[firewall] changed: restarting the firewall guard");
+                        firewall_guard.stop().await;
+                        firewall_guard = GuardTask::start(
+                            settings,
+                            &pause_file,
+                            &bus,
+                            &firewall_status,
+                            &shutdown,
+                        );
+                    }
+                }
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -219,7 +234,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     scheduler.shutdown(SHUTDOWN_GRACE).await;
     shutdown.cancel();
-    let _ = tokio::join!(watcher, api_task, firewall_guard);
+    firewall_guard.stop().await;
+    let _ = tokio::join!(watcher, api_task);
     // The last holders of the record sender are gone with the scheduler (and any check
     // still past the grace ends by its own deadline): the forwarder drains and ends.
     drop(scheduler);
@@ -239,12 +255,54 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The running firewall guard, restarted when a reload changes `[firewall]`.
+struct GuardTask {
+    settings: config::FirewallSettings,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GuardTask {
+    fn start(
+        settings: config::FirewallSettings,
+        pause_file: &Path,
+        bus: &EventBus,
+        status: &guard::SharedStatus,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(guard::run(
+            settings.clone(),
+            pause_file.to_path_buf(),
+            bus.clone(),
+            status.clone(),
+            stop.clone(),
+        ));
+        Self {
+            settings,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
 /// SIGHUP: a valid new config replaces the running one (unchanged monitors keep their
-/// state); an invalid one is logged and the running one stays.
-fn reload(source: &Source, scheduler: &Scheduler, bus: &EventBus) {
+/// state); an invalid one is logged and the running one stays. Returns the new `[firewall]`.
+fn reload(
+    source: &Source,
+    scheduler: &Scheduler,
+    bus: &EventBus,
+) -> Option<config::FirewallSettings> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    let mut firewall = None;
     match load(source) {
         Ok(loaded) => {
+            firewall = Some(loaded.firewall);
             let monitors = loaded.monitors.len();
             let s = scheduler.apply(loaded.monitors);
             bus.publish(EventKind::ConfigReloaded {
@@ -259,6 +317,7 @@ fn reload(source: &Source, scheduler: &Scheduler, bus: &EventBus) {
         }),
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    firewall
 }
 
 /// Moves scheduler records into the store, in order.

@@ -367,3 +367,49 @@ fn the_cli_shows_state_drift_and_restores() {
     );
     assert_eq!(ns.listing("ruleset").trim(), "");
 }
+
+#[test]
+fn a_reload_that_changes_firewall_settings_restarts_the_guard_and_the_api_shows_it() {
+    let Some(mut ns) = Netns::new("reload") else {
+        return;
+    };
+    ns.load(RULESET);
+    ns.save_baseline();
+    let config = ns.config("on_violation = \"alert\"\nverify_every = \"1h\"");
+    let log = ns.daemon(&config);
+    log.wait_for("watching nftables changes", 1);
+    ns.sh("nft chain inet filter input '{ policy accept; }'");
+    log.wait_for("not repairing: on_violation is \"alert\"", 1);
+
+    let api = || -> Value {
+        let body = ns.sh(
+            "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9898/api/v1/firewall').read().decode())\"",
+        );
+        serde_json::from_str(&body).unwrap()
+    };
+    let seen = api();
+    assert_eq!(seen["state"], "violated", "{seen}");
+    assert_eq!(seen["backend"], "nftables", "{seen}");
+    assert_eq!(seen["on_violation"], "alert", "{seen}");
+    assert!(seen["drift"]["defaults"][0]
+        .as_str()
+        .unwrap()
+        .contains("drop → accept"));
+
+    // The operator switches to restoring and reloads: the new guard repairs at once.
+    ns.config("on_violation = \"restore\"\nverify_every = \"1h\"");
+    let pid = ns.children[0].id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    log.wait_for("restarting the firewall guard", 1);
+    log.wait_for("event=\"firewall_repaired\"", 1);
+    assert!(ns
+        .listing("chain inet filter input")
+        .contains("policy drop"));
+    let seen = api();
+    assert_eq!(seen["state"], "ok", "{seen}");
+    assert_eq!(seen["last_repair"]["action"], "restore", "{seen}");
+}
