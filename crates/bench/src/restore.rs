@@ -164,12 +164,16 @@ fn wait_line(
     limit: Duration,
 ) -> anyhow::Result<(Instant, String)> {
     let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok((at, line)) if line.contains(needle) => return Ok((at, line)),
-            Ok(_) => {}
-            Err(_) => bail!("no `{needle}` from the daemon within {limit:?}"),
+            Ok((_, line)) => seen.push(line),
+            Err(_) => bail!(
+                "no `{needle}` from the daemon within {limit:?}; it said:\n{}",
+                seen.join("\n")
+            ),
         }
     }
 }
@@ -259,7 +263,7 @@ pub fn run(args: &FirewallArgs) -> anyhow::Result<()> {
     let watched = scenario(
         &portwarden,
         "watch",
-        "verify_every = \"1h\"\nmax_repairs_per_hour = 10000",
+        "verify_every = \"1h\"\nmax_repairs_per_hour = 1000",
         args.rounds,
         "watching nftables changes",
     )?;
@@ -267,7 +271,7 @@ pub fn run(args: &FirewallArgs) -> anyhow::Result<()> {
         &portwarden,
         "periodic",
         &format!(
-            "watch = false\nverify_every = \"{}ms\"\nmax_repairs_per_hour = 10000",
+            "watch = false\nverify_every = \"{}ms\"\nmax_repairs_per_hour = 1000",
             args.period_ms
         ),
         args.periodic_rounds,
