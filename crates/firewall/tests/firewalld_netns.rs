@@ -45,37 +45,12 @@ fn cannot(why: String) -> Option<()> {
 
 /// Enters new network + mount namespaces with a private /run and /etc/firewalld.
 fn enter(dir: &Path) -> Result<(), String> {
-    use nix::sched::{unshare, CloneFlags};
-    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
-        .map_err(|e| format!("cannot create network + mount namespaces (need root): {e}"))?;
-    let mnt = std::fs::read_link("/proc/thread-self/ns/mnt").map_err(|e| e.to_string())?;
-    if mnt == host_mnt {
-        return Err("the test thread is still in the host's mount namespace".into());
-    }
     let d = dir.display();
-    // make-rprivate first so none of the mounts below reaches the host (set -e stops there).
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "set -e
-                 mount --make-rprivate /
-                 mount -t tmpfs tmpfs /run
-                 mkdir -p /run/dbus {d}
-                 cp -a /etc/firewalld {d}/etc
-                 mount --bind {d}/etc /etc/firewalld"
-            ),
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "private /run and /etc/firewalld could not be set up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
+    common::enter_private_mounts(&format!(
+        "mkdir -p /run/dbus {d}
+         cp -a /etc/firewalld {d}/etc
+         mount --bind {d}/etc /etc/firewalld"
+    ))
 }
 
 /// Starts the bus and firewalld; waits (at most 30 s) until `firewall-cmd --state` says running.

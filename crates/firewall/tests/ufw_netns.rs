@@ -37,40 +37,14 @@ fn in_private_ufw<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
 }
 
 fn enter(dir: &std::path::Path) -> Result<(), String> {
-    use nix::sched::{unshare, CloneFlags};
-    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
-        .map_err(|e| format!("cannot create network + mount namespaces (need root): {e}"))?;
-    let mnt = std::fs::read_link("/proc/thread-self/ns/mnt").map_err(|e| e.to_string())?;
-    if mnt == host_mnt {
-        // Never bind-mount anything in the host's mount namespace.
-        return Err("the test thread is still in the host's mount namespace".into());
-    }
     let d = dir.display();
-    // make-rprivate first: without it the mounts below would propagate to the host (set -e).
-    let out = std::process::Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "set -e
-                 mount --make-rprivate /
-                 mount -t tmpfs tmpfs /run
-                 mkdir -p {d}
-                 cp -a /etc/ufw {d}/ufw
-                 cp -a /etc/default/ufw {d}/default-ufw
-                 mount --bind {d}/ufw /etc/ufw
-                 mount --bind {d}/default-ufw /etc/default/ufw"
-            ),
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "private ufw files could not be set up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
+    common::enter_private_mounts(&format!(
+        "mkdir -p {d}
+         cp -a /etc/ufw {d}/ufw
+         cp -a /etc/default/ufw {d}/default-ufw
+         mount --bind {d}/ufw /etc/ufw
+         mount --bind {d}/default-ufw /etc/default/ufw"
+    ))
 }
 
 fn policy() -> Policy {

@@ -65,3 +65,33 @@ pub fn have(program: &str) -> bool {
     }
     found
 }
+
+/// Moves the current thread into new network and mount namespaces, makes every mount private
+/// (so nothing below reaches the host), puts a tmpfs on `/run`, then runs `setup` (`sh`, with
+/// `set -e`) to bind private copies over the configuration a tool writes. Children inherit it.
+pub fn enter_private_mounts(setup: &str) -> Result<(), String> {
+    use nix::sched::{unshare, CloneFlags};
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
+        .map_err(|e| format!("cannot create network + mount namespaces (need root): {e}"))?;
+    let mnt = std::fs::read_link("/proc/thread-self/ns/mnt").map_err(|e| e.to_string())?;
+    if mnt == host_mnt {
+        // Never bind-mount anything in the host's mount namespace.
+        return Err("the test thread is still in the host's mount namespace".into());
+    }
+    // make-rprivate first: without it the mounts below would propagate to the host (set -e).
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("set -e\nmount --make-rprivate /\nmount -t tmpfs tmpfs /run\n{setup}"),
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "private mounts could not be set up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
