@@ -367,7 +367,12 @@ async fn save(common: &Common, force: bool) -> Result<i32, String> {
         .snapshot(&host)
         .await
         .map_err(|e| e.to_string())?;
-    let open = baseline.inbound.is_empty() || baseline.inbound.iter().any(|d| !d.denies);
+    let open: Vec<&str> = baseline
+        .inbound
+        .iter()
+        .filter(|d| !d.denies)
+        .map(|d| d.scope.as_str())
+        .collect();
     if baseline.rules.is_empty() && !force {
         eprintln!(
             "portwarden firewall: the {} firewall has no rules; a baseline of it would restore \
@@ -376,11 +381,16 @@ async fn save(common: &Common, force: bool) -> Result<i32, String> {
         );
         return Ok(FAILURE);
     }
-    if open && !force {
+    if (!open.is_empty() || baseline.inbound.is_empty()) && !force {
         eprintln!(
-            "portwarden firewall: the {} firewall accepts inbound traffic by default; save \
-             anyway with --force",
-            baseline.backend
+            "portwarden firewall: the {} firewall accepts inbound traffic by default ({}); \
+             save anyway with --force",
+            baseline.backend,
+            if open.is_empty() {
+                "no inbound chain".to_string()
+            } else {
+                open.join(", ")
+            }
         );
         return Ok(FAILURE);
     }
