@@ -511,17 +511,32 @@ fn zero_config_watches_the_listeners_it_finds() {
         .unwrap();
     let stderr = daemon.stderr.take().unwrap();
     cleanup.1.push(daemon);
-    let mut log = String::new();
-    let mut lines = BufReader::new(stderr).lines();
-    for l in lines.by_ref().map_while(Result::ok) {
-        log.push_str(&l);
-        log.push('\n');
-        if l.contains("API on") {
-            break;
-        }
-    }
     // Keep reading: the daemon logs on, and its stderr must not be left without a reader.
-    thread::spawn(move || lines.for_each(drop));
+    let collected = Arc::new(Mutex::new(String::new()));
+    let sink = collected.clone();
+    thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut all = sink.lock().unwrap();
+            all.push_str(&l);
+            all.push('\n');
+        }
+    });
+    // The embedded default guards the firewall too: this namespace has none, so it alerts
+    // (and, with no baseline saved, changes nothing).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let log = loop {
+        let log = collected.lock().unwrap().clone();
+        if log.contains("API on") && log.contains("firewall_violation") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "daemon log:\n{log}");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        log.contains("the nftables firewall is switched off")
+            && log.contains("not repairing: on_violation is \"alert\""),
+        "{log}"
+    );
     assert!(log.contains("running the built-in default"), "{log}");
     assert!(log.contains("watching the 1 TCP listeners"), "{log}");
     let deadline = Instant::now() + Duration::from_secs(15);
