@@ -27,7 +27,7 @@ const WATCH_RESTART: Duration = Duration::from_secs(5);
 const REPAIR_WINDOW: Duration = Duration::from_secs(3600);
 
 /// What `GET /api/v1/firewall` and the logs show of the guard.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct GuardStatus {
     /// `starting`, `ok`, `violated`, `unreadable`, `off`.
     pub state: &'static str,
@@ -44,7 +44,32 @@ pub struct GuardStatus {
     pub last_repair: Option<FirewallReport>,
     /// Unix seconds until which repairs are paused.
     pub paused_until: Option<u64>,
+    /// The backend's remarks, e.g. "ufw reports deny but the kernel's INPUT policy is ACCEPT".
+    pub notes: Vec<String>,
+    /// Other tools' tables, never restored or counted as drift.
+    pub foreign_tables: Vec<String>,
     pub error: Option<String>,
+}
+
+impl Default for GuardStatus {
+    fn default() -> Self {
+        Self {
+            state: "starting",
+            backend: None,
+            checked_at: None,
+            violations: Vec::new(),
+            drift: None,
+            baseline: None,
+            on_violation: None,
+            watching: false,
+            repairs_last_hour: 0,
+            last_repair: None,
+            paused_until: None,
+            notes: Vec::new(),
+            foreign_tables: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 pub type SharedStatus = Arc<Mutex<GuardStatus>>;
@@ -505,7 +530,7 @@ impl Guard {
         }
     }
 
-    fn record(&self, _state: &State, a: &Assessment, mode: OnViolation) {
+    fn record(&self, state: &State, a: &Assessment, mode: OnViolation) {
         let baseline = self
             .baseline
             .as_ref()
@@ -518,6 +543,8 @@ impl Guard {
             s.drift = a.drift.clone();
             s.baseline = baseline;
             s.on_violation = Some(mode);
+            s.notes = state.notes.clone();
+            s.foreign_tables = state.foreign_tables.clone();
             s.error = None;
         });
     }

@@ -412,6 +412,9 @@ fn a_reload_that_changes_firewall_settings_restarts_the_guard_and_the_api_shows_
     let seen = api();
     assert_eq!(seen["state"], "ok", "{seen}");
     assert_eq!(seen["last_repair"]["action"], "restore", "{seen}");
+    let status = ns.portwarden(&["status", "--listen", "127.0.0.1:9898"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains("firewall: nftables OK, checked"), "{shown}");
 }
 
 /// The iptables backends through the daemon: a restore that opens and flushes INPUT is undone. The nf_tables

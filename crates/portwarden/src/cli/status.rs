@@ -56,6 +56,10 @@ pub fn run(cmd: StatusCommand) -> i32 {
         );
     } else {
         print_table(&list);
+        // Older daemons have no firewall guard: then there is no line.
+        if let Ok(guard) = get(&format!("http://{}/api/v1/firewall", cmd.listen)) {
+            print_firewall(&guard);
+        }
     }
     if down > 0 {
         FAILURE
@@ -124,4 +128,42 @@ fn print_table(list: &[Value]) {
     let down = rows.iter().filter(|r| r[1] == "DOWN").count();
     println!();
     println!("{} monitor(s), {down} down", rows.len());
+}
+
+/// One line for the firewall guard: backend, state, and what is wrong.
+fn print_firewall(g: &Value) {
+    let state = g["state"].as_str().unwrap_or("unknown");
+    let backend = g["backend"].as_str().unwrap_or("no backend");
+    let (style, detail) = match state {
+        "ok" => (AnsiColor::Green.on_default(), String::new()),
+        "off" => (AnsiColor::BrightBlack.on_default(), " (guard off)".into()),
+        "starting" => (AnsiColor::Yellow.on_default(), String::new()),
+        "unreadable" => (
+            AnsiColor::Red.on_default().bold(),
+            format!(": {}", g["error"].as_str().unwrap_or_default()),
+        ),
+        _ => (
+            AnsiColor::Red.on_default().bold(),
+            format!(
+                ": {}",
+                g["violations"]
+                    .as_array()
+                    .map(|v| v
+                        .iter()
+                        .filter_map(|v| v["message"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "))
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    let checked = if g["checked_at"].is_null() {
+        String::new()
+    } else {
+        format!(", checked {}", ago(&g["checked_at"]))
+    };
+    println!(
+        "firewall: {backend} {style}{}{style:#}{detail}{checked}",
+        state.to_uppercase()
+    );
 }
