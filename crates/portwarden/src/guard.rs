@@ -23,6 +23,9 @@ use crate::events::{EventBus, EventKind, FirewallReport};
 pub const PAUSE_FILE: &str = "firewall-pause.json";
 /// Wait before restarting a change watcher that ended.
 const WATCH_RESTART: Duration = Duration::from_secs(5);
+/// At most one change-triggered verification per this gap: a stream of changes costs a
+/// bounded amount of `nft` work, and a single change after a quiet spell waits nothing.
+const MIN_CHANGE_GAP: Duration = Duration::from_millis(100);
 /// Repairs are counted over this window for `max_repairs_per_hour`.
 const REPAIR_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -34,6 +37,8 @@ pub struct GuardStatus {
     pub backend: Option<BackendKind>,
     /// Unix milliseconds of the last verification.
     pub checked_at: Option<u64>,
+    /// Verifications since the guard started (periodic, on change, after repairs).
+    pub verifications: u64,
     pub violations: Vec<firewall::Violation>,
     pub drift: Option<firewall::Drift>,
     pub baseline: Option<PathBuf>,
@@ -57,6 +62,7 @@ impl Default for GuardStatus {
             state: "starting",
             backend: None,
             checked_at: None,
+            verifications: 0,
             violations: Vec::new(),
             drift: None,
             baseline: None,
@@ -308,6 +314,9 @@ impl Guard {
         let want_watch = self.settings.watch && watchable(self.firewall.kind);
         let mut watch = None;
         let mut watch_retry = Instant::now();
+        let mut last_change_verify = Instant::now()
+            .checked_sub(MIN_CHANGE_GAP)
+            .unwrap_or_else(Instant::now);
         self.verify(Trigger::Start).await;
         loop {
             if want_watch && watch.is_none() && Instant::now() >= watch_retry {
@@ -329,10 +338,15 @@ impl Guard {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => Trigger::Periodic,
                 change = next_change(&mut watch) => match change {
-                    Some(c) => Trigger::Change {
-                        culprit: c.culprit.map(|c| format!("pid {} ({})", c.pid, c.comm)),
-                        seen: Instant::now(),
-                    },
+                    Some(c) => {
+                        let seen = Instant::now();
+                        let culprit = c.culprit.map(|c| format!("pid {} ({})", c.pid, c.comm));
+                        if let Some(w) = watch.as_mut() {
+                            coalesce(w, last_change_verify).await;
+                        }
+                        last_change_verify = Instant::now();
+                        Trigger::Change { culprit, seen }
+                    }
                     None => {
                         tracing::warn!("the nftables change watcher ended; restarting it in {}s", WATCH_RESTART.as_secs());
                         watch = None;
@@ -539,6 +553,7 @@ impl Guard {
             s.state = if a.ok() { "ok" } else { "violated" };
             s.backend = Some(self.firewall.kind);
             s.checked_at = Some(unix_ms());
+            s.verifications += 1;
             s.violations = a.violations.clone();
             s.drift = a.drift.clone();
             s.baseline = baseline;
@@ -592,6 +607,23 @@ impl Guard {
         }
         self.baseline = baseline;
         self.baseline_mtime = mtime;
+    }
+}
+
+/// Folds a burst of changes into one verification: waits out the rest of the minimum gap
+/// since the last change-triggered verification, then takes every change already queued (a
+/// flush is one transaction, but fail2ban may add hundreds of set elements a second).
+async fn coalesce(watch: &mut firewall::nftables::Watch, last: Instant) {
+    let ready = last + MIN_CHANGE_GAP;
+    tokio::time::sleep_until(ready.into()).await;
+    // Bounded in time too: a steady stream must not postpone the verification.
+    let stop = Instant::now() + Duration::from_millis(20);
+    while Instant::now() < stop {
+        match tokio::time::timeout(Duration::from_millis(2), watch.next()).await {
+            Ok(Some(_)) => {}
+            // Ended (handled at the next wait) or quiet.
+            Ok(None) | Err(_) => break,
+        }
     }
 }
 

@@ -478,3 +478,39 @@ fn the_guard_restores_iptables_nft() {
 fn the_guard_restores_iptables_legacy_by_periodic_verification() {
     iptables_guard("legacy");
 }
+
+#[test]
+fn a_storm_of_changes_costs_few_verifications_and_a_flush_is_still_caught() {
+    let Some(mut ns) = Netns::new("storm") else {
+        return;
+    };
+    ns.load(RULESET);
+    ns.save_baseline();
+    let config = ns.config("verify_every = \"1h\"");
+    let log = ns.daemon(&config);
+    log.wait_for("watching nftables changes", 1);
+    let verifications = || -> u64 {
+        let body = ns.sh(
+            "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9898/api/v1/firewall').read().decode())\"",
+        );
+        serde_json::from_str::<Value>(&body).unwrap()["verifications"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = verifications();
+    // fail2ban-style: another tool's set gets 300 elements, one transaction each.
+    ns.sh("nft add table ip f2b; nft add set ip f2b banned '{ type ipv4_addr; }'; \
+           i=0; while [ $i -lt 300 ]; do nft add element ip f2b banned \"{ 10.9.$((i / 250)).$((i % 250 + 1)) }\"; i=$((i+1)); done");
+    thread::sleep(Duration::from_millis(500));
+    let during = verifications() - before;
+    assert!(
+        during < 100,
+        "{during} verifications for 300 changes: bursts must be folded"
+    );
+    assert_eq!(log.count("firewall_violation"), 0, "{}", log.text());
+    ns.sh("nft flush table inet filter");
+    log.wait_for("event=\"firewall_repaired\"", 1);
+    assert!(ns
+        .listing("chain inet filter input")
+        .contains("policy drop"));
+}
