@@ -263,7 +263,10 @@ pub async fn gather(runner: &Runner, paths: &DetectPaths) -> Probes {
     };
 
     match std::fs::read_to_string(&paths.ufw_conf) {
-        Ok(text) => p.ufw_conf_enabled = ufw_conf_enabled(&text),
+        Ok(text) => match crate::ufw::parse_conf(&paths.ufw_conf.display().to_string(), &text) {
+            Ok(enabled) => p.ufw_conf_enabled = enabled,
+            Err(e) => p.problems.push(e.to_string()),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => p.problems.push(format!(
             "{} could not be read: {e}",
@@ -395,18 +398,6 @@ fn has_key(value: &Value, key: &str) -> bool {
         Value::Array(items) => items.iter().any(|v| has_key(v, key)),
         _ => false,
     }
-}
-
-/// `ENABLED=yes` (quotes and case tolerated) on the last `ENABLED=` line of ufw.conf.
-pub fn ufw_conf_enabled(text: &str) -> bool {
-    text.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("ENABLED="))
-        .is_some_and(|v| {
-            v.trim()
-                .trim_matches(['"', '\''])
-                .eq_ignore_ascii_case("yes")
-        })
 }
 
 /// Tables and their chains from `nft -j list tables` and `nft -j list chains`.
@@ -952,15 +943,6 @@ mod tests {
         assert!(save_has_rules(
             "*filter\n:INPUT ACCEPT [0:0]\n:mine - [0:0]\nCOMMIT\n"
         ));
-    }
-
-    #[test]
-    fn ufw_conf_switch() {
-        assert!(ufw_conf_enabled("# comment\nENABLED=yes\nLOGLEVEL=low\n"));
-        assert!(ufw_conf_enabled("ENABLED=\"YES\"\n"));
-        assert!(!ufw_conf_enabled("ENABLED=no\nLOGLEVEL=low\n"));
-        assert!(!ufw_conf_enabled("#ENABLED=yes\n"));
-        assert!(!ufw_conf_enabled(""));
     }
 
     #[test]
