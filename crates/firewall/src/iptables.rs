@@ -338,35 +338,96 @@ fn inbound_chains(filter: &Table) -> BTreeSet<String> {
     seen
 }
 
-/// The normalised rules of one family, with a `policy X` pseudo-rule per builtin chain.
+/// The normalised rules the guard owns in one family: the filter table's INPUT chain (with a
+/// `policy X` pseudo-rule) and the user chains INPUT reaches. FORWARD, OUTPUT and the other
+/// tables belong to whoever manages them (Docker, libvirt, a NAT setup): never drift, never
+/// restored.
 pub fn rules_of(family: Family, tables: &[Table]) -> Vec<Rule> {
     let fam = family_name(family);
     let mut rules = Vec::new();
-    for table in tables {
-        let inbound = if table.name == "filter" {
-            inbound_chains(table)
-        } else {
-            BTreeSet::new()
-        };
-        for chain in &table.chains {
-            let scope = format!("{fam} {} {}", table.name, chain.name);
-            if let Some(policy) = &chain.policy {
-                rules.push(Rule {
-                    scope: scope.clone(),
-                    text: format!("policy {policy}"),
-                    simple: None,
-                });
-            }
-            for text in &chain.rules {
-                rules.push(Rule {
-                    scope: scope.clone(),
-                    text: text.clone(),
-                    simple: simple_rule(text, inbound.contains(&chain.name)),
-                });
-            }
+    let Some(filter) = tables.iter().find(|t| t.name == "filter") else {
+        return rules;
+    };
+    let inbound = inbound_chains(filter);
+    for chain in filter.chains.iter().filter(|c| inbound.contains(&c.name)) {
+        let scope = format!("{fam} filter {}", chain.name);
+        if let Some(policy) = &chain.policy {
+            rules.push(Rule {
+                scope: scope.clone(),
+                text: format!("policy {policy}"),
+                simple: None,
+            });
+        }
+        for text in &chain.rules {
+            rules.push(Rule {
+                scope: scope.clone(),
+                text: text.clone(),
+                simple: simple_rule(text, true),
+            });
         }
     }
     rules
+}
+
+/// What the guard leaves alone, for `State::foreign_tables`: other tables, and the filter
+/// chains INPUT does not reach.
+fn unguarded(family: Family, tables: &[Table]) -> Vec<String> {
+    let fam = family_name(family);
+    let mut out = Vec::new();
+    for table in tables {
+        if table.name != "filter" {
+            out.push(format!("{fam} {}", table.name));
+            continue;
+        }
+        let inbound = inbound_chains(table);
+        let others: Vec<&str> = table
+            .chains
+            .iter()
+            .filter(|c| !inbound.contains(&c.name))
+            // Builtin chains only when someone set them up (a policy other than ACCEPT, rules).
+            .filter(|c| c.policy.as_deref().is_none_or(|p| p != "ACCEPT") || !c.rules.is_empty())
+            .map(|c| c.name.as_str())
+            .collect();
+        if !others.is_empty() {
+            out.push(format!("{fam} filter chains {}", others.join(", ")));
+        }
+    }
+    out
+}
+
+/// The `iptables-restore --noflush` input that puts back only the guarded chains of a saved
+/// family: INPUT's policy and rules, and the user chains it reaches (declared, which creates
+/// a missing one and empties an existing one under `--noflush`). Everything else stays.
+pub fn guarded_restore_text(source: &str, saved: &str) -> Result<String, Error> {
+    let tables = parse_save(source, saved)?;
+    let Some(filter) = tables.iter().find(|t| t.name == "filter") else {
+        return Err(Error::malformed(source, "no filter table in the baseline"));
+    };
+    let inbound = inbound_chains(filter);
+    let chains: Vec<&Chain> = filter
+        .chains
+        .iter()
+        .filter(|c| inbound.contains(&c.name))
+        .collect();
+    let mut out = String::from("*filter\n");
+    for c in &chains {
+        out.push_str(&format!(
+            ":{} {} [0:0]\n",
+            c.name,
+            c.policy.as_deref().unwrap_or("-")
+        ));
+    }
+    // Builtin chains are not emptied by their declaration: flush INPUT explicitly.
+    for c in chains.iter().filter(|c| c.policy.is_some()) {
+        out.push_str(&format!("-F {}\n", c.name));
+    }
+    for c in &chains {
+        for rule in &c.rules {
+            out.push_str(&format!("-A {} {rule}\n", c.name));
+        }
+    }
+    out.push_str("COMMIT\n");
+    Ok(out)
 }
 
 /// The family's inbound default: INPUT's policy, or a final unconditional drop/reject.
@@ -405,7 +466,7 @@ pub fn state_from(variant: Variant, v4: &[Table], v6: &[Table]) -> State {
         enabled: filters_input(v4) || filters_input(v6),
         inbound: vec![inbound_of(Family::Ipv4, v4), inbound_of(Family::Ipv6, v6)],
         rules,
-        foreign_tables: Vec::new(),
+        foreign_tables: [unguarded(Family::Ipv4, v4), unguarded(Family::Ipv6, v6)].concat(),
         notes: Vec::new(),
     }
 }
@@ -520,29 +581,29 @@ pub async fn snapshot(runner: &Runner, variant: Variant) -> Result<(State, Resto
 
 /// The commands a restore runs, in order: every family's `--test` first, then the real thing,
 /// so a payload the kernel refuses changes nothing.
-pub fn restore_plan(variant: Variant, payload: &Payload) -> Vec<Command> {
+pub fn restore_plan(variant: Variant, payload: &Payload) -> Result<Vec<Command>, Error> {
     let families = [(Family::Ipv4, &payload.v4), (Family::Ipv6, &payload.v6)];
     let mut tests = Vec::new();
     let mut applies = Vec::new();
     for (family, text) in families {
         let Some(text) = text else { continue };
+        // A corrupted baseline is refused before the kernel sees any of it.
+        let guarded =
+            guarded_restore_text(&format!("baseline {} payload", family_name(family)), text)?;
         let program = variant.program(family, "restore");
-        tests.push(Command::new(&program, &["-w", "--test"]).with_stdin(text.clone()));
-        applies.push(Command::new(&program, &["-w"]).with_stdin(text.clone()));
+        tests.push(
+            Command::new(&program, &["-w", "--noflush", "--test"]).with_stdin(guarded.clone()),
+        );
+        applies.push(Command::new(&program, &["-w", "--noflush"]).with_stdin(guarded));
     }
     tests.extend(applies);
-    tests
+    Ok(tests)
 }
 
-/// Puts the saved tables back; other tables are left as they are.
+/// Puts the guarded chains back (INPUT and the chains it reaches); every other chain and table
+/// is left as it is.
 pub async fn restore(runner: &Runner, variant: Variant, payload: &Payload) -> Result<(), Error> {
-    for (family, text) in [(Family::Ipv4, &payload.v4), (Family::Ipv6, &payload.v6)] {
-        if let Some(text) = text {
-            // Refuse a corrupted baseline before the kernel sees any of it.
-            parse_save(&format!("baseline {} payload", family_name(family)), text)?;
-        }
-    }
-    for cmd in restore_plan(variant, payload) {
+    for cmd in restore_plan(variant, payload)? {
         runner.run_ok(&cmd).await?;
     }
     Ok(())
@@ -618,9 +679,13 @@ mod tests {
              -A OUTPUT -j x\n-A x -p tcp --dport 22 -j ACCEPT\nCOMMIT\n",
         )
         .unwrap();
+        // It is not the guard's at all: neither a rule it compares nor one it restores.
         let rules = rules_of(Family::Ipv4, &t);
-        let x = rules.iter().find(|r| r.scope == "ipv4 filter x").unwrap();
-        assert!(!x.simple.as_ref().unwrap().inbound);
+        assert!(rules.iter().all(|r| r.scope == "ipv4 filter INPUT"));
+        assert_eq!(
+            unguarded(Family::Ipv4, &t),
+            ["ipv4 filter chains OUTPUT, x"]
+        );
     }
 
     #[test]
@@ -629,8 +694,9 @@ mod tests {
         assert!(!state.enabled);
         assert!(!state.inbound_default_deny());
         assert_eq!(state.inbound[1].policy, None);
-        // Only the three policy pseudo-rules are left.
-        assert_eq!(state.rules.len(), 3);
+        // Only INPUT's policy pseudo-rule is left (OUTPUT and FORWARD are not guarded).
+        assert_eq!(state.rules.len(), 1);
+        assert_eq!(state.rules[0].text, "policy ACCEPT");
     }
 
     #[test]
@@ -694,26 +760,63 @@ mod tests {
     #[test]
     fn restore_tests_every_family_before_applying_any() {
         let payload = Payload {
-            v4: Some("*filter\nCOMMIT\n".into()),
-            v6: Some("*filter\nCOMMIT\n".into()),
+            v4: Some("*filter\n:INPUT DROP [0:0]\nCOMMIT\n".into()),
+            v6: Some("*filter\n:INPUT DROP [0:0]\nCOMMIT\n".into()),
         };
         let argv: Vec<String> = restore_plan(Variant::Legacy, &payload)
+            .unwrap()
             .iter()
             .map(|c| c.to_string())
             .collect();
         assert_eq!(
             argv,
             [
-                "iptables-legacy-restore -w --test",
-                "ip6tables-legacy-restore -w --test",
-                "iptables-legacy-restore -w",
-                "ip6tables-legacy-restore -w",
+                "iptables-legacy-restore -w --noflush --test",
+                "ip6tables-legacy-restore -w --noflush --test",
+                "iptables-legacy-restore -w --noflush",
+                "ip6tables-legacy-restore -w --noflush",
             ]
         );
         let v4_only = Payload {
-            v4: Some("x".into()),
+            v4: Some("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n".into()),
             v6: None,
         };
-        assert_eq!(restore_plan(Variant::Nft, &v4_only).len(), 2);
+        assert_eq!(restore_plan(Variant::Nft, &v4_only).unwrap().len(), 2);
+        // A corrupted baseline never reaches the kernel.
+        let broken = Payload {
+            v4: Some("*filter\n-A INPUT -j ACCEPT\n".into()),
+            v6: None,
+        };
+        assert!(matches!(
+            restore_plan(Variant::Nft, &broken),
+            Err(Error::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn the_guarded_restore_covers_input_and_its_chains_only() {
+        let saved = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 80 -j REDIRECT --to-ports 8080\nCOMMIT\n\
+                     *filter\n:INPUT DROP [3:120]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:lan - [0:0]\n:DOCKER-USER - [0:0]\n\
+                     -A INPUT -i lo -j ACCEPT\n-A INPUT -s 10.0.0.0/8 -j lan\n-A FORWARD -j DOCKER-USER\n\
+                     -A lan -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+        assert_eq!(
+            guarded_restore_text("t", saved).unwrap(),
+            "*filter\n:INPUT DROP [0:0]\n:lan - [0:0]\n-F INPUT\n\
+             -A INPUT -i lo -j ACCEPT\n-A INPUT -s 10.0.0.0/8 -j lan\n\
+             -A lan -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n"
+        );
+        let tables = parse_save("t", saved).unwrap();
+        let scopes: BTreeSet<String> = rules_of(Family::Ipv4, &tables)
+            .into_iter()
+            .map(|r| r.scope)
+            .collect();
+        assert_eq!(
+            scopes.into_iter().collect::<Vec<_>>(),
+            ["ipv4 filter INPUT", "ipv4 filter lan"]
+        );
+        assert_eq!(
+            unguarded(Family::Ipv4, &tables),
+            ["ipv4 nat", "ipv4 filter chains FORWARD, DOCKER-USER"]
+        );
     }
 }
