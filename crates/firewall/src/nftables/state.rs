@@ -12,10 +12,37 @@ use super::text::{self, TextTable};
 use crate::model::{BackendKind, InboundDefault, Rule, SimpleRule, State, Verdict};
 use crate::Error;
 
-/// The managed-table filter: `None` = every native table.
+/// The managed-table filter: `None` = every native table that is not another tool's.
 pub fn is_managed(table: &Table, managed: Option<&[String]>) -> bool {
-    !table.is_iptables_nft()
-        && managed.is_none_or(|m| m.iter().any(|id| same_table(id, &table.id())))
+    if table.is_iptables_nft() {
+        return false;
+    }
+    match managed {
+        Some(m) => m.iter().any(|id| same_table(id, &table.id())),
+        None => !another_tools(&table.name),
+    }
+}
+
+/// Tables that tools keep for themselves and change at will (fail2ban's bans, Docker's and
+/// libvirt's NAT, firewalld's zones): restoring an old copy would undo their work, so without
+/// an explicit `tables` list they are never managed.
+pub fn another_tools(name: &str) -> bool {
+    const PREFIXES: [&str; 12] = [
+        "f2b",
+        "fail2ban",
+        "sshguard",
+        "crowdsec",
+        "docker",
+        "libvirt",
+        "firewalld",
+        "cni",
+        "kube",
+        "netavark",
+        "podman",
+        "lxd",
+    ];
+    let name = name.to_ascii_lowercase();
+    PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// `inet  filter` and `inet filter` name the same table.

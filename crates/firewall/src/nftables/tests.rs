@@ -139,7 +139,16 @@ fn simple_rules_cover_sources_ports_sets_ranges_and_interfaces() {
 
 #[test]
 fn firewalld_style_chain_denies_by_its_final_reject() {
-    let s = state_of(FIREWALLD_JSON, FIREWALLD_TXT, None).unwrap();
+    // firewalld's table is another tool's unless named (the firewalld backend names it).
+    let unnamed = state_of(FIREWALLD_JSON, FIREWALLD_TXT, None).unwrap();
+    assert!(unnamed.rules.is_empty());
+    assert!(unnamed.inbound.iter().all(|d| d.denies), "{unnamed:?}");
+    let s = state_of(
+        FIREWALLD_JSON,
+        FIREWALLD_TXT,
+        Some(&["inet firewalld".to_string()]),
+    )
+    .unwrap();
     assert!(s.enabled);
     for d in &s.inbound {
         assert!(d.denies, "{d:?}");
@@ -337,4 +346,22 @@ fn named_sets_and_maps_are_compared_but_not_a_dynamic_sets_elements() {
     );
     // A rule matching a named set cannot be judged by its text alone.
     assert_eq!(rule(&s, "ip saddr @allow accept").simple, None);
+}
+
+#[test]
+fn other_tools_tables_are_never_managed_by_default() {
+    for name in [
+        "f2b-table",
+        "fail2ban",
+        "sshguard",
+        "crowdsec",
+        "docker-bridges",
+        "libvirt_network",
+        "firewalld",
+    ] {
+        assert!(super::state::another_tools(name), "{name}");
+    }
+    for name in ["filter", "fw", "mangle", "host_firewall"] {
+        assert!(!super::state::another_tools(name), "{name}");
+    }
 }
