@@ -405,11 +405,8 @@ impl Guard {
         let Some(action) = action else { return };
 
         self.repairs.push_back(Instant::now());
-        let result = match action {
-            "restore" => match &self.baseline {
-                Some(b) => self.firewall.restore(b).await,
-                None => self.firewall.enable().await,
-            },
+        let result = match (action, &self.baseline) {
+            (Repair::Restore, Some(b)) => self.firewall.restore(b).await,
             _ => self.firewall.enable().await,
         };
         let after = self.inspect().await;
@@ -455,11 +452,7 @@ impl Guard {
     }
 
     /// Decides what to do about a violation: an action, or why none.
-    fn plan(
-        &mut self,
-        a: &Assessment,
-        mode: OnViolation,
-    ) -> (Option<&'static str>, Option<String>) {
+    fn plan(&mut self, a: &Assessment, mode: OnViolation) -> (Option<Repair>, Option<String>) {
         let now = Instant::now();
         while self
             .repairs
@@ -468,33 +461,9 @@ impl Guard {
         {
             self.repairs.pop_front();
         }
-        let drifted = a.drift.as_ref().is_some_and(|d| !d.is_empty());
-        let action = match mode {
-            OnViolation::Alert => return (None, Some("on_violation is \"alert\"".into())),
-            OnViolation::Restore if self.baseline.is_some() => {
-                // Restoring an identical ruleset cannot fix a baseline that itself violates.
-                if !drifted && !a.disabled() {
-                    return (
-                        None,
-                        Some("the baseline itself does not meet the requirements".into()),
-                    );
-                }
-                "restore"
-            }
-            OnViolation::Restore | OnViolation::Enable => {
-                if !a.disabled()
-                    && !matches!(
-                        self.firewall.kind,
-                        BackendKind::Ufw | BackendKind::Firewalld
-                    )
-                {
-                    return (
-                        None,
-                        Some("switching it on cannot fix this; save a baseline to restore".into()),
-                    );
-                }
-                "enable"
-            }
+        let action = match choose_repair(mode, self.firewall.kind, self.baseline.is_some(), a) {
+            Ok(action) => action,
+            Err(why) => return (None, Some(why)),
         };
         if let Some(p) = Pause::active(&self.pause_file) {
             set(&self.status, |s| s.paused_until = Some(p.until));
@@ -627,6 +596,64 @@ async fn coalesce(watch: &mut firewall::nftables::Watch, last: Instant) {
     }
 }
 
+/// How the guard repairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repair {
+    /// Put the baseline back.
+    Restore,
+    /// Switch the firewall on with its own means.
+    Enable,
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Repair::Restore => "restore",
+            Repair::Enable => "enable",
+        })
+    }
+}
+
+/// What a violation calls for under `mode`, before the pause and the hourly limit; `Err` says
+/// why the guard will not act.
+fn choose_repair(
+    mode: OnViolation,
+    kind: BackendKind,
+    has_baseline: bool,
+    a: &Assessment,
+) -> Result<Repair, String> {
+    // ufw and firewalld re-apply their whole configuration: any violation is theirs to fix.
+    let frontend = matches!(kind, BackendKind::Ufw | BackendKind::Firewalld);
+    let has_switch = frontend
+        || matches!(
+            kind,
+            BackendKind::Windows | BackendKind::Pf | BackendKind::MacAppFirewall
+        );
+    let drifted = a.drift.as_ref().is_some_and(|d| !d.is_empty());
+    match mode {
+        OnViolation::Alert => Err("on_violation is \"alert\"".into()),
+        OnViolation::Restore if has_baseline => {
+            if drifted || a.disabled() {
+                Ok(Repair::Restore)
+            } else {
+                // Restoring an identical ruleset cannot fix a baseline that itself violates.
+                Err("the baseline itself does not meet the requirements".into())
+            }
+        }
+        _ if frontend => Ok(Repair::Enable),
+        _ if has_switch && a.disabled() => Ok(Repair::Enable),
+        _ if has_switch => {
+            Err("switching it on cannot fix this; save a baseline to restore".into())
+        }
+        // nftables and iptables have no "on" switch: their baseline is how they come back.
+        _ if has_baseline && (drifted || a.disabled()) => Ok(Repair::Restore),
+        _ => Err(format!(
+            "{kind} has no on switch; save a baseline (`portwarden firewall baseline save`) \
+             so the guard can restore it"
+        )),
+    }
+}
+
 /// The next change from the watcher, or never when there is none.
 async fn next_change(
     watch: &mut Option<firewall::nftables::Watch>,
@@ -634,5 +661,65 @@ async fn next_change(
     match watch {
         Some(w) => w.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firewall::{Drift, Violation, ViolationKind};
+
+    fn assessment(kind: ViolationKind, drifted: bool) -> Assessment {
+        let rule = firewall::Rule {
+            scope: "inet filter input".into(),
+            text: "tcp dport 22 accept".into(),
+            simple: None,
+        };
+        Assessment {
+            violations: vec![Violation {
+                kind,
+                message: "x".into(),
+            }],
+            drift: Some(Drift {
+                vanished: if drifted { vec![rule] } else { Vec::new() },
+                ..Drift::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn the_repair_fits_the_mode_the_backend_and_the_baseline() {
+        use BackendKind::*;
+        use OnViolation::*;
+        use ViolationKind::*;
+        let off = assessment(Disabled, true);
+        let open = assessment(InboundOpen, false);
+        // Alert never acts.
+        assert!(choose_repair(Alert, Ufw, true, &off).is_err());
+        // A baseline is restored when something drifted or the firewall is off...
+        assert_eq!(
+            choose_repair(Restore, Nftables, true, &off),
+            Ok(Repair::Restore)
+        );
+        // ...but a baseline that itself leaves inbound open is not restored in a loop.
+        let err = choose_repair(Restore, Nftables, true, &open).unwrap_err();
+        assert!(err.contains("baseline itself"), "{err}");
+        // Without a baseline: frontends reload, switches switch, nftables cannot.
+        assert_eq!(
+            choose_repair(Restore, Ufw, false, &open),
+            Ok(Repair::Enable)
+        );
+        assert_eq!(
+            choose_repair(Enable, Windows, false, &off),
+            Ok(Repair::Enable)
+        );
+        assert!(choose_repair(Enable, Windows, false, &open).is_err());
+        let err = choose_repair(Enable, Nftables, false, &off).unwrap_err();
+        assert!(err.contains("no on switch"), "{err}");
+        // "enable" on nftables with a baseline: the baseline is its on switch.
+        assert_eq!(
+            choose_repair(Enable, IptablesLegacy, true, &off),
+            Ok(Repair::Restore)
+        );
     }
 }
