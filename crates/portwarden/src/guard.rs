@@ -21,8 +21,10 @@ use crate::events::{EventBus, EventKind, FirewallReport};
 
 /// File name of the pause switch inside the state directory.
 pub const PAUSE_FILE: &str = "firewall-pause.json";
-/// Wait before restarting a change watcher that ended.
+/// Wait before restarting a change watcher that ended or could not start; doubled after each
+/// failure up to [`WATCH_MAX_BACKOFF`].
 const WATCH_RESTART: Duration = Duration::from_secs(5);
+const WATCH_MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// At most one change-triggered verification per this gap: a stream of changes costs a
 /// bounded amount of `nft` work, and a single change after a quiet spell waits nothing.
 const MIN_CHANGE_GAP: Duration = Duration::from_millis(100);
@@ -314,6 +316,7 @@ impl Guard {
         let want_watch = self.settings.watch && watchable(self.firewall.kind);
         let mut watch = None;
         let mut watch_retry = Instant::now();
+        let mut watch_backoff = WATCH_RESTART;
         let mut last_change_verify = Instant::now()
             .checked_sub(MIN_CHANGE_GAP)
             .unwrap_or_else(Instant::now);
@@ -324,18 +327,33 @@ impl Guard {
                     Ok(w) => {
                         tracing::info!("firewall guard: watching nftables changes");
                         watch = Some(w);
+                        watch_backoff = WATCH_RESTART;
                         set(&self.status, |s| s.watching = true);
                     }
                     Err(e) => {
-                        tracing::warn!(
-                            "cannot watch nftables changes (verifying periodically only): {e}"
-                        );
-                        watch_retry = Instant::now() + WATCH_RESTART;
+                        // Said once per streak of failures, retried ever more slowly.
+                        if watch_backoff == WATCH_RESTART {
+                            tracing::warn!(
+                                "cannot watch nftables changes (verifying every {} only): {e}",
+                                humantime::format_duration(self.settings.verify_every)
+                            );
+                        }
+                        watch_retry = Instant::now() + watch_backoff;
+                        watch_backoff = (watch_backoff * 2).min(WATCH_MAX_BACKOFF);
                     }
                 }
             }
+            let waiting_to_watch = want_watch && watch.is_none();
+            let retry_watch = async {
+                if waiting_to_watch {
+                    tokio::time::sleep_until(watch_retry.into()).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             let trigger = tokio::select! {
                 _ = shutdown.cancelled() => return,
+                _ = retry_watch => continue,
                 _ = tick.tick() => Trigger::Periodic,
                 change = next_change(&mut watch) => match change {
                     Some(c) => {

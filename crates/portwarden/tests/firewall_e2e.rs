@@ -136,8 +136,22 @@ impl Netns {
     }
 
     fn daemon(&mut self, config: &Path) -> Log {
-        let mut child = self
-            .cmd(env!("CARGO_BIN_EXE_portwarden"))
+        self.daemon_with(config, None)
+    }
+
+    /// The daemon, optionally with its own `PATH` (to take tools away from it).
+    fn daemon_with(&mut self, config: &Path, path: Option<&Path>) -> Log {
+        // `env` inside the namespace: a PATH set on this Command would also be used to find `ip`.
+        let mut command = match path {
+            Some(p) => {
+                let mut c = self.cmd("env");
+                c.arg(format!("PATH={}", p.display()))
+                    .arg(env!("CARGO_BIN_EXE_portwarden"));
+                c
+            }
+            None => self.cmd(env!("CARGO_BIN_EXE_portwarden")),
+        };
+        let mut child = command
             .args(["run", "-c", config.to_str().unwrap()])
             .env("PORTWARDEN_LOG", "info")
             .stdout(Stdio::null())
@@ -513,4 +527,39 @@ fn a_storm_of_changes_costs_few_verifications_and_a_flush_is_still_caught() {
     assert!(ns
         .listing("chain inet filter input")
         .contains("policy drop"));
+}
+
+#[test]
+fn without_nft_monitor_the_guard_says_so_once_and_still_verifies() {
+    let Some(mut ns) = Netns::new("nomon") else {
+        return;
+    };
+    // A PATH with the iptables-nft tools but no `nft`: no change notifications.
+    let bin = ns.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in [
+        "iptables-nft-save",
+        "ip6tables-nft-save",
+        "iptables-nft-restore",
+        "ip6tables-nft-restore",
+    ] {
+        let found = ns.sh(&format!("command -v {tool}"));
+        std::os::unix::fs::symlink(found.trim(), bin.join(tool)).unwrap();
+    }
+    ns.sh("iptables-nft -A INPUT -i lo -j ACCEPT && iptables-nft -P INPUT DROP && ip6tables-nft -P INPUT DROP");
+    ns.save_baseline();
+    let config = ns.config("backend = \"iptables-nft\"\nverify_every = \"500ms\"");
+    let log = ns.daemon_with(&config, Some(&bin));
+    log.wait_for("cannot watch nftables changes", 1);
+    ns.sh("iptables-nft -P INPUT ACCEPT");
+    log.wait_for("event=\"firewall_repaired\"", 1);
+    assert!(ns.sh("iptables-nft -S INPUT").contains("-P INPUT DROP"));
+    // The first retry (after 5 s) fails quietly.
+    thread::sleep(Duration::from_millis(5500));
+    assert_eq!(
+        log.count("cannot watch nftables changes"),
+        1,
+        "{}",
+        log.text()
+    );
 }
