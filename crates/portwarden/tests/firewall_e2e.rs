@@ -352,7 +352,8 @@ fn the_cli_shows_state_drift_and_restores() {
     assert_eq!(doc["backend"], "nftables");
     assert_eq!(doc["enabled"], true);
     assert_eq!(doc["inbound_default_deny"], true);
-    assert!(doc["rules"].as_u64().unwrap() >= 4, "{doc}");
+    assert_eq!(doc["rules"], 4, "{doc}");
+    assert_eq!(doc["rule_counts"]["inet filter input"], 4, "{doc}");
 
     ns.sh("nft chain inet filter input '{ policy accept; }'");
     let diff = ns.portwarden(&["firewall", "baseline", "diff", "--baseline", base]);

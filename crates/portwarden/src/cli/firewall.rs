@@ -243,7 +243,11 @@ async fn status(common: &Common, json: bool) -> Result<i32, String> {
             "enabled": state.enabled,
             "inbound_default_deny": state.inbound_default_deny(),
             "inbound": state.inbound,
-            "rules": state.rules.len(),
+            "rules": rule_counts(&state).iter().map(|(_, n)| n).sum::<usize>(),
+            "rule_counts": rule_counts(&state)
+                .into_iter()
+                .map(|(scope, n)| (scope, serde_json::Value::from(n)))
+                .collect::<serde_json::Map<_, _>>(),
             "foreign_tables": state.foreign_tables,
             "notes": state.notes,
             "violations": a.violations,
@@ -272,7 +276,23 @@ async fn status(common: &Common, json: bool) -> Result<i32, String> {
                 .unwrap_or_default()
         );
     }
-    println!("{b}rules{b:#}     {}", state.rules.len());
+    let counts = rule_counts(&state);
+    println!(
+        "{b}rules{b:#}     {}{}",
+        counts.iter().map(|(_, n)| n).sum::<usize>(),
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                counts
+                    .iter()
+                    .map(|(scope, n)| format!("{scope}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
     if !state.foreign_tables.is_empty() {
         println!("{b}other{b:#}     {}", state.foreign_tables.join(", "));
     }
@@ -302,6 +322,20 @@ async fn status(common: &Common, json: bool) -> Result<i32, String> {
         }
     }
     Ok(code)
+}
+
+/// Rules per chain (`inet filter input: 5`), in listing order; policy and header pseudo-rules
+/// are not counted.
+fn rule_counts(state: &State) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for rule in &state.rules {
+        let pseudo = rule.text.starts_with("policy ") || rule.text.starts_with("type ");
+        match counts.last_mut() {
+            Some((scope, n)) if *scope == rule.scope => *n += usize::from(!pseudo),
+            _ => counts.push((rule.scope.clone(), usize::from(!pseudo))),
+        }
+    }
+    counts
 }
 
 fn drift_word(a: &Assessment) -> &'static str {
