@@ -237,9 +237,10 @@ fn log(event: &Event) {
         EventKind::FirewallRepaired(r) => tracing::warn!(
             event = "firewall_repaired", backend = %r.backend, action = r.action.as_deref(),
             took_ms = r.took_ms,
-            "firewall ({}) repaired by {} and verified{}", r.backend,
+            "firewall ({}) repaired by {} and verified{}{}", r.backend,
             r.action.as_deref().unwrap_or("repair"),
-            r.took_ms.map(|ms| format!(" in {ms} ms")).unwrap_or_default()
+            r.took_ms.map(|ms| format!(" in {ms} ms")).unwrap_or_default(),
+            if r.violations.is_empty() { String::new() } else { format!(" (it was: {})", r.violations.join("; ")) }
         ),
         EventKind::FirewallRepairFailed(r) => tracing::error!(
             event = "firewall_repair_failed", backend = %r.backend, action = r.action.as_deref(),

@@ -438,9 +438,8 @@ impl Guard {
             }
             (Ok(()), Some((state, a))) if a.ok() => {
                 self.record(&state, &a, mode);
+                // The report keeps what was wrong: that is what the repair fixed.
                 self.reported = None;
-                report.violations.clear();
-                report.drift = None;
                 self.bus
                     .publish(EventKind::FirewallRepaired(report.clone()));
             }
