@@ -564,3 +564,40 @@ fn without_nft_monitor_the_guard_says_so_once_and_still_verifies() {
         log.text()
     );
 }
+
+#[test]
+fn a_garbled_listing_is_reported_and_never_acted_on() {
+    let Some(mut ns) = Netns::new("garbled") else {
+        return;
+    };
+    ns.load(RULESET);
+    ns.save_baseline();
+    // An `nft` whose JSON listing is cut short; everything else goes to the real one.
+    let real = ns.sh("command -v nft");
+    let bin = ns.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let shim = bin.join("nft");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\nif [ \"$1 $2 $3\" = \"-j list ruleset\" ]; then\n  \
+             printf '{{\"nftables\": [{{\"metainfo\": {{\"json_schema_version\": 1}}}}, {{\"table\": {{\"family\": \"inet\", \"na'\n  \
+             exit 0\nfi\nexec {} \"$@\"\n",
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let config = ns.config("backend = \"nftables\"\nverify_every = \"300ms\"");
+    let log = ns.daemon_with(&config, Some(Path::new(&path)));
+    log.wait_for("event=\"firewall_unreadable\"", 1);
+    ns.sh("nft flush ruleset");
+    thread::sleep(Duration::from_millis(1500));
+    // Nothing was restored from a listing it could not read, and it said so once.
+    assert_eq!(ns.listing("ruleset").trim(), "");
+    let log_text = log.text();
+    assert!(log_text.contains("could not be read"), "{log_text}");
+    assert_eq!(log.count("event=\"firewall_unreadable\""), 1, "{log_text}");
+    assert_eq!(log.count("firewall_repaired"), 0, "{log_text}");
+}

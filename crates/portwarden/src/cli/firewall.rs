@@ -235,6 +235,8 @@ async fn status(common: &Common, json: bool) -> Result<i32, String> {
     let cx = context(common).await?;
     let (state, a) = inspect(&cx).await?;
     let code = if a.ok() { SUCCESS } else { FAILURE };
+    let counts = rule_counts(&state);
+    let rule_total: usize = counts.iter().map(|(_, n)| n).sum();
     if json {
         let doc = serde_json::json!({
             "backend": state.backend,
@@ -243,9 +245,10 @@ async fn status(common: &Common, json: bool) -> Result<i32, String> {
             "enabled": state.enabled,
             "inbound_default_deny": state.inbound_default_deny(),
             "inbound": state.inbound,
-            "rules": rule_counts(&state).iter().map(|(_, n)| n).sum::<usize>(),
-            "rule_counts": rule_counts(&state)
-                .into_iter()
+            "rules": rule_total,
+            "rule_counts": counts
+                .iter()
+                .cloned()
                 .map(|(scope, n)| (scope, serde_json::Value::from(n)))
                 .collect::<serde_json::Map<_, _>>(),
             "foreign_tables": state.foreign_tables,
@@ -276,10 +279,9 @@ async fn status(common: &Common, json: bool) -> Result<i32, String> {
                 .unwrap_or_default()
         );
     }
-    let counts = rule_counts(&state);
     println!(
         "{b}rules{b:#}     {}{}",
-        counts.iter().map(|(_, n)| n).sum::<usize>(),
+        rule_total,
         if counts.is_empty() {
             String::new()
         } else {
