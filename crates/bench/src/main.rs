@@ -16,6 +16,8 @@
 //!   fleet spread over 127.0.0.1-127.0.0.8: checks/s, start lag, RSS, CPU, the store.
 //! - `bench firewall` ([`restore`]): the firewall guard, from `nft flush ruleset` to the
 //!   baseline restored and verified, in a network namespace of its own.
+//! - `bench notify` ([`notify_latency`]): a DOWN notification from the failure threshold to a
+//!   real SMTP server holding the mail.
 //!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
@@ -24,6 +26,7 @@ mod fleet;
 mod histogram;
 mod listing;
 mod load;
+mod notify_latency;
 mod orchestrate;
 mod ports;
 mod restore;
@@ -58,6 +61,8 @@ enum Role {
     Daemon(scale::DaemonArgs),
     /// Time the firewall guard from `nft flush ruleset` to restored and verified.
     Firewall(restore::FirewallArgs),
+    /// Time a DOWN notification from the failure threshold to a real SMTP server.
+    Notify(notify_latency::NotifyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Measure(args)) => listing::measure(&args),
         Some(Role::Daemon(args)) => scale::run(&args),
         Some(Role::Firewall(args)) => restore::run(&args),
+        Some(Role::Notify(args)) => notify_latency::run(&args),
         None => orchestrate::run(&cli.run),
     }
 }

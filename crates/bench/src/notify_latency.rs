@@ -1,0 +1,222 @@
+//! `bench notify`: from a monitor going DOWN (its failure threshold reached) to a real SMTP
+//! server holding the e-mail. A loopback listener is closed and reopened `--rounds` times under
+//! `portwarden run` with one `smtp` notifier pointed at `python3 -m aiosmtpd`-based receiver;
+//! the clock starts when the daemon's `is DOWN` log line arrives and stops when the receiver
+//! reports the message. Both are stamped by this process as the lines arrive, on one clock.
+//!
+//! Needs `python3-aiosmtpd` (Debian). Runs in the machine's own namespace on loopback only; the
+//! daemon's firewall guard is off.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+/// An SMTP receiver that prints one JSON line per message it accepts.
+const RECEIVER: &str = r#"
+import asyncio, email, json, sys
+from aiosmtpd.controller import Controller
+class H:
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content)
+        print(json.dumps({"subject": msg.get("Subject", "")}), flush=True)
+        return "250 OK"
+c = Controller(H(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// DOWN notifications measured.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+    /// The portwarden binary (default: next to this one, e.g. target/release/portwarden).
+    #[arg(long)]
+    portwarden: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Guarded(Vec<Child>, PathBuf);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Lines of a child's pipe, each stamped on arrival.
+fn stamped(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<(Instant, String)> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(
+    rx: &mpsc::Receiver<(Instant, String)>,
+    what: &str,
+    matches: impl Fn(&str) -> bool,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((at, line)) if matches(&line) => return Ok(at),
+            Ok(_) => {}
+            Err(_) => bail!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// A listener on a fixed port that can be closed and opened again.
+fn listen(port: u16) -> anyhow::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
+pub fn run(args: &NotifyArgs) -> anyhow::Result<()> {
+    let me = std::env::current_exe()?;
+    let portwarden = args
+        .portwarden
+        .clone()
+        .unwrap_or_else(|| me.with_file_name("portwarden"));
+    if !portwarden.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p portwarden)",
+            portwarden.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("portwarden-bench-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut guard = Guarded(Vec::new(), dir.clone());
+
+    let smtp_port = free_port()?;
+    let mut receiver = Command::new("python3")
+        .args(["-c", RECEIVER, &smtp_port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the aiosmtpd receiver (apt-get install python3-aiosmtpd)")?;
+    let mails = stamped(receiver.stdout.take().context("receiver stdout")?);
+    guard.0.push(receiver);
+    wait_for(&mails, "the SMTP receiver to start", |l| l == "ready")?;
+
+    let service_port = free_port()?;
+    let api_port = free_port()?;
+    let mut service = Some(listen(service_port)?);
+    let config = dir.join("portwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[daemon]
+listen = "127.0.0.1:{api_port}"
+state_dir = "{state}"
+
+[firewall]
+guard = false
+
+[defaults]
+interval = "100ms"
+timeout = "90ms"
+fail_after = 1
+recover_after = 1
+
+[[notifier]]
+name = "mail"
+type = "smtp"
+server = "127.0.0.1:{smtp_port}"
+tls = "none"
+from = "portwarden@localhost"
+to = ["ops@localhost"]
+group_window = "0s"
+
+[[monitor]]
+name = "svc"
+target = "127.0.0.1:{service_port}"
+notify = ["mail"]
+"#,
+            state = dir.join("state").display()
+        ),
+    )?;
+    let mut daemon = Command::new(&portwarden)
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("PORTWARDEN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting portwarden run")?;
+    let log = stamped(daemon.stderr.take().context("daemon stderr")?);
+    guard.0.push(daemon);
+    wait_for(&log, "the daemon to start", |l| l.contains("API on"))?;
+    // Let the first check see the service up.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut latencies = Vec::new();
+    for round in 0..args.rounds {
+        drop(service.take());
+        let down = wait_for(&log, "svc DOWN in the log", |l| l.contains("svc is DOWN"))
+            .with_context(|| format!("round {round}"))?;
+        let mailed = wait_for(&mails, "the DOWN mail", |l| {
+            l.to_ascii_lowercase().contains("down")
+        })
+        .with_context(|| format!("round {round}"))?;
+        latencies.push(mailed.saturating_duration_since(down).as_secs_f64() * 1000.0);
+        service = Some(listen(service_port)?);
+        wait_for(&mails, "the UP mail", |l| {
+            l.to_ascii_lowercase().contains("up")
+        })
+        .with_context(|| format!("round {round}"))?;
+    }
+    drop(guard);
+    report(args, &mut latencies);
+    Ok(())
+}
+
+fn report(args: &NotifyArgs, latencies: &mut [f64]) {
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let (p50, p95, max) = (pick(0.5), pick(0.95), pick(1.0));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"rounds": latencies.len(), "p50_ms": p50, "p95_ms": p95, "max_ms": max})
+        );
+        return;
+    }
+    println!("DOWN (threshold reached) → SMTP server holds the mail, loopback, aiosmtpd:\n");
+    println!("| rounds | p50 | p95 | max | max / 1 s target |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {p50:.1} ms | {p95:.1} ms | {max:.1} ms | {:.3} |",
+        latencies.len(),
+        max / 1000.0
+    );
+}
