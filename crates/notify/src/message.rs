@@ -38,6 +38,49 @@ impl Kind {
             Kind::Up | Kind::FirewallRepaired | Kind::Test | Kind::ActionTaken
         )
     }
+
+    /// True for kinds that end an incident (PagerDuty `resolve`, Alertmanager `endsAt`).
+    pub fn is_recovery(self) -> bool {
+        matches!(self, Kind::Up | Kind::FirewallRepaired)
+    }
+
+    /// The snake_case name used in the config, JSON and `PORTWARDEN_KIND`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Down => "down",
+            Kind::Up => "up",
+            Kind::Warning => "warning",
+            Kind::Flapping => "flapping",
+            Kind::Reminder => "reminder",
+            Kind::FirewallViolation => "firewall_violation",
+            Kind::FirewallRepaired => "firewall_repaired",
+            Kind::FirewallRepairFailed => "firewall_repair_failed",
+            Kind::ActionTaken => "action_taken",
+            Kind::ActionFailed => "action_failed",
+            Kind::GaveUp => "gave_up",
+            Kind::Test => "test",
+            Kind::Grouped => "grouped",
+        }
+    }
+
+    /// A short upper-case word for people, used in subjects and group counts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Down => "DOWN",
+            Kind::Up => "UP",
+            Kind::Warning => "WARNING",
+            Kind::Flapping => "FLAPPING",
+            Kind::Reminder => "STILL DOWN",
+            Kind::FirewallViolation => "FIREWALL VIOLATED",
+            Kind::FirewallRepaired => "FIREWALL REPAIRED",
+            Kind::FirewallRepairFailed => "FIREWALL REPAIR FAILED",
+            Kind::ActionTaken => "ACTION TAKEN",
+            Kind::ActionFailed => "ACTION FAILED",
+            Kind::GaveUp => "GAVE UP",
+            Kind::Test => "TEST",
+            Kind::Grouped => "GROUPED",
+        }
+    }
 }
 
 /// One event in a notification.
@@ -90,4 +133,40 @@ pub struct Notification {
     /// Unix milliseconds of the (first) event.
     pub at_ms: u64,
     pub items: Vec<Item>,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_match_serde() {
+        for kind in [
+            Kind::Down,
+            Kind::Up,
+            Kind::Warning,
+            Kind::Flapping,
+            Kind::Reminder,
+            Kind::FirewallViolation,
+            Kind::FirewallRepaired,
+            Kind::FirewallRepairFailed,
+            Kind::ActionTaken,
+            Kind::ActionFailed,
+            Kind::GaveUp,
+            Kind::Test,
+            Kind::Grouped,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).expect("serializes"),
+                serde_json::Value::String(kind.as_str().to_string())
+            );
+            assert!(!(kind.is_recovery() && kind.is_problem()), "{kind}");
+        }
+    }
 }
