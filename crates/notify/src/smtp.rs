@@ -402,7 +402,14 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
         }
         source = s.source();
     }
-    text
+    // lettre nests its errors, each saying its kind: "Connection error: Connection error: …".
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
