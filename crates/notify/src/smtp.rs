@@ -19,7 +19,7 @@
 //! | `to` | recipients, one or more | required |
 //! | `fallback_server` | a second `host:port`, same `tls` and credentials | none |
 //! | `subject`, `body` | template overrides (see [`crate::template`]) | the defaults |
-//! | `timeout` | the whole send (both servers) may take this long | `"10s"` |
+//! | `timeout` | the whole send may take this long; with a fallback each server gets half | `"10s"` |
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -361,17 +361,29 @@ impl SmtpNotifier {
             (Some(p), SmtpTls::Tls) => Tls::Wrapper(p.clone()),
             _ => Tls::None,
         };
+        // With a fallback, each server gets its share of the timeout, so a black-holed first
+        // server still leaves time for the second.
+        let share = self.timeout / u32::try_from(self.servers.len().max(1)).unwrap_or(1);
         let mut builder =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
                 .port(server.port)
                 .tls(tls)
-                .timeout(Some(self.timeout));
+                .timeout(Some(share));
         if let Some(c) = credentials {
             builder = builder.credentials(c);
         }
         let transport = builder.build();
         let name = server.name();
-        match transport.send(message.clone()).await {
+        let sent = match tokio::time::timeout(share, transport.send(message.clone())).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                return Err(SendError::retryable(format!(
+                    "smtp to {name}: no answer within {}",
+                    humantime::format_duration(share)
+                )))
+            }
+        };
+        match sent {
             Ok(response) => {
                 let last = response.message().last().unwrap_or("").to_string();
                 Ok(Delivery {

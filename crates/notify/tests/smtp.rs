@@ -385,3 +385,38 @@ async fn smtp_server_that_closes_at_once_is_retryable() {
     assert!(e.retryable, "{e:?}");
     assert!(e.message.starts_with(&format!("smtp to {addr}: ")), "{e:?}");
 }
+
+#[tokio::test]
+async fn smtp_silent_first_server_leaves_time_for_the_fallback() {
+    let Some(dir) = setup("smtp_silent_fallback") else {
+        return;
+    };
+    // Accepts and never greets: the first server's half of the timeout runs out.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let srv = Smtpd::start(dir.path(), "plain", None).await;
+    let n = notifier(json!({
+        "type": "smtp", "server": silent.to_string(), "fallback_server": srv.server(),
+        "tls": "none", "from": "portwarden@db1.example", "to": ["ops@example.com"],
+        "timeout": "2s",
+    }));
+    let d = n
+        .send(&single(Kind::Down, "web"))
+        .await
+        .expect("delivered via fallback");
+    assert!(d.response.contains("(via fallback"), "{}", d.response);
+    assert!(
+        d.response.contains(&format!("smtp to {silent}: ")),
+        "{}",
+        d.response
+    );
+    assert_eq!(srv.messages().len(), 1);
+}
