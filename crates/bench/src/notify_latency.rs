@@ -118,7 +118,8 @@ pub fn run(args: &NotifyArgs) -> anyhow::Result<()> {
     let mut guard = Guarded(Vec::new(), dir.clone());
 
     let smtp_port = free_port()?;
-    let mut receiver = Command::new("python3")
+    // Debian's python3, which has aiosmtpd (a pyenv python on PATH may not).
+    let mut receiver = Command::new("/usr/bin/python3")
         .args(["-c", RECEIVER, &smtp_port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

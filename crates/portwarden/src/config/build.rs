@@ -115,7 +115,14 @@ pub fn assemble(parsed: Parsed, problems: &mut Problems) -> Config {
     };
 
     let notifier_configs = check_notifiers(&notifiers, &files, problems);
-    let known: BTreeSet<&str> = notifier_configs.iter().map(|n| n.name.as_str()).collect();
+    // Every named notifier counts as defined, even one with a mistake of its own: that
+    // mistake is reported once, not again at every `notify` naming it.
+    let known: BTreeSet<&str> = notifiers
+        .iter()
+        .filter_map(|s| s.value.as_ref()?.name.as_ref())
+        .map(|n| n.get_ref().as_str())
+        .filter(|n| !n.trim().is_empty())
+        .collect();
 
     let resolved_defaults = match &defaults {
         Some(section) => {
@@ -422,17 +429,87 @@ fn check_notifiers(
             } else {
                 seen.insert(name.get_ref().clone(), (section.file, name.span()));
                 if let Some(kind) = kind {
-                    out.push(NotifierConfig {
-                        name: name.get_ref().clone(),
-                        kind: kind.get_ref().clone(),
-                        settings: n.settings.clone(),
-                    });
+                    if let Some(config) = notifier_config(name.get_ref(), kind, n, &mut issues) {
+                        out.push(config);
+                    }
                 }
             }
         }
         issues.report(section, files, problems);
     }
     out
+}
+
+/// The notifier's own keys into the `notify` crate's types; the dispatcher's keys
+/// (`remind_every`, `group_window`) are taken out first.
+fn notifier_config(
+    name: &str,
+    kind: &Spanned<String>,
+    entry: &super::parse::NotifierEntry,
+    issues: &mut Issues,
+) -> Option<NotifierConfig> {
+    let mut table = entry.settings.clone();
+    let mut duration = |key: &str| -> Result<Option<Duration>, ()> {
+        match table.remove(key) {
+            None => Ok(None),
+            Some(toml::Value::String(text)) => match super::duration::parse(&text) {
+                Ok(d) => Ok(Some(d)),
+                Err(e) => {
+                    issues.add(kind.span(), key, e);
+                    Err(())
+                }
+            },
+            Some(other) => {
+                issues.add(
+                    kind.span(),
+                    key,
+                    format!("must be a duration string like \"30s\", got {other}"),
+                );
+                Err(())
+            }
+        }
+    };
+    let remind_every = duration("remind_every");
+    let group_window = duration("group_window");
+    table.insert("type".into(), toml::Value::String(kind.get_ref().clone()));
+    let spec = match <notify::NotifierSpec as serde::Deserialize>::deserialize(toml::Value::Table(
+        table,
+    )) {
+        Ok(spec) => spec,
+        Err(e) => {
+            // serde's own words name the key and list the valid ones ("unknown field `colour`,
+            // expected one of `url`, …"); only the type gets its key in front.
+            let message = e.message();
+            let path = if message.starts_with("unknown variant") {
+                "type"
+            } else {
+                ""
+            };
+            issues.add(
+                kind.span(),
+                path,
+                message.replace("unknown variant", "unknown type"),
+            );
+            return None;
+        }
+    };
+    if let Err(e) = notify::Notifier::new(name, spec.clone()) {
+        issues.add(kind.span(), "", e);
+        return None;
+    }
+    let (Ok(remind_every), Ok(group_window)) = (remind_every, group_window) else {
+        return None;
+    };
+    if remind_every.is_some_and(|d| d.is_zero()) {
+        issues.add(kind.span(), "remind_every", "must be greater than 0");
+        return None;
+    }
+    Some(NotifierConfig {
+        name: name.to_string(),
+        remind_every: remind_every.or_else(|| super::default_remind_every(&spec)),
+        group_window: group_window.unwrap_or_else(|| super::default_group_window(&spec)),
+        spec,
+    })
 }
 
 /// `[defaults]` after checking, with the built-in defaults filled in. A bad value in

@@ -122,14 +122,34 @@ pub enum OnViolation {
     Restore,
 }
 
-/// A `[[notifier]]`: its name and type; the rest as written until notifiers land.
+/// A `[[notifier]]`: its name, the dispatcher's settings, and the notifier's own (checked by
+/// the `notify` crate's types).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifierConfig {
     pub name: String,
-    /// The `type` key.
-    pub kind: String,
-    /// Every other key.
-    pub settings: toml::Table,
+    pub spec: notify::NotifierSpec,
+    /// Repeat a problem while it lasts; `None`: never.
+    pub remind_every: Option<std::time::Duration>,
+    /// After a message, later ones within this window go out together as one grouped message
+    /// at its end (alert-storm control and rate limit). Zero: each at once.
+    pub group_window: std::time::Duration,
+}
+
+/// Default `group_window`: Alertmanager groups itself, so its notifiers send at once.
+pub fn default_group_window(spec: &notify::NotifierSpec) -> std::time::Duration {
+    match spec.kind() {
+        "alertmanager" | "log" => std::time::Duration::ZERO,
+        _ => std::time::Duration::from_secs(30),
+    }
+}
+
+/// Default `remind_every`: Alertmanager forgets an alert that is not re-sent (its
+/// `resolve_timeout`), so active alerts are repeated every minute; others never by default.
+pub fn default_remind_every(spec: &notify::NotifierSpec) -> Option<std::time::Duration> {
+    match spec.kind() {
+        "alertmanager" => Some(std::time::Duration::from_secs(60)),
+        _ => None,
+    }
 }
 
 /// Reads, checks and builds the config at `path` (a file, or a directory whose `*.toml`

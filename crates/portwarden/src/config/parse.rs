@@ -396,7 +396,7 @@ fn remove(value: &mut DeValue<'_>, path: &[Seg]) -> bool {
 
 /// serde's messages, said for a config: an unknown key with a suggestion instead of a list
 /// of thirty keys; "value" instead of "variant".
-fn rewrite_serde_message(message: &str) -> String {
+pub(super) fn rewrite_serde_message(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((key, expected)) = rest.split_once('`') {
             let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();

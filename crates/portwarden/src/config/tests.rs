@@ -83,6 +83,7 @@ type = "smtp"
 server = "smtp.example.com:587"
 from = "portwarden@example.com"
 to = ["ops@example.com"]
+username = "portwarden"
 password_env = "SMTP_PASSWORD"
 "#;
 
@@ -123,9 +124,10 @@ fn design_sketch_loads() {
         Some("myapp")
     );
     assert_eq!(c.notifiers.len(), 1);
-    assert_eq!(c.notifiers[0].kind, "smtp");
-    assert!(c.notifiers[0].settings.contains_key("password_env"));
-    assert!(!c.notifiers[0].settings.contains_key("name"));
+    assert_eq!(c.notifiers[0].name, "ops-mail");
+    assert_eq!(c.notifiers[0].spec.kind(), "smtp");
+    assert_eq!(c.notifiers[0].group_window, Duration::from_secs(30));
+    assert_eq!(c.notifiers[0].remind_every, None);
     assert_eq!(c.firewall.on_violation, Some(super::OnViolation::Restore));
     assert_eq!(
         c.firewall.policy.require,
@@ -425,13 +427,13 @@ fn duplicate_names_name_both_places() {
 fn notify_must_name_a_notifier() {
     assert_eq!(
         problems(
-            "[[notifier]]\nname = \"ops\"\ntype = \"webhook\"\n\n\
+            "[[notifier]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"https://hooks.example.com/x\"\n\n\
              [[monitor]]\nname = \"a\"\ntarget = \"h:1\"\nnotify = [\"ops\", \"opz\", \"pager\"]\n"
         ),
         vec![
-            "portwarden.toml:8:18: monitor \"a\": notify: no notifier named \"opz\"; did you mean \
+            "portwarden.toml:9:18: monitor \"a\": notify: no notifier named \"opz\"; did you mean \
              \"ops\"? define it with [[notifier]]",
-            "portwarden.toml:8:25: monitor \"a\": notify: no notifier named \"pager\"; define it \
+            "portwarden.toml:9:25: monitor \"a\": notify: no notifier named \"pager\"; define it \
              with [[notifier]]",
         ]
     );
@@ -768,6 +770,7 @@ cert_days = { warning = 14 }
 [[notifier]]
 name = "ops"
 type = "webhook"
+url = "https://hooks.example.com/ops"
 
 [[monitor]]
 name = "inherits"
@@ -946,7 +949,7 @@ fn a_directory_is_merged_in_file_name_order() {
     .unwrap();
     std::fs::write(
         dir.join("00-base.toml"),
-        "[defaults]\ninterval = \"10s\"\n\n[[notifier]]\nname = \"ops\"\ntype = \"webhook\"\n\n\
+        "[defaults]\ninterval = \"10s\"\n\n[[notifier]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"https://hooks.example.com/x\"\n\n\
          [[monitor]]\nname = \"ssh\"\ntarget = \"127.0.0.1:22\"\n",
     )
     .unwrap();
@@ -1043,4 +1046,57 @@ fn an_empty_config_has_no_monitors() {
     let c = ok("# nothing yet\n");
     assert!(c.monitors.is_empty());
     assert_eq!(c.daemon, DaemonSettings::default());
+}
+
+#[test]
+fn notifiers_are_checked_by_their_type() {
+    let c = ok(r#"
+[[notifier]]
+name = "am"
+type = "alertmanager"
+url = "http://127.0.0.1:9093"
+
+[[notifier]]
+name = "hook"
+type = "webhook"
+url = "https://hooks.example.com/x"
+remind_every = "2h"
+group_window = "5s"
+"#);
+    assert_eq!(c.notifiers[0].spec.kind(), "alertmanager");
+    assert_eq!(c.notifiers[0].group_window, Duration::ZERO);
+    assert_eq!(c.notifiers[0].remind_every, Some(Duration::from_secs(60)));
+    assert_eq!(c.notifiers[1].remind_every, Some(Duration::from_secs(7200)));
+    assert_eq!(c.notifiers[1].group_window, Duration::from_secs(5));
+    let found = problems(
+        r#"[[notifier]]
+name = "a"
+type = "smtpp"
+
+[[notifier]]
+name = "b"
+type = "webhook"
+url = "https://x.example/"
+colour = "red"
+
+[[notifier]]
+name = "c"
+type = "webhook"
+url = "https://x.example/"
+remind_every = "soon"
+"#,
+    );
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0].starts_with("portwarden.toml:3:8: notifier \"a\":") && found[0].contains("smtpp"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].contains("notifier \"b\"") && found[1].contains("colour"),
+        "{found:#?}"
+    );
+    assert!(
+        found[2].contains("notifier \"c\": remind_every") && found[2].contains("soon"),
+        "{found:#?}"
+    );
 }
