@@ -31,6 +31,8 @@ pub struct ApiState {
     pub max_in_flight: usize,
     /// The firewall guard's latest verification.
     pub firewall: crate::guard::SharedStatus,
+    /// The notification dispatcher (configured notifier names).
+    pub notifications: crate::notify::DispatcherHandle,
 }
 
 /// One place that maps errors to HTTP status and a JSON body.
@@ -64,6 +66,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/monitors/{name}", get(one_monitor))
         .route("/api/v1/store", get(store_stats))
         .route("/api/v1/firewall", get(firewall_status))
+        .merge(crate::api_notify::routes())
         .with_state(state)
 }
 

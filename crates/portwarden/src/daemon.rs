@@ -18,7 +18,7 @@ use crate::events::{EventBus, EventKind};
 use crate::monitor::Monitor;
 use crate::schedule::{Record, Scheduler, SchedulerSettings};
 use crate::store::{CheckRecord, Store, TransitionRecord};
-use crate::{discover, guard, watch};
+use crate::{discover, guard, notify, watch};
 
 /// Default API address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
@@ -62,6 +62,7 @@ struct Loaded {
     monitors: Vec<Monitor>,
     listing: Option<sockets::Listing>,
     firewall: config::FirewallSettings,
+    notify: notify::Settings,
 }
 
 fn load(source: &Source) -> anyhow::Result<Loaded> {
@@ -72,6 +73,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 monitors,
                 files,
                 firewall,
+                notifiers,
                 ..
             } = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::debug!(files = files.len(), "config read from {}", path.display());
@@ -81,6 +83,10 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 max_in_flight: daemon.max_in_flight,
                 monitors,
                 listing: None,
+                notify: notify::Settings {
+                    notifiers,
+                    firewall_notify: firewall.notify.clone(),
+                },
                 firewall,
             })
         }
@@ -97,6 +103,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 // The embedded default guards the firewall too: alert when it is switched
                 // off, restore only when a baseline was saved.
                 firewall: config::FirewallSettings::default(),
+                notify: notify::Settings::default(),
             })
         }
     }
@@ -176,6 +183,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         bus.clone(),
         records,
     ));
+    // Subscribed before the first check runs, so no event escapes the notifications.
+    let (dispatcher, notifications) = notify::Dispatcher::new(notify::DispatcherOptions {
+        store: store.clone(),
+        bus: bus.clone(),
+        lookup: monitor_lookup(&scheduler),
+        build: Arc::new(notify::build_notifier),
+        settings: loaded.notify,
+        host: notify::host_name(),
+    });
+    let dispatcher = tokio::spawn(dispatcher.run(shutdown.child_token()));
     scheduler.apply(loaded.monitors);
     let watcher = tokio::spawn(watch::run(
         loaded.listing,
@@ -199,6 +216,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         mode: source.describe(),
         max_in_flight,
         firewall: firewall_status.clone(),
+        notifications: notifications.clone(),
     };
     let api_shutdown = shutdown.child_token();
     let api_task = tokio::spawn(api::serve(api_listener, api_state, api_shutdown));
@@ -208,7 +226,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                if let Some(settings) = reload(&source, &scheduler, &bus) {
+                if let Some((settings, notify_settings)) = reload(&source, &scheduler, &bus) {
+                    notifications.reload(notify_settings).await;
                     if settings != firewall_guard.settings {
                         tracing::info!("[firewall] changed: restarting the firewall guard");
                         firewall_guard.stop().await;
@@ -235,7 +254,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     scheduler.shutdown(SHUTDOWN_GRACE).await;
     shutdown.cancel();
     firewall_guard.stop().await;
-    let _ = tokio::join!(watcher, api_task);
+    // Before the store stops: the dispatcher's last results go into the outbox.
+    let _ = tokio::join!(watcher, api_task, dispatcher);
     // The last holders of the record sender are gone with the scheduler (and any check
     // still past the grace ends by its own deadline): the forwarder drains and ends.
     drop(scheduler);
@@ -292,17 +312,18 @@ impl GuardTask {
 }
 
 /// SIGHUP: a valid new config replaces the running one (unchanged monitors keep their
-/// state); an invalid one is logged and the running one stays. Returns the new `[firewall]`.
+/// state); an invalid one is logged and the running one stays. Returns the new `[firewall]`
+/// and notifier settings.
 fn reload(
     source: &Source,
     scheduler: &Scheduler,
     bus: &EventBus,
-) -> Option<config::FirewallSettings> {
+) -> Option<(config::FirewallSettings, notify::Settings)> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
     let mut firewall = None;
     match load(source) {
         Ok(loaded) => {
-            firewall = Some(loaded.firewall);
+            firewall = Some((loaded.firewall, loaded.notify));
             let monitors = loaded.monitors.len();
             let s = scheduler.apply(loaded.monitors);
             bus.publish(EventKind::ConfigReloaded {
@@ -318,6 +339,20 @@ fn reload(
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     firewall
+}
+
+/// How the notification dispatcher finds a monitor's target, tags and notifiers. Weak: the
+/// scheduler must go away at shutdown (it holds the record channel the store drains).
+fn monitor_lookup(scheduler: &Arc<Scheduler>) -> crate::notify::items::Lookup {
+    let scheduler = Arc::downgrade(scheduler);
+    Arc::new(move |name: &str| {
+        let m = scheduler.upgrade()?.monitor(name)?;
+        Some(notify::MonitorInfo {
+            target: m.probe.spec().target.to_string(),
+            tags: m.tags.clone(),
+            notify: m.notify.clone(),
+        })
+    })
 }
 
 /// Moves scheduler records into the store, in order.

@@ -58,6 +58,13 @@ pub enum EventKind {
         backend: Option<String>,
         error: String,
     },
+    /// A notification could not be delivered after several attempts (or can never be as
+    /// things stand); it stays in the outbox and is still retried.
+    NotificationFailing {
+        notifier: String,
+        id: String,
+        error: String,
+    },
 }
 
 /// What the firewall guard saw and did.
@@ -164,7 +171,6 @@ impl EventBus {
         let _ = self.sender.send(Arc::new(event));
     }
 
-    #[allow(dead_code)] // consumers arrive with the notification, action and API issues
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
     }
@@ -254,6 +260,10 @@ fn log(event: &Event) {
         EventKind::FirewallUnreadable { backend, error } => tracing::error!(
             event = "firewall_unreadable", backend = backend.as_deref(),
             "cannot read the firewall's state: {error}"
+        ),
+        EventKind::NotificationFailing { notifier, id, error } => tracing::error!(
+            event = "notification_failing", notifier = %notifier, id = %id,
+            "notification {id} cannot be delivered by {notifier}: {error}; kept in the outbox and retried"
         ),
     }
 }

@@ -7,6 +7,7 @@
 //! [`guard`] keeps the host firewall on and as it was, and [`api`] shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
 
 mod api;
+mod api_notify;
 mod cli;
 mod config;
 mod daemon;
@@ -14,6 +15,7 @@ mod discover;
 mod events;
 mod guard;
 mod monitor;
+mod notify;
 mod ownership;
 mod schedule;
 mod state;

@@ -363,6 +363,12 @@ impl Scheduler {
             .map(|s| s.view.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
+    /// The running monitor of this name (the notification dispatcher routes by it).
+    pub fn monitor(&self, name: &str) -> Option<Arc<Monitor>> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots.get(name).map(|s| s.monitor.clone())
+    }
+
     /// Sends an operator command; `false` if there is no such monitor.
     #[allow(dead_code)]
     pub fn control(&self, name: &str, command: Control) -> bool {

@@ -8,8 +8,10 @@ mod check;
 mod config;
 mod firewall;
 mod nagios;
+mod notify;
 mod ports;
 mod run;
+mod silence;
 mod status;
 mod table;
 
@@ -35,10 +37,14 @@ enum Command {
     Config(config::ConfigCommand),
     /// The host firewall: state, switch on, baseline save / diff / restore, pause the guard.
     Firewall(firewall::FirewallCommand),
+    /// Notifiers: send a test notification.
+    Notify(notify::NotifyCommand),
     /// Listening sockets and the processes holding them; snapshots and drift.
     Ports(ports::PortsCommand),
     /// Run the daemon (with no config: watch this host's listeners).
     Run(run::RunCommand),
+    /// Hold notifications about monitors for a while (checks go on).
+    Silence(silence::SilenceCommand),
     /// Ask the running daemon for its monitors' state.
     Status(status::StatusCommand),
 }
@@ -91,8 +97,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Check(cmd) => check::run(*cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Firewall(cmd) => firewall::run(cmd),
+        Command::Notify(cmd) => notify::run(cmd),
         Command::Ports(cmd) => ports::run(cmd),
         Command::Run(cmd) => run::run(cmd),
+        Command::Silence(cmd) => silence::run(cmd),
         Command::Status(cmd) => status::run(cmd),
     }
 }

@@ -22,6 +22,7 @@ use super::rollup::Bucket;
 pub(crate) enum Item {
     Record(CheckRecord),
     Transition(TransitionRecord),
+    Outbox(super::outbox::OutboxOp),
 }
 
 /// The open database and what the task remembers about it.
@@ -102,6 +103,7 @@ impl Db {
                     let e = entry(&mut self.monitors, w.conn, &t.monitor, unix_ms(t.at))?;
                     w.transition(e, t)?;
                 }
+                Item::Outbox(op) => super::outbox::apply(w.conn, op)?,
             }
         }
         if persist_buckets {

@@ -30,6 +30,7 @@ mod health;
 mod monitors;
 mod open;
 mod options;
+mod outbox;
 mod query;
 mod record;
 mod retention;
@@ -52,6 +53,9 @@ pub use error::StoreError;
 // The API names these when it builds responses; until then nothing outside does.
 #[allow(unused_imports)]
 pub use health::{StoreHealth, StoreState};
+pub use outbox::{
+    kind_name, Delivered, NotifierQueue, OutboxRow, RowState, RowUpdate, Silence, SilenceFile,
+};
 #[allow(unused_imports)]
 pub use query::{HistoryIncident, HistoryResult, MonitorHistory, StoreStats, Uptime};
 pub use record::{CheckRecord, TransitionRecord};
@@ -59,6 +63,7 @@ pub use record::{CheckRecord, TransitionRecord};
 use clock::Clock;
 use health::HealthCell;
 use options::Options;
+use outbox::OutboxOp;
 use writer::Msg;
 
 /// What the handles and the task share.
@@ -178,6 +183,68 @@ impl Store {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             query::with_reader(&shared, |c| query::stats(c, &shared))
+        })
+        .await?
+    }
+}
+
+/// The notification outbox (see [`outbox`]): changes are answered once committed, so the
+/// dispatcher sends a notification only after it is durable; reads wait for nothing.
+impl Store {
+    /// Writes new outbox rows; `Ok` once committed.
+    pub async fn outbox_insert(&self, rows: Vec<OutboxRow>) -> Result<(), String> {
+        self.outbox(OutboxOp::Insert(rows)).await
+    }
+
+    /// Deletes delivered rows and logs the delivery; `Ok` once committed.
+    pub async fn outbox_delivered(&self, seqs: Vec<i64>, log: Delivered) -> Result<(), String> {
+        self.outbox(OutboxOp::Delivered { seqs, log }).await
+    }
+
+    /// Records attempts, next attempt times and states; `Ok` once committed.
+    pub async fn outbox_update(&self, updates: Vec<RowUpdate>) -> Result<(), String> {
+        self.outbox(OutboxOp::Update(updates)).await
+    }
+
+    async fn outbox(&self, op: OutboxOp) -> Result<(), String> {
+        if self.shared.health.is_failed() {
+            let why = self.health().error.unwrap_or_else(|| "failed".into());
+            return Err(format!("history store failed: {why}"));
+        }
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send_timeout(Msg::Outbox(op, ack), self.send_timeout)
+            .await
+            .map_err(|_| "history store queue full or stopped".to_string())?;
+        done.await
+            .map_err(|_| "history store stopped before committing".to_string())?
+    }
+
+    /// Every outbox row, in delivery order (for the dispatcher at start-up).
+    pub async fn outbox_rows(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || query::with_reader(&shared, outbox::load)).await?
+    }
+
+    /// Pending, failing and recently delivered notifications per notifier (at most `limit`
+    /// of each).
+    pub async fn notifications(
+        &self,
+        limit: usize,
+    ) -> Result<std::collections::BTreeMap<String, NotifierQueue>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            query::with_reader(&shared, |c| outbox::overview(c, limit))
+        })
+        .await?
+    }
+
+    /// Silences in force now (`portwarden silence add` writes them into the same file).
+    pub async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = shared.clock.now_ms();
+            query::with_reader(&shared, |c| Ok(outbox::active_silences(c, now)?))
         })
         .await?
     }

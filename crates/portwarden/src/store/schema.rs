@@ -109,6 +109,41 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (monitor_id, start_ms)
     ) WITHOUT ROWID;
     ",
+    // 2: notifications (see `outbox.rs`).
+    "
+    -- One row per notification per notifier until it is delivered; `seq` is the delivery
+    -- order, `body` the JSON of notify::Notification, `state` pending or failing.
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,
+        notifier TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL,
+        last_error TEXT,
+        state TEXT NOT NULL
+    );
+    -- The newest delivered notifications per notifier, with the receiver's answer.
+    CREATE TABLE deliveries (
+        notifier TEXT NOT NULL,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        items INTEGER NOT NULL,
+        delivered_ms INTEGER NOT NULL,
+        response TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_by_notifier ON deliveries (notifier);
+    -- `portwarden silence`: notifications about `monitor` (a name, `*`, or `prefix*`) are
+    -- held until `until_ms`.
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        monitor TEXT NOT NULL,
+        until_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

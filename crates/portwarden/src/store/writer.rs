@@ -25,6 +25,8 @@ pub(crate) enum Msg {
     /// Answered once everything queued before it is committed (or dropped, while failed).
     #[cfg_attr(not(test), allow(dead_code))]
     Flush(oneshot::Sender<()>),
+    /// A change to the notification outbox, answered once committed (or with why not).
+    Outbox(super::outbox::OutboxOp, oneshot::Sender<Result<(), String>>),
 }
 
 /// The state of the store task between batches.
@@ -70,7 +72,11 @@ impl Task {
                 n = self.rx.recv_many(&mut batch, max) => if n == 0 { break },
             }
             let deadline = Instant::now() + self.opts.batch_wait;
-            while batch.len() < max && !batch.iter().any(|m| matches!(m, Msg::Flush(_))) {
+            while batch.len() < max
+                && !batch
+                    .iter()
+                    .any(|m| matches!(m, Msg::Flush(_) | Msg::Outbox(..)))
+            {
                 let room = max - batch.len();
                 tokio::select! {
                     biased;
@@ -156,6 +162,7 @@ impl Task {
 
     async fn commit(&mut self, batch: Vec<Msg>) {
         let mut flushes = Vec::new();
+        let mut acks = Vec::new();
         let mut items = Vec::with_capacity(batch.len());
         let (mut records, mut transitions) = (0u64, 0u64);
         for m in batch {
@@ -169,8 +176,14 @@ impl Task {
                     items.push(Item::Transition(t));
                 }
                 Msg::Flush(tx) => flushes.push(tx),
+                Msg::Outbox(op, ack) => {
+                    items.push(Item::Outbox(op));
+                    acks.push(ack);
+                }
             }
         }
+        // Outbox changes learn whether they are durable: the dispatcher sends only then.
+        let mut committed = Err("the history store is failed".to_string());
         let health = &self.shared.health;
         match self.db.take() {
             None => health.add_dropped(records + transitions),
@@ -184,6 +197,7 @@ impl Task {
                 .await;
                 match done {
                     Ok((db, Ok(()))) => {
+                        committed = Ok(());
                         use std::sync::atomic::Ordering::Relaxed;
                         health.records_written.fetch_add(records, Relaxed);
                         health.transitions_written.fetch_add(transitions, Relaxed);
@@ -193,6 +207,7 @@ impl Task {
                         self.db = Some(db);
                     }
                     Ok((db, Err(e))) => {
+                        committed = Err(format!("cannot write: {e}"));
                         health.add_dropped(records + transitions);
                         drop(db);
                         if open::is_corrupt(&e) {
@@ -208,6 +223,9 @@ impl Task {
                     }
                 }
             }
+        }
+        for ack in acks {
+            let _ = ack.send(committed.clone());
         }
         for f in flushes {
             let _ = f.send(());

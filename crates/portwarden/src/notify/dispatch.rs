@@ -1,0 +1,781 @@
+//! The dispatcher task: events in from the bus, outbox rows into the store, notifications out
+//! through the notifiers.
+//!
+//! One task owns all lanes (one lane per notifier: its rows in order, whether a send is in
+//! flight, when it last delivered). Sends run as their own tasks, at most one per lane, so a
+//! slow receiver holds up its own lane only. Every change to a row is committed to the store
+//! before the dispatcher acts on it; a row is sent only after its insert is committed, and
+//! deleted only after delivery. Grouping decides over the rows at send time ([`super::plan`]),
+//! so nothing waits in memory alone: a SIGKILL loses nothing, a restart delivers what was
+//! pending first (its rows have the lowest `seq`) and keeps each row's retry schedule.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{Delivery, Kind, Notification, SendError};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::items::{self, Lookup};
+use super::plan;
+use crate::config::NotifierConfig;
+use crate::events::{Event, EventBus, EventKind};
+use crate::store::{kind_name, Delivered, OutboxRow, RowState, RowUpdate, Store};
+
+/// Longest a single attempt may take, whatever the notifier's own timeout says.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(300);
+/// How long sends in flight may finish at shutdown (their rows stay in the outbox anyway).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Events taken from the bus in one go (one outbox transaction).
+const EVENT_BATCH: usize = 1024;
+/// Why the rows of a notifier that left the config wait.
+pub const NOT_CONFIGURED: &str = "notifier no longer configured";
+
+/// A boxed send in flight.
+pub type SendFuture = Pin<Box<dyn Future<Output = Result<Delivery, SendError>> + Send>>;
+
+/// Something that delivers a notification: a real [`notify::Notifier`], or a fake in tests.
+pub trait Deliver: Send + Sync + std::fmt::Debug {
+    /// One attempt.
+    fn deliver(self: Arc<Self>, notification: Notification) -> SendFuture;
+}
+
+impl Deliver for notify::Notifier {
+    fn deliver(self: Arc<Self>, notification: Notification) -> SendFuture {
+        Box::pin(async move { notify::Notifier::send(&self, &notification).await })
+    }
+}
+
+/// Builds a notifier from its config.
+pub type Build = Arc<dyn Fn(&NotifierConfig) -> Result<Arc<dyn Deliver>, String> + Send + Sync>;
+
+/// The real notifiers of the `notify` crate.
+pub fn build_notifier(config: &NotifierConfig) -> Result<Arc<dyn Deliver>, String> {
+    notify::Notifier::new(&config.name, config.spec.clone())
+        .map(|n| Arc::new(n) as Arc<dyn Deliver>)
+}
+
+/// What the dispatcher routes by; replaced on reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    pub notifiers: Vec<NotifierConfig>,
+    /// `[firewall] notify`.
+    pub firewall_notify: Vec<String>,
+}
+
+/// Everything the dispatcher is built from.
+#[derive(Clone)]
+pub struct DispatcherOptions {
+    pub store: Store,
+    pub bus: EventBus,
+    pub lookup: Lookup,
+    pub build: Build,
+    pub settings: Settings,
+    pub host: String,
+}
+
+/// The daemon's side of a running dispatcher: reloads in, configured names out (for the API).
+#[derive(Debug, Clone)]
+pub struct DispatcherHandle {
+    reload: mpsc::Sender<Settings>,
+    configured: Arc<Mutex<Vec<String>>>,
+}
+
+impl DispatcherHandle {
+    /// Hands the dispatcher a reloaded config; pending rows stay.
+    pub async fn reload(&self, settings: Settings) {
+        let _ = self.reload.send(settings).await;
+    }
+
+    /// The names of the configured notifiers.
+    pub fn configured(&self) -> Vec<String> {
+        self.configured
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Wall-clock milliseconds that move with tokio's clock (so tests can pause time): persisted
+/// times are Unix ms, sleeps are tokio instants.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    wall0: i64,
+    t0: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            wall0: items::unix_ms(std::time::SystemTime::now()),
+            t0: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.wall0 + i64::try_from(self.t0.elapsed().as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    fn instant(&self, ms: i64) -> Instant {
+        let now = self.now_ms();
+        Instant::now() + Duration::from_millis(u64::try_from(ms - now).unwrap_or(0))
+    }
+}
+
+/// One notifier's queue.
+#[derive(Debug)]
+struct Lane {
+    config: Option<NotifierConfig>,
+    /// The notifier, or why it cannot send (not configured, cannot be built).
+    sender: Result<Arc<dyn Deliver>, String>,
+    rows: VecDeque<OutboxRow>,
+    last_sent_ms: Option<i64>,
+    busy: bool,
+}
+
+impl Lane {
+    fn orphan() -> Self {
+        Lane {
+            config: None,
+            sender: Err(NOT_CONFIGURED.into()),
+            rows: VecDeque::new(),
+            last_sent_ms: None,
+            busy: false,
+        }
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.config.as_ref().map_or(0, |c| {
+            i64::try_from(c.group_window.as_millis()).unwrap_or(i64::MAX)
+        })
+    }
+
+    fn due_ms(&self) -> Option<i64> {
+        if self.busy || self.sender.is_err() {
+            return None;
+        }
+        plan::due_ms(&self.rows, self.window_ms(), self.last_sent_ms)
+    }
+}
+
+/// A monitor that is down, for reminders.
+#[derive(Debug)]
+struct DownMonitor {
+    /// The DOWN item, restated by each reminder.
+    item: notify::Item,
+    since_ms: i64,
+    /// Last reminder (or the DOWN itself) per notifier.
+    last: HashMap<String, i64>,
+}
+
+/// The result of one send.
+#[derive(Debug)]
+struct Sent {
+    notifier: String,
+    seqs: Vec<i64>,
+    notification: Notification,
+    result: Result<Delivery, SendError>,
+}
+
+/// The dispatcher; run it with [`Dispatcher::run`].
+pub struct Dispatcher {
+    store: Store,
+    bus: EventBus,
+    events: broadcast::Receiver<Arc<Event>>,
+    lookup: Lookup,
+    build: Build,
+    settings: Settings,
+    reloads: mpsc::Receiver<Settings>,
+    configured: Arc<Mutex<Vec<String>>>,
+    host: String,
+    clock: Clock,
+    lanes: BTreeMap<String, Lane>,
+    next_seq: i64,
+    down: HashMap<String, DownMonitor>,
+    /// Monitors whose DOWN a silence held: their UP is held too.
+    held_down: HashSet<String>,
+    inflight: JoinSet<Sent>,
+    jitter: RandomState,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("lanes", &self.lanes.len())
+            .field("down", &self.down.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// Subscribes to the bus at once, so no event published after this call is missed.
+    pub fn new(options: DispatcherOptions) -> (Dispatcher, DispatcherHandle) {
+        let (reload, reloads) = mpsc::channel(4);
+        let configured = Arc::new(Mutex::new(Vec::new()));
+        let d = Dispatcher {
+            events: options.bus.subscribe(),
+            store: options.store,
+            bus: options.bus,
+            lookup: options.lookup,
+            build: options.build,
+            settings: Settings::default(),
+            reloads,
+            configured: configured.clone(),
+            host: options.host,
+            clock: Clock::new(),
+            lanes: BTreeMap::new(),
+            next_seq: 1,
+            down: HashMap::new(),
+            held_down: HashSet::new(),
+            inflight: JoinSet::new(),
+            jitter: RandomState::new(),
+        };
+        // The first settings arrive through the same path as reloads.
+        let _ = reload.try_send(options.settings);
+        (d, DispatcherHandle { reload, configured })
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        self.load_outbox(&shutdown).await;
+        let mut first = true;
+        loop {
+            self.start_due_sends();
+            let wake = self.next_wake_ms().map(|ms| self.clock.instant(ms));
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(sent) = self.inflight.join_next(), if !self.inflight.is_empty() => {
+                    match sent {
+                        Ok(sent) => self.finished(sent).await,
+                        Err(e) => tracing::error!(error = %e, "a notification send task failed"),
+                    }
+                }
+                Some(settings) = self.reloads.recv() => {
+                    self.apply_settings(settings, first).await;
+                    first = false;
+                }
+                received = self.events.recv() => match received {
+                    Ok(event) => {
+                        let mut batch = vec![event];
+                        while batch.len() < EVENT_BATCH {
+                            match self.events.try_recv() {
+                                Ok(e) => batch.push(e),
+                                Err(_) => break,
+                            }
+                        }
+                        self.on_events(&batch).await;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => tracing::error!(
+                        missed = n,
+                        "notifications: {n} events were missed (the event bus overflowed)"
+                    ),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                () = sleep_until_opt(wake) => self.remind().await,
+            }
+        }
+        // Sends in flight get a moment; their rows are in the outbox whatever happens.
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while !self.inflight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.inflight.join_next()).await {
+                Ok(Some(Ok(sent))) => self.finished(sent).await,
+                Ok(Some(Err(_))) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.inflight.abort_all();
+    }
+
+    /// Loads the rows left from before (a restart, a crash): they go first.
+    async fn load_outbox(&mut self, shutdown: &CancellationToken) {
+        let started = Instant::now();
+        let rows = loop {
+            match self.store.outbox_rows().await {
+                Ok(rows) => break Some(rows),
+                Err(e) => {
+                    let failed = self.store.health().state == crate::store::StoreState::Failed;
+                    if failed || started.elapsed() > Duration::from_secs(30) {
+                        tracing::error!(error = %e,
+                            "notification outbox cannot be read; notifications left from before \
+                             stay in the database unsent, new ones are sent from memory");
+                        break None;
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        };
+        let Some(rows) = rows else {
+            // Above any seq written before, so an unread older row never sorts after.
+            self.next_seq = self.clock.now_ms();
+            return;
+        };
+        if !rows.is_empty() {
+            tracing::info!(
+                rows = rows.len(),
+                "notification outbox: {} notifications from before the restart are delivered first",
+                rows.len()
+            );
+        }
+        for row in rows {
+            self.next_seq = self.next_seq.max(row.seq + 1);
+            self.lanes
+                .entry(row.notifier.clone())
+                .or_insert_with(Lane::orphan)
+                .rows
+                .push_back(row);
+        }
+    }
+
+    /// New notifier settings: changed notifiers are rebuilt and their rows tried again now;
+    /// removed ones keep their rows, marked failing.
+    async fn apply_settings(&mut self, settings: Settings, initial: bool) {
+        let now = self.clock.now_ms();
+        let mut updates = Vec::new();
+        let mut reports = Vec::new();
+        let names: HashSet<String> = settings.notifiers.iter().map(|n| n.name.clone()).collect();
+        for config in &settings.notifiers {
+            let lane = self
+                .lanes
+                .entry(config.name.clone())
+                .or_insert_with(Lane::orphan);
+            if lane.config.as_ref() == Some(config) && lane.sender.is_ok() {
+                continue;
+            }
+            lane.sender = (self.build)(config);
+            lane.config = Some(config.clone());
+            match &lane.sender {
+                Ok(_) if initial => {
+                    // Rows from before the restart keep their schedule; only rows that waited
+                    // for this notifier to exist start over.
+                    for r in lane.rows.iter_mut() {
+                        if r.last_error.as_deref() == Some(NOT_CONFIGURED) {
+                            restart_row(r, now);
+                            updates.push(plan::update_of(r));
+                        }
+                    }
+                }
+                Ok(_) => {
+                    // A changed notifier deserves a fresh try of everything it holds.
+                    for r in lane.rows.iter_mut() {
+                        if r.attempts > 0 || r.state == RowState::Failing {
+                            restart_row(r, now);
+                            updates.push(plan::update_of(r));
+                        }
+                    }
+                }
+                Err(why) => {
+                    tracing::error!(notifier = %config.name, error = %why,
+                        "notifier cannot be built; its notifications wait in the outbox");
+                    let why = why.clone();
+                    mark_failing(lane, &why, &mut updates, &mut reports, &config.name);
+                }
+            }
+        }
+        for (name, lane) in self.lanes.iter_mut() {
+            if names.contains(name) {
+                continue;
+            }
+            if lane.config.is_some() {
+                tracing::warn!(notifier = %name, rows = lane.rows.len(),
+                    "notifier {name} left the config; its waiting notifications are kept");
+            }
+            lane.config = None;
+            lane.sender = Err(NOT_CONFIGURED.into());
+            mark_failing(lane, NOT_CONFIGURED, &mut updates, &mut reports, name);
+        }
+        // Monitors the reload removed are no longer down as far as reminders go.
+        let lookup = self.lookup.clone();
+        self.down.retain(|m, _| lookup(m).is_some());
+        self.held_down.retain(|m| lookup(m).is_some());
+        if let Ok(mut c) = self.configured.lock() {
+            *c = settings.notifiers.iter().map(|n| n.name.clone()).collect();
+        }
+        self.settings = settings;
+        self.persist_updates(updates).await;
+        for (notifier, id, error) in reports {
+            self.bus.publish(EventKind::NotificationFailing {
+                notifier,
+                id,
+                error,
+            });
+        }
+    }
+
+    /// Events to outbox rows (committed before anything is sent).
+    async fn on_events(&mut self, events: &[Arc<Event>]) {
+        let lookup = self.lookup.clone();
+        let routed: Vec<items::Routed> = events
+            .iter()
+            .filter_map(|e| {
+                self.track_down(e);
+                items::route(e, &self.host, &*lookup, &self.settings.firewall_notify)
+            })
+            .filter(|r| !r.notifiers.is_empty())
+            .collect();
+        if routed.is_empty() {
+            return;
+        }
+        let silences = self.silences().await;
+        let now = self.clock.now_ms();
+        let mut rows = Vec::new();
+        for r in routed {
+            let Some(item) = r.notification.items.first() else {
+                continue;
+            };
+            let subject = item.subject.clone();
+            let kind = r.notification.kind;
+            if let Some(s) = silences.iter().find(|s| s.matches(&subject)) {
+                tracing::info!(monitor = %subject, silence = s.id,
+                    "{} notification about {subject} held: silenced until {} ({})",
+                    kind_name(kind), format_ms(s.until_ms),
+                    if s.reason.is_empty() { "no reason given" } else { &s.reason });
+                if kind == Kind::Down {
+                    self.held_down.insert(subject);
+                }
+                continue;
+            }
+            match kind {
+                Kind::Down => {
+                    self.held_down.remove(&subject);
+                }
+                Kind::Up if self.held_down.remove(&subject) => {
+                    tracing::info!(monitor = %subject,
+                        "up notification about {subject} held: its DOWN was silenced");
+                    continue;
+                }
+                _ => {}
+            }
+            for notifier in &r.notifiers {
+                rows.push(self.new_row(notifier, r.notification.clone(), now));
+            }
+        }
+        self.queue(rows).await;
+    }
+
+    /// Keeps the set of down monitors (for reminders) in step with the events.
+    fn track_down(&mut self, event: &Event) {
+        let change = match &event.kind {
+            EventKind::MonitorDown(c)
+            | EventKind::MonitorUp(c)
+            | EventKind::MonitorWarning(c)
+            | EventKind::MonitorFlapping(c)
+            | EventKind::MonitorChanged(c) => c,
+            _ => return,
+        };
+        if !matches!(event.kind, EventKind::MonitorDown(_)) {
+            self.down.remove(&change.monitor);
+            return;
+        }
+        let at_ms = items::unix_ms(event.at);
+        let lookup = self.lookup.clone();
+        if let Some(routed) = items::route(event, &self.host, &*lookup, &[]) {
+            if let Some(item) = routed.notification.items.into_iter().next() {
+                self.down.insert(
+                    change.monitor.clone(),
+                    DownMonitor {
+                        item,
+                        since_ms: at_ms,
+                        last: HashMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Silences in force; none when the store cannot say (better a notification too many).
+    async fn silences(&self) -> Vec<crate::store::Silence> {
+        match self.store.silences().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "silences cannot be read; notifying anyway");
+                Vec::new()
+            }
+        }
+    }
+
+    fn new_row(&mut self, notifier: &str, notification: Notification, now: i64) -> OutboxRow {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut row = OutboxRow {
+            seq,
+            notifier: notifier.to_string(),
+            notification,
+            created_ms: now,
+            attempts: 0,
+            next_attempt_ms: now,
+            last_error: None,
+            state: RowState::Pending,
+        };
+        if let Some(Err(why)) = self.lanes.get(notifier).map(|l| &l.sender) {
+            row.state = RowState::Failing;
+            row.last_error = Some(why.clone());
+            row.next_attempt_ms = now + plan::BACKOFF_MAX_MS;
+        } else if !self.lanes.contains_key(notifier) {
+            row.state = RowState::Failing;
+            row.last_error = Some(NOT_CONFIGURED.into());
+            row.next_attempt_ms = now + plan::BACKOFF_MAX_MS;
+        }
+        row
+    }
+
+    /// Commits new rows, then queues them on their lanes.
+    async fn queue(&mut self, rows: Vec<OutboxRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.outbox_insert(rows.clone()).await {
+            // Sending from memory beats not sending: the store may be failed for hours
+            // (disk full) and that is when people need to hear about problems.
+            tracing::error!(error = %e, rows = rows.len(),
+                "notifications could not be written to the outbox; sending them from memory \
+                 (a crash now would lose them)");
+        }
+        for row in rows {
+            if row.state == RowState::Failing {
+                self.bus.publish(EventKind::NotificationFailing {
+                    notifier: row.notifier.clone(),
+                    id: row.notification.id.clone(),
+                    error: row.last_error.clone().unwrap_or_default(),
+                });
+            }
+            self.lanes
+                .entry(row.notifier.clone())
+                .or_insert_with(Lane::orphan)
+                .rows
+                .push_back(row);
+        }
+    }
+
+    /// Starts a send on every idle lane whose head is due.
+    fn start_due_sends(&mut self) {
+        let now = self.clock.now_ms();
+        for (name, lane) in self.lanes.iter_mut() {
+            if lane.due_ms().is_none_or(|due| due > now) {
+                continue;
+            }
+            let Ok(sender) = lane.sender.clone() else {
+                continue;
+            };
+            let n = plan::batch_len(&lane.rows, lane.window_ms());
+            let rows: Vec<OutboxRow> = lane.rows.iter().take(n).cloned().collect();
+            let Some(notification) = plan::compose(&rows) else {
+                continue;
+            };
+            lane.busy = true;
+            let seqs = rows.iter().map(|r| r.seq).collect();
+            let notifier = name.clone();
+            self.inflight.spawn(async move {
+                let result =
+                    match tokio::time::timeout(ATTEMPT_LIMIT, sender.deliver(notification.clone()))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(SendError {
+                            message: format!("no answer within {}s", ATTEMPT_LIMIT.as_secs()),
+                            retryable: true,
+                        }),
+                    };
+                Sent {
+                    notifier,
+                    seqs,
+                    notification,
+                    result,
+                }
+            });
+        }
+    }
+
+    /// Records the outcome of a send.
+    async fn finished(&mut self, sent: Sent) {
+        let now = self.clock.now_ms();
+        let jitter = self.jitter.hash_one((sent.seqs.first(), now)) as f64 / u64::MAX as f64;
+        let Some(lane) = self.lanes.get_mut(&sent.notifier) else {
+            return;
+        };
+        lane.busy = false;
+        let n = &sent.notification;
+        match sent.result {
+            Ok(delivery) => {
+                let retried = lane
+                    .rows
+                    .iter()
+                    .filter(|r| sent.seqs.contains(&r.seq))
+                    .map(|r| r.attempts)
+                    .max()
+                    .unwrap_or(0);
+                lane.rows.retain(|r| !sent.seqs.contains(&r.seq));
+                lane.last_sent_ms = Some(now);
+                tracing::info!(notifier = %sent.notifier, id = %n.id, kind = kind_name(n.kind),
+                    items = n.items.len(), attempts = retried + 1,
+                    "notification {} delivered by {}: {}", n.id, sent.notifier, delivery.response);
+                let log = Delivered {
+                    notifier: sent.notifier.clone(),
+                    id: n.id.clone(),
+                    kind: kind_name(n.kind),
+                    items: n.items.len(),
+                    delivered_ms: now,
+                    response: delivery.response,
+                };
+                if let Err(e) = self.store.outbox_delivered(sent.seqs, log).await {
+                    tracing::warn!(error = %e, id = %n.id,
+                        "delivered, but the outbox could not be updated: it may be sent again \
+                         after a restart");
+                }
+            }
+            Err(error) => {
+                let (updates, newly_failing) =
+                    plan::after_failure(&mut lane.rows, &sent.seqs, &error, now, jitter);
+                let next = updates
+                    .first()
+                    .map(|u| u.next_attempt_ms - now)
+                    .unwrap_or(0);
+                let attempts = updates.iter().map(|u| u.attempts).max().unwrap_or(0);
+                if newly_failing {
+                    self.bus.publish(EventKind::NotificationFailing {
+                        notifier: sent.notifier.clone(),
+                        id: n.id.clone(),
+                        error: format!("{error} (after {attempts} attempts)"),
+                    });
+                } else {
+                    tracing::warn!(notifier = %sent.notifier, id = %n.id, attempts,
+                        "notification {} not delivered by {} (attempt {attempts}): {error}; \
+                         next attempt in {:.1}s",
+                        n.id, sent.notifier, next as f64 / 1000.0);
+                }
+                self.persist_updates(updates).await;
+            }
+        }
+    }
+
+    async fn persist_updates(&self, updates: Vec<RowUpdate>) {
+        if updates.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.outbox_update(updates).await {
+            tracing::warn!(error = %e, "outbox retry times could not be written");
+        }
+    }
+
+    /// The next time anything is due: a lane's send or a reminder.
+    fn next_wake_ms(&self) -> Option<i64> {
+        let lanes = self.lanes.values().filter_map(Lane::due_ms).min();
+        let reminders = self.reminders_due().map(|(_, _, at)| at).min();
+        match (lanes, reminders) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// (monitor, notifier, due) of every reminder to come.
+    fn reminders_due(&self) -> impl Iterator<Item = (&str, String, i64)> + '_ {
+        // Most setups remind nobody: then 100,000 down monitors cost nothing here.
+        let anyone = self
+            .lanes
+            .values()
+            .any(|l| l.config.as_ref().is_some_and(|c| c.remind_every.is_some()));
+        let down = if anyone { Some(&self.down) } else { None };
+        down.into_iter().flatten().flat_map(move |(monitor, d)| {
+            let notifiers = (self.lookup)(monitor).map(|i| i.notify).unwrap_or_default();
+            notifiers.into_iter().filter_map(move |n| {
+                let every = self.lanes.get(&n)?.config.as_ref()?.remind_every?;
+                let last = d.last.get(&n).copied().unwrap_or(d.since_ms);
+                let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX / 2);
+                Some((monitor.as_str(), n, last.saturating_add(every)))
+            })
+        })
+    }
+
+    /// Queues the reminders that are due.
+    async fn remind(&mut self) {
+        let now = self.clock.now_ms();
+        let due: Vec<(String, String)> = self
+            .reminders_due()
+            .filter(|(_, _, at)| *at <= now)
+            .map(|(m, n, _)| (m.to_string(), n))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let silences = self.silences().await;
+        let mut rows = Vec::new();
+        for (monitor, notifier) in due {
+            let Some(d) = self.down.get_mut(&monitor) else {
+                continue;
+            };
+            d.last.insert(notifier.clone(), now);
+            if let Some(s) = silences.iter().find(|s| s.matches(&monitor)) {
+                tracing::info!(monitor = %monitor, silence = s.id,
+                    "reminder about {monitor} held: silenced until {}", format_ms(s.until_ms));
+                continue;
+            }
+            let item = items::reminder(&d.item, now);
+            let notification = items::single(&self.host, item, now);
+            rows.push(self.new_row(&notifier, notification, now));
+        }
+        self.queue(rows).await;
+    }
+}
+
+/// A row given a fresh start (its notifier was fixed or came back).
+fn restart_row(r: &mut OutboxRow, now: i64) {
+    r.attempts = 0;
+    r.state = RowState::Pending;
+    r.next_attempt_ms = now;
+}
+
+/// Marks a lane's rows failing with `why`; one report per lane.
+fn mark_failing(
+    lane: &mut Lane,
+    why: &str,
+    updates: &mut Vec<RowUpdate>,
+    reports: &mut Vec<(String, String, String)>,
+    name: &str,
+) {
+    let mut changed = 0;
+    for r in lane.rows.iter_mut() {
+        if r.state != RowState::Failing || r.last_error.as_deref() != Some(why) {
+            r.state = RowState::Failing;
+            r.last_error = Some(why.to_string());
+            updates.push(plan::update_of(r));
+            changed += 1;
+        }
+    }
+    if changed > 0 {
+        if let Some(head) = lane.rows.front() {
+            reports.push((
+                name.to_string(),
+                head.notification.id.clone(),
+                format!("{why} ({} notifications waiting)", lane.rows.len()),
+            ));
+        }
+    }
+}
+
+/// Unix ms as RFC 3339 UTC, for log lines.
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

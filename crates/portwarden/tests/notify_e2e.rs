@@ -1,0 +1,628 @@
+//! Notifications end to end: the real daemon binary, real listeners on loopback that the test
+//! opens and closes, and a real receiver: an `exec` notifier running a shell script that
+//! appends each notification (JSON on stdin) to a file while a flag file exists, and fails
+//! (exit 1, retryable) while it does not.
+//!
+//! - nothing is lost: DOWN and UP while the receiver is down, SIGKILL, restart, receiver up →
+//!   both arrive, once each, in order;
+//! - a storm of 200 DOWNs is at most 2 messages (the first at once, the rest grouped);
+//! - a silenced monitor's DOWN is held, another's is not;
+//! - `portwarden notify test` against a working and a failing notifier;
+//! - nothing is lost over SMTP either: a real aiosmtpd server that starts only after the
+//!   restart gets the DOWN and UP mails, in order.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portwarden");
+
+/// A port no other test of this binary gets (see tests/daemon_e2e.rs): counted up from a
+/// per-process base below the kernel's ephemeral range.
+fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A TCP listener on a fixed port that accepts and hangs up; stop it and the port refuses.
+struct Service {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Service {
+    /// On a port of its own (other processes on this machine may grab one between
+    /// [`free_port`]'s probe and our bind: then the next port).
+    fn start_new() -> Self {
+        loop {
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", free_port())) {
+                return Self::serve(listener);
+            }
+        }
+    }
+
+    /// Again on `port`: std sets SO_REUSEADDR, so a stopped service can start on its port.
+    fn start(port: u16) -> Self {
+        Self::serve(TcpListener::bind(("127.0.0.1", port)).expect("bind service port"))
+    }
+
+    fn serve(listener: TcpListener) -> Self {
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => drop(s),
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Closes the listener (returns once the port refuses).
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `exec` receiver: a script appending each notification to `out` while `flag` exists.
+struct Receiver {
+    script: PathBuf,
+    flag: PathBuf,
+    out: PathBuf,
+}
+
+impl Receiver {
+    fn new(dir: &Path) -> Self {
+        let script = dir.join("receiver.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n\
+             # $1: flag file (the receiver is up while it exists), $2: where notifications go\n\
+             if [ ! -e \"$1\" ]; then echo 'receiver down' >&2; exit 1; fi\n\
+             cat >> \"$2\"\n\
+             printf '\\n' >> \"$2\"\n\
+             echo \"stored $PORTWARDEN_NOTIFICATION_ID\"\n",
+        )
+        .unwrap();
+        Self {
+            script,
+            flag: dir.join("receiver.up"),
+            out: dir.join("received.jsonl"),
+        }
+    }
+
+    fn up(&self) {
+        std::fs::write(&self.flag, b"").unwrap();
+    }
+
+    fn notifier_toml(&self, name: &str, group_window: &str) -> String {
+        format!(
+            "[[notifier]]\nname = \"{name}\"\ntype = \"exec\"\ncommand = [\"/bin/sh\", \"{}\", \"{}\", \"{}\"]\ngroup_window = \"{group_window}\"\n\n",
+            self.script.display(),
+            self.flag.display(),
+            self.out.display()
+        )
+    }
+
+    /// Every notification received so far, in order.
+    fn received(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<Value>()
+            .map_while(Result::ok)
+            .collect()
+    }
+
+    /// Every item received, as `subject:kind`, in order.
+    fn items(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .flat_map(|n| n["items"].as_array().cloned().unwrap_or_default())
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i["subject"].as_str().unwrap(),
+                    i["kind"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+}
+
+/// A running `portwarden run`, SIGKILLed on drop if still running.
+struct Daemon {
+    child: Child,
+    api: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(config: &Path, api: SocketAddr) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["run", "-c", config.to_str().unwrap()])
+            .env("PORTWARDEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portwarden run");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let d = Self { child, api, log };
+        d.wait_for("the API to answer", |d| d.get("/healthz").is_some());
+        d
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).ok()?;
+        serde_json::from_str(raw.split_once("\r\n\r\n")?.1).ok()
+    }
+
+    fn status(&self, monitor: &str) -> String {
+        self.get(&format!("/api/v1/monitors/{monitor}"))
+            .and_then(|v| v["status"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    fn wait_for(&self, what: &str, ready: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if ready(self) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
+    }
+
+    /// The notifier's entry in `GET /api/v1/notifications`.
+    fn queue(&self, notifier: &str) -> Value {
+        self.get("/api/v1/notifications")
+            .and_then(|v| {
+                v["notifiers"]
+                    .as_array()?
+                    .iter()
+                    .find(|n| n["name"] == notifier)
+                    .cloned()
+            })
+            .unwrap_or(Value::Null)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pw-notify-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config: fast checks, the firewall left alone, every monitor notifying `ops`.
+fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
+    let path = dir.join("portwarden.toml");
+    let text = format!(
+        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n# These daemons run in the machine's own namespace: hands off its firewall.\n[firewall]\nguard = false\n\n[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\nnotify = [\"ops\"]\n\n{rest}",
+        dir.join("state").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn monitor_toml(name: &str, port: u16) -> String {
+    format!("[[monitor]]\nname = \"{name}\"\ntarget = \"127.0.0.1:{port}\"\n\n")
+}
+
+fn api_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+fn wait_until(what: &str, secs: u64, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn down_and_up_survive_a_dead_receiver_and_a_sigkill_and_arrive_once_in_order() {
+    let dir = temp_dir("nothing-lost");
+    let receiver = Receiver::new(&dir);
+    let mut service = Service::start_new();
+    let api = api_addr();
+    let config = write_config(
+        &dir,
+        api,
+        &format!(
+            "{}{}",
+            receiver.notifier_toml("ops", "0s"),
+            monitor_toml("svc", service.port)
+        ),
+    );
+    let d = Daemon::start(&config, api);
+    d.wait_for("svc ok", |d| d.status("svc") == "ok");
+    service.stop();
+    d.wait_for("svc down", |d| d.status("svc") == "down");
+    service = Service::start(service.port);
+    d.wait_for("svc up again", |d| d.status("svc") == "ok");
+    // Both wait in the outbox (committed), the receiver refusing.
+    d.wait_for("two notifications in the outbox", |d| {
+        let q = d.queue("ops");
+        let waiting = q["pending"].as_array().map_or(0, Vec::len)
+            + q["failing"].as_array().map_or(0, Vec::len);
+        waiting == 2
+            && q["pending"][0]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.ends_with("receiver down"))
+    });
+    assert!(receiver.received().is_empty());
+    d.kill();
+
+    let d = Daemon::start(&config, api);
+    receiver.up();
+    wait_until("both notifications", 20, || receiver.items().len() >= 2);
+    // A little longer: nothing arrives twice.
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        receiver.items(),
+        ["svc:down", "svc:up"],
+        "log:\n{}",
+        d.log()
+    );
+    let got = receiver.received();
+    assert_ne!(got[0]["id"], got[1]["id"]);
+    assert_eq!(
+        got[1]["items"][0]["incident"],
+        got[0]["items"][0]["incident"]
+    );
+    let q = d.queue("ops");
+    assert_eq!(q["pending"].as_array().unwrap().len(), 0, "{q}");
+    assert_eq!(q["delivered"].as_array().unwrap().len(), 2, "{q}");
+    assert!(q["delivered"][0]["response"]
+        .as_str()
+        .unwrap()
+        .starts_with("stored svc:up:"));
+    drop(service);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_storm_of_200_downs_is_at_most_two_messages_and_misses_none() {
+    const N: usize = 200;
+    let dir = temp_dir("storm");
+    let receiver = Receiver::new(&dir);
+    receiver.up();
+    let mut services: Vec<Service> = (0..N).map(|_| Service::start_new()).collect();
+    let monitors: String = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| monitor_toml(&format!("m{i:03}"), s.port))
+        .collect();
+    let api = api_addr();
+    let config = write_config(
+        &dir,
+        api,
+        &format!("{}{monitors}", receiver.notifier_toml("ops", "3s")),
+    );
+    let d = Daemon::start(&config, api);
+    d.wait_for("every monitor ok", |d| {
+        d.get("/api/v1/monitors?state=ok")
+            .and_then(|v| v.as_array().map(Vec::len))
+            == Some(N)
+    });
+    let started = Instant::now();
+    for s in services.iter_mut() {
+        s.stop();
+    }
+    wait_until("200 DOWN items", 20, || receiver.items().len() >= N);
+    let took = started.elapsed();
+    thread::sleep(Duration::from_millis(1000));
+    let got = receiver.received();
+    assert!(got.len() <= 2, "{} messages for the storm", got.len());
+    let mut subjects: Vec<String> = receiver.items();
+    assert!(subjects.iter().all(|s| s.ends_with(":down")));
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), N, "every monitor once");
+    if got.len() == 2 {
+        assert_eq!(got[1]["kind"], "grouped");
+    }
+    eprintln!(
+        "storm: {} messages ({} items in the last), all {N} in {:.1}s",
+        got.len(),
+        got.last().unwrap()["items"].as_array().unwrap().len(),
+        took.as_secs_f64()
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_silenced_monitor_goes_down_without_a_notification_and_another_does_not() {
+    let dir = temp_dir("silence");
+    let receiver = Receiver::new(&dir);
+    receiver.up();
+    let mut quiet = Service::start_new();
+    let mut loud = Service::start_new();
+    let api = api_addr();
+    let config = write_config(
+        &dir,
+        api,
+        &format!(
+            "{}{}{}",
+            receiver.notifier_toml("ops", "0s"),
+            monitor_toml("quiet", quiet.port),
+            monitor_toml("loud", loud.port)
+        ),
+    );
+    let d = Daemon::start(&config, api);
+    let out = Command::new(BIN)
+        .args([
+            "silence",
+            "add",
+            "quiet",
+            "--for",
+            "1h",
+            "--reason",
+            "maintenance",
+        ])
+        .args(["-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("silence 1: quiet until ") && said.contains("(maintenance)"),
+        "{said}"
+    );
+    d.wait_for("both ok", |d| {
+        d.status("quiet") == "ok" && d.status("loud") == "ok"
+    });
+    quiet.stop();
+    loud.stop();
+    d.wait_for("both down", |d| {
+        d.status("quiet") == "down" && d.status("loud") == "down"
+    });
+    wait_until("loud's DOWN", 10, || !receiver.items().is_empty());
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(receiver.items(), ["loud:down"]);
+    assert!(
+        d.log()
+            .contains("down notification about quiet held: silenced until"),
+        "{}",
+        d.log()
+    );
+    let silences = d.get("/api/v1/silences").unwrap();
+    assert_eq!(silences[0]["monitor"], "quiet");
+    let list = Command::new(BIN)
+        .args(["silence", "list", "--json", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed[0]["reason"], "maintenance");
+    let removed = Command::new(BIN)
+        .args(["silence", "remove", "1", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(removed.status.code(), Some(0));
+    let again = Command::new(BIN)
+        .args(["silence", "remove", "1", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn notify_test_prints_the_receivers_answer_or_the_error_with_exit_codes() {
+    let dir = temp_dir("notify-test");
+    let good = dir.join("good.sh");
+    std::fs::write(
+        &good,
+        "#!/bin/sh\ncat > /dev/null\necho \"250 accepted $PORTWARDEN_KIND\"\n",
+    )
+    .unwrap();
+    let bad = dir.join("bad.sh");
+    std::fs::write(&bad, "#!/bin/sh\necho 'mailbox full' >&2\nexit 1\n").unwrap();
+    let config = dir.join("portwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[firewall]\nguard = false\n\n[[notifier]]\nname = \"good\"\ntype = \"exec\"\ncommand = [\"/bin/sh\", \"{}\"]\n\n[[notifier]]\nname = \"bad\"\ntype = \"exec\"\ncommand = [\"/bin/sh\", \"{}\"]\n",
+            good.display(),
+            bad.display()
+        ),
+    )
+    .unwrap();
+    let run = |name: &str| {
+        Command::new(BIN)
+            .args(["notify", "test", name, "-c", config.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let ok = run("good");
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "250 accepted test\n");
+    let failed = run("bad");
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("bad (exec) failed") && err.contains("mailbox full"),
+        "{err}"
+    );
+    let unknown = run("nope");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("it defines: good, bad"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An SMTP receiver (aiosmtpd) printing one JSON line per accepted mail.
+const SMTP_RECEIVER: &str = r#"
+import email, json, sys
+from aiosmtpd.controller import Controller
+class H:
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content)
+        print(json.dumps({"subject": msg.get("Subject", ""),
+                          "id": msg.get("X-Portwarden-Notification", "")}), flush=True)
+        return "250 OK queued"
+c = Controller(H(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+/// Debian's python3 with aiosmtpd; `None` (test skipped) when missing, except under CI.
+fn aiosmtpd() -> Option<&'static str> {
+    let python = "/usr/bin/python3";
+    let ok = Command::new(python)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3-aiosmtpd is missing (scripts/install-test-deps installs it)"
+        );
+        eprintln!("skipped: python3-aiosmtpd is not installed");
+        return None;
+    }
+    Some(python)
+}
+
+#[test]
+fn over_smtp_down_and_up_wait_for_a_server_that_starts_after_a_sigkill() {
+    let Some(python) = aiosmtpd() else { return };
+    let dir = temp_dir("smtp");
+    let smtp_port = free_port();
+    let mut service = Service::start_new();
+    let api = api_addr();
+    let config = write_config(
+        &dir,
+        api,
+        &format!(
+            "[[notifier]]\nname = \"ops\"\ntype = \"smtp\"\nserver = \"127.0.0.1:{smtp_port}\"\ntls = \"none\"\nfrom = \"portwarden@localhost\"\nto = [\"ops@localhost\"]\ngroup_window = \"0s\"\n\n{}",
+            monitor_toml("svc", service.port)
+        ),
+    );
+    let d = Daemon::start(&config, api);
+    d.wait_for("svc ok", |d| d.status("svc") == "ok");
+    service.stop();
+    d.wait_for("svc down", |d| d.status("svc") == "down");
+    service = Service::start(service.port);
+    d.wait_for("svc up again", |d| d.status("svc") == "ok");
+    d.wait_for("two mails in the outbox", |d| {
+        d.queue("ops")["pending"].as_array().map_or(0, Vec::len) == 2
+    });
+    d.kill();
+    let d = Daemon::start(&config, api);
+    let mut server = Command::new(python)
+        .args(["-c", SMTP_RECEIVER, &smtp_port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mails = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let sink = mails.clone();
+    let stdout = server.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                sink.lock().unwrap().push(v);
+            }
+        }
+    });
+    let count = || mails.lock().unwrap().len();
+    wait_until("two mails", 30, || count() >= 2);
+    thread::sleep(Duration::from_millis(1500));
+    let _ = server.kill();
+    let _ = server.wait();
+    let got = mails.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?}\nlog:\n{}", d.log());
+    let subject = |i: usize| got[i]["subject"].as_str().unwrap().to_string();
+    assert!(
+        subject(0).contains("svc on") && subject(0).contains("is DOWN"),
+        "{got:?}"
+    );
+    assert!(subject(1).contains("is UP again"), "{got:?}");
+    assert!(got[0]["id"].as_str().unwrap().starts_with("svc:down:"));
+    let q = d.queue("ops");
+    assert!(
+        q["delivered"][0]["response"]
+            .as_str()
+            .unwrap()
+            .contains("250"),
+        "{q}"
+    );
+    drop(service);
+    let _ = std::fs::remove_dir_all(&dir);
+}
