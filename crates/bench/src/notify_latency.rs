@@ -148,6 +148,8 @@ interval = "100ms"
 timeout = "90ms"
 fail_after = 1
 recover_after = 1
+# Every round is a DOWN and an UP: never call that flapping.
+flap_max_transitions = 1000
 
 [[notifier]]
 name = "mail"

@@ -105,7 +105,7 @@ fn config_check_reads_a_directory_as_one_config() {
     let a = write(
         "dir",
         "00-base.toml",
-        "[[notifier]]\nname = \"ops\"\ntype = \"webhook\"\n",
+        "[[notifier]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"https://hooks.example.com/ops\"\n",
     );
     write(
         "dir",
