@@ -1,5 +1,5 @@
 //! `bench notify`: from a monitor going DOWN (its failure threshold reached) to a real SMTP
-//! server holding the e-mail. A loopback listener is closed and reopened `--rounds` times under
+//! server holding the e-mail, without grouping and with the default `group_wait`. A loopback listener is closed and reopened `--rounds` times under
 //! `portwarden run` with one `smtp` notifier pointed at `python3 -m aiosmtpd`-based receiver;
 //! the clock starts when the daemon's `is DOWN` log line arrives and stops when the receiver
 //! reports the message. Both are stamped by this process as the lines arrive, on one clock.
@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -35,9 +35,12 @@ c.stop()
 
 #[derive(Debug, Args)]
 pub struct NotifyArgs {
-    /// DOWN notifications measured.
+    /// DOWN notifications measured without grouping (one daemon).
     #[arg(long, default_value_t = 20)]
     rounds: usize,
+    /// DOWN notifications measured with the default grouping (a daemon each).
+    #[arg(long, default_value_t = 5)]
+    default_rounds: usize,
     /// The portwarden binary (default: next to this one, e.g. target/release/portwarden).
     #[arg(long)]
     portwarden: Option<PathBuf>,
@@ -113,7 +116,38 @@ pub fn run(args: &NotifyArgs) -> anyhow::Result<()> {
             portwarden.display()
         );
     }
-    let dir = std::env::temp_dir().join(format!("portwarden-bench-notify-{}", std::process::id()));
+    // No grouping: the pipeline itself (event, outbox commit, SMTP dialogue), many rounds.
+    let mut direct = Vec::new();
+    measure(
+        &portwarden,
+        "group_window = \"0s\"",
+        args.rounds,
+        &mut direct,
+    )?;
+    // The defaults (group_wait 500 ms, group_window 30 s): a fresh daemon per DOWN, since the
+    // next message would wait for the window.
+    let mut defaults = Vec::new();
+    for _ in 0..args.default_rounds {
+        measure(&portwarden, "", 1, &mut defaults)?;
+    }
+    report(args, &mut [("no grouping", direct), ("defaults", defaults)]);
+    Ok(())
+}
+
+/// Starts a receiver and a daemon whose notifier has `notifier_extra`, and measures `rounds`
+/// DOWN notifications into `latencies` (milliseconds).
+fn measure(
+    portwarden: &Path,
+    notifier_extra: &str,
+    rounds: usize,
+    latencies: &mut Vec<f64>,
+) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "portwarden-bench-notify-{}-{}",
+        std::process::id(),
+        latencies.len()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let mut guard = Guarded(Vec::new(), dir.clone());
 
@@ -158,7 +192,7 @@ server = "127.0.0.1:{smtp_port}"
 tls = "none"
 from = "portwarden@localhost"
 to = ["ops@localhost"]
-group_window = "0s"
+{notifier_extra}
 
 [[monitor]]
 name = "svc"
@@ -168,7 +202,7 @@ notify = ["mail"]
             state = dir.join("state").display()
         ),
     )?;
-    let mut daemon = Command::new(&portwarden)
+    let mut daemon = Command::new(portwarden)
         .args(["run", "-c"])
         .arg(&config)
         .env("PORTWARDEN_LOG", "info")
@@ -182,8 +216,7 @@ notify = ["mail"]
     // Let the first check see the service up.
     std::thread::sleep(Duration::from_millis(500));
 
-    let mut latencies = Vec::new();
-    for round in 0..args.rounds {
+    for round in 0..rounds {
         drop(service.take());
         let down = wait_for(&log, "svc DOWN in the log", |l| l.contains("svc is DOWN"))
             .with_context(|| format!("round {round}"))?;
@@ -192,34 +225,41 @@ notify = ["mail"]
         })
         .with_context(|| format!("round {round}"))?;
         latencies.push(mailed.saturating_duration_since(down).as_secs_f64() * 1000.0);
-        service = Some(listen(service_port)?);
-        wait_for(&mails, "the UP mail", |l| {
-            l.to_ascii_lowercase().contains("up")
-        })
-        .with_context(|| format!("round {round}"))?;
+        if round + 1 < rounds {
+            service = Some(listen(service_port)?);
+            wait_for(&mails, "the UP mail", |l| {
+                l.to_ascii_lowercase().contains("up")
+            })
+            .with_context(|| format!("round {round}"))?;
+        }
     }
-    drop(guard);
-    report(args, &mut latencies);
     Ok(())
 }
 
-fn report(args: &NotifyArgs, latencies: &mut [f64]) {
-    latencies.sort_by(f64::total_cmp);
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    let (p50, p95, max) = (pick(0.5), pick(0.95), pick(1.0));
+fn report(args: &NotifyArgs, scenarios: &mut [(&str, Vec<f64>)]) {
+    let mut rows = Vec::new();
+    for (name, latencies) in scenarios.iter_mut() {
+        latencies.sort_by(f64::total_cmp);
+        let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+        rows.push((*name, latencies.len(), pick(0.5), pick(0.95), pick(1.0)));
+    }
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"rounds": latencies.len(), "p50_ms": p50, "p95_ms": p95, "max_ms": max})
-        );
+        let doc: Vec<_> = rows
+            .iter()
+            .map(|(name, n, p50, p95, max)| {
+                serde_json::json!({"scenario": name, "rounds": n, "p50_ms": p50, "p95_ms": p95, "max_ms": max})
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(doc));
         return;
     }
     println!("DOWN (threshold reached) → SMTP server holds the mail, loopback, aiosmtpd:\n");
-    println!("| rounds | p50 | p95 | max | max / 1 s target |");
-    println!("|---:|---:|---:|---:|---:|");
-    println!(
-        "| {} | {p50:.1} ms | {p95:.1} ms | {max:.1} ms | {:.3} |",
-        latencies.len(),
-        max / 1000.0
-    );
+    println!("| notifier | rounds | p50 | p95 | max | max / 1 s target |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, n, p50, p95, max) in rows {
+        println!(
+            "| {name} | {n} | {p50:.1} ms | {p95:.1} ms | {max:.1} ms | {:.3} |",
+            max / 1000.0
+        );
+    }
 }

@@ -441,7 +441,7 @@ fn check_notifiers(
 }
 
 /// The notifier's own keys into the `notify` crate's types; the dispatcher's keys
-/// (`remind_every`, `group_window`) are taken out first.
+/// (`remind_every`, `group_window`, `group_wait`) are taken out first.
 fn notifier_config(
     name: &str,
     kind: &Spanned<String>,
@@ -471,6 +471,7 @@ fn notifier_config(
     };
     let remind_every = duration("remind_every");
     let group_window = duration("group_window");
+    let group_wait = duration("group_wait");
     table.insert("type".into(), toml::Value::String(kind.get_ref().clone()));
     let spec = match <notify::NotifierSpec as serde::Deserialize>::deserialize(toml::Value::Table(
         table,
@@ -497,7 +498,9 @@ fn notifier_config(
         issues.add(kind.span(), "", e);
         return None;
     }
-    let (Ok(remind_every), Ok(group_window)) = (remind_every, group_window) else {
+    let (Ok(remind_every), Ok(group_window), Ok(group_wait)) =
+        (remind_every, group_window, group_wait)
+    else {
         return None;
     };
     if remind_every.is_some_and(|d| d.is_zero()) {
@@ -508,6 +511,7 @@ fn notifier_config(
         name: name.to_string(),
         remind_every: remind_every.or_else(|| super::default_remind_every(&spec)),
         group_window: group_window.unwrap_or_else(|| super::default_group_window(&spec)),
+        group_wait: group_wait.unwrap_or(super::DEFAULT_GROUP_WAIT),
         spec,
     })
 }

@@ -133,7 +133,14 @@ pub struct NotifierConfig {
     /// After a message, later ones within this window go out together as one grouped message
     /// at its end (alert-storm control and rate limit). Zero: each at once.
     pub group_window: std::time::Duration,
+    /// A quiet notifier waits this long after the first event for others to send with it, so
+    /// a storm's first burst is one message too. Ignored when `group_window` is zero.
+    pub group_wait: std::time::Duration,
 }
+
+/// Default `group_wait`: long enough to catch a burst, short enough to stay well under a
+/// second from DOWN to the message.
+pub const DEFAULT_GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Default `group_window`: Alertmanager groups itself, so its notifiers send at once.
 pub fn default_group_window(spec: &notify::NotifierSpec) -> std::time::Duration {

@@ -157,11 +157,22 @@ impl Lane {
         })
     }
 
+    fn gather_ms(&self) -> i64 {
+        self.config.as_ref().map_or(0, |c| {
+            i64::try_from(c.group_wait.as_millis()).unwrap_or(i64::MAX)
+        })
+    }
+
     fn due_ms(&self) -> Option<i64> {
         if self.busy || self.sender.is_err() {
             return None;
         }
-        plan::due_ms(&self.rows, self.window_ms(), self.last_sent_ms)
+        plan::due_ms(
+            &self.rows,
+            self.window_ms(),
+            self.gather_ms(),
+            self.last_sent_ms,
+        )
     }
 }
 

@@ -5,8 +5,8 @@
 //! The rules:
 //! - Rows go out strictly in `seq` order; the head row blocks the rest (a DOWN is never
 //!   overtaken by its UP).
-//! - A quiet notifier sends [`GATHER_MS`] after the head row was queued (simultaneous events
-//!   travel together). After a delivery, the next send waits until `group_window` has passed
+//! - A quiet notifier sends `group_wait` after the head row was queued (a burst of events
+//!   travels together). After a delivery, the next send waits until `group_window` has passed
 //!   since it, and then carries everything queued meanwhile as one notification: a storm is
 //!   one message per window, and the window is also the notifier's rate limit.
 //! - `group_window` zero: no grouping, no waiting; rows go one by one.
@@ -20,8 +20,6 @@ use notify::{Kind, Notification, SendError};
 
 use crate::store::{OutboxRow, RowState, RowUpdate};
 
-/// How long a quiet notifier waits for simultaneous events before sending.
-pub const GATHER_MS: i64 = 50;
 /// Most events in one grouped notification; the rest follow in the next one.
 pub const MAX_GROUP_ITEMS: usize = 500;
 /// First retry after this long, doubling per attempt…
@@ -35,6 +33,7 @@ pub const FAILING_AFTER: u32 = 5;
 pub fn due_ms(
     rows: &VecDeque<OutboxRow>,
     window_ms: i64,
+    gather_ms: i64,
     last_sent_ms: Option<i64>,
 ) -> Option<i64> {
     let head = rows.front()?;
@@ -45,7 +44,7 @@ pub fn due_ms(
     if window_ms <= 0 {
         return Some(head.next_attempt_ms.max(head.created_ms));
     }
-    let gathered = head.created_ms + GATHER_MS;
+    let gathered = head.created_ms + gather_ms;
     let window_end = last_sent_ms.map_or(i64::MIN, |l| l + window_ms);
     Some(gathered.max(window_end).max(head.next_attempt_ms))
 }
@@ -153,6 +152,9 @@ mod tests {
     use super::*;
     use notify::Item;
 
+    /// The `group_wait` these tests use.
+    const GATHER_MS: i64 = 50;
+
     fn row(seq: i64, created_ms: i64) -> OutboxRow {
         let item = Item {
             kind: Kind::Down,
@@ -188,21 +190,24 @@ mod tests {
     #[test]
     fn a_quiet_notifier_sends_after_the_gather_delay_then_waits_for_the_window() {
         let q = lane(&[(1, 1_000), (2, 1_010)]);
-        assert_eq!(due_ms(&q, 30_000, None), Some(1_000 + GATHER_MS));
+        assert_eq!(due_ms(&q, 30_000, GATHER_MS, None), Some(1_000 + GATHER_MS));
         assert_eq!(batch_len(&q, 30_000), 2);
         // Sent at 1 050: the next row waits for the window's end, whenever it arrives.
         let q = lane(&[(3, 2_000)]);
-        assert_eq!(due_ms(&q, 30_000, Some(1_050)), Some(31_050));
+        assert_eq!(due_ms(&q, 30_000, GATHER_MS, Some(1_050)), Some(31_050));
         // A row queued long after the window is quiet again.
         let q = lane(&[(4, 100_000)]);
-        assert_eq!(due_ms(&q, 30_000, Some(1_050)), Some(100_000 + GATHER_MS));
-        assert_eq!(due_ms(&VecDeque::new(), 30_000, None), None);
+        assert_eq!(
+            due_ms(&q, 30_000, GATHER_MS, Some(1_050)),
+            Some(100_000 + GATHER_MS)
+        );
+        assert_eq!(due_ms(&VecDeque::new(), 30_000, GATHER_MS, None), None);
     }
 
     #[test]
     fn without_a_window_rows_go_one_by_one_at_once() {
         let q = lane(&[(1, 1_000), (2, 1_000)]);
-        assert_eq!(due_ms(&q, 0, Some(999)), Some(1_000));
+        assert_eq!(due_ms(&q, 0, GATHER_MS, Some(999)), Some(1_000));
         assert_eq!(batch_len(&q, 0), 1);
         let n = compose(&q.iter().take(1).cloned().collect::<Vec<_>>()).unwrap();
         assert_eq!(n.kind, Kind::Down);
@@ -250,7 +255,7 @@ mod tests {
             assert_eq!(u.len(), 2);
             assert_eq!(u[0].next_attempt_ms, u[1].next_attempt_ms);
         }
-        assert_eq!(due_ms(&q, 30_000, None), Some(10_000 + 8_000));
+        assert_eq!(due_ms(&q, 30_000, GATHER_MS, None), Some(10_000 + 8_000));
         let (u, failing) = after_failure(&mut q, &[1, 2], &err, 20_000, 0.5);
         assert!(failing);
         assert_eq!(u[0].state, RowState::Failing);

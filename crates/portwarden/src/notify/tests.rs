@@ -63,6 +63,7 @@ fn notifier(name: &str, window_ms: u64, remind_ms: Option<u64>) -> NotifierConfi
         spec: notify::NotifierSpec::Log(Default::default()),
         remind_every: remind_ms.map(Duration::from_millis),
         group_window: Duration::from_millis(window_ms),
+        group_wait: Duration::from_millis(50),
     }
 }
 
