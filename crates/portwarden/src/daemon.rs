@@ -183,6 +183,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         bus.clone(),
         records,
     ));
+    // Read before the first check runs: the first verdicts are compared with it.
+    let carried_down = store.open_incidents().await.unwrap_or_else(|e| {
+        tracing::debug!("no monitor state from before the restart: {e}");
+        Default::default()
+    });
     // Subscribed before the first check runs, so no event escapes the notifications.
     let (dispatcher, notifications) = notify::Dispatcher::new(notify::DispatcherOptions {
         store: store.clone(),
@@ -191,6 +196,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         build: Arc::new(notify::build_notifier),
         settings: loaded.notify,
         host: notify::host_name(),
+        carried_down,
     });
     let dispatcher = tokio::spawn(dispatcher.run(shutdown.child_token()));
     scheduler.apply(loaded.monitors);

@@ -27,6 +27,7 @@ use super::items::{self, Lookup};
 use super::plan;
 use crate::config::NotifierConfig;
 use crate::events::{Event, EventBus, EventKind};
+use crate::state::Status;
 use crate::store::{kind_name, Delivered, OutboxRow, RowState, RowUpdate, Store};
 
 /// Longest a single attempt may take, whatever the notifier's own timeout says.
@@ -79,6 +80,8 @@ pub struct DispatcherOptions {
     pub build: Build,
     pub settings: Settings,
     pub host: String,
+    /// Monitors DOWN before the restart (incident start, Unix ms): see [`Store::open_incidents`].
+    pub carried_down: HashMap<String, i64>,
 }
 
 /// The daemon's side of a running dispatcher: reloads in, configured names out (for the API).
@@ -212,6 +215,9 @@ pub struct Dispatcher {
     down: HashMap<String, DownMonitor>,
     /// Monitors whose DOWN a silence held: their UP is held too.
     held_down: HashSet<String>,
+    /// Monitors DOWN before the restart, until their first verdict: a DOWN again is not news,
+    /// an OK is the recovery nobody has heard of yet.
+    carried_down: HashMap<String, i64>,
     inflight: JoinSet<Sent>,
     jitter: RandomState,
 }
@@ -245,6 +251,7 @@ impl Dispatcher {
             next_seq: 1,
             down: HashMap::new(),
             held_down: HashSet::new(),
+            carried_down: options.carried_down,
             inflight: JoinSet::new(),
             jitter: RandomState::new(),
         };
@@ -426,6 +433,7 @@ impl Dispatcher {
     /// Events to outbox rows (committed before anything is sent).
     async fn on_events(&mut self, events: &[Arc<Event>]) {
         let lookup = self.lookup.clone();
+        let events: Vec<Arc<Event>> = events.iter().filter_map(|e| self.carry_over(e)).collect();
         let routed: Vec<items::Routed> = events
             .iter()
             .filter_map(|e| {
@@ -472,6 +480,63 @@ impl Dispatcher {
             }
         }
         self.queue(rows).await;
+    }
+
+    /// A monitor's first verdict after a restart, seen against its state before: a DOWN that
+    /// was already announced is not announced again (its reminders go on from the old start);
+    /// a first OK or WARNING is its recovery, announced as one with the outage's length.
+    fn carry_over(&mut self, event: &Arc<Event>) -> Option<Arc<Event>> {
+        let change = match &event.kind {
+            EventKind::MonitorDown(c)
+            | EventKind::MonitorChanged(c)
+            | EventKind::MonitorWarning(c)
+                if c.from == Status::Unknown =>
+            {
+                c
+            }
+            _ => return Some(event.clone()),
+        };
+        let Some(since_ms) = self.carried_down.remove(&change.monitor) else {
+            return Some(event.clone());
+        };
+        let at_ms = items::unix_ms(event.at);
+        match change.to {
+            Status::Down => {
+                tracing::info!(monitor = %change.monitor,
+                    "{} is still DOWN (since {}, before the restart): not announced again",
+                    change.monitor, format_ms(since_ms));
+                self.track_down(event);
+                if let Some(d) = self.down.get_mut(&change.monitor) {
+                    d.since_ms = since_ms;
+                    d.item.since_ms = u64::try_from(since_ms).ok();
+                    // The outage keeps its start; the next reminder comes one `remind_every`
+                    // after the restart, not at once.
+                    for notifier in self.lookup.as_ref()(&change.monitor)
+                        .map(|m| m.notify)
+                        .unwrap_or_default()
+                    {
+                        d.last.insert(notifier, at_ms);
+                    }
+                }
+                None
+            }
+            Status::Ok | Status::Warning => {
+                let mut up = change.clone();
+                up.from = Status::Down;
+                up.down_for = u64::try_from(at_ms - since_ms)
+                    .ok()
+                    .map(std::time::Duration::from_millis);
+                Some(Arc::new(Event {
+                    at: event.at,
+                    kind: EventKind::MonitorUp(up),
+                }))
+            }
+            _ => {
+                // Still undecided (flapping, paused): keep waiting for a verdict.
+                self.carried_down.insert(change.monitor.clone(), since_ms);
+                Some(event.clone())
+            }
+        }
     }
 
     /// Keeps the set of down monitors (for reminders) in step with the events.

@@ -116,6 +116,8 @@ impl Harness {
                 firewall_notify: vec!["ops".into()],
             },
             host: "h".into(),
+            // As the daemon does: what was DOWN when the store was last written.
+            carried_down: store.open_incidents().await.unwrap_or_default(),
         });
         let stop = CancellationToken::new();
         let task = tokio::spawn(d.run(stop.clone()));
@@ -325,5 +327,47 @@ async fn firewall_events_reach_the_firewall_notifiers() {
         r.items() == ["firewall:firewall_violation"]
     })
     .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_a_monitor_still_down_is_not_announced_again_and_its_recovery_is() {
+    let h = Harness::start(vec![notifier("ops", 0, None)]).await;
+    // Before the restart: both monitors went DOWN, and the store kept their incidents.
+    let down_at = std::time::SystemTime::now() - Duration::from_secs(120);
+    for m in ["still", "healed"] {
+        h.change(m, Status::Ok, Status::Down);
+        h.store
+            .transition(crate::store::TransitionRecord {
+                monitor: m.into(),
+                at: down_at,
+                from: Status::Ok,
+                to: Status::Down,
+                reason: Some(probe::Reason::Refused),
+                message: "connection refused".into(),
+            })
+            .await;
+    }
+    h.store.flush().await;
+    h.wait_for("both downs", |r| r.items().len() == 2).await;
+    let (dir, receiver) = h.stop().await;
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, None)], receiver).await;
+    // First verdicts after the restart.
+    h.change("still", Status::Unknown, Status::Down);
+    h.change("healed", Status::Unknown, Status::Ok);
+    h.wait_for("the recovery", |r| r.items().len() == 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.receiver.items(),
+        ["still:down", "healed:down", "healed:up"],
+        "no second DOWN for `still`; `healed` recovers"
+    );
+    let up = h.receiver.got().last().unwrap().items[0].clone();
+    let down_for = up.down_for_secs.unwrap();
+    assert!(
+        (119..=130).contains(&down_for),
+        "the outage counts from before the restart: {down_for}s"
+    );
     h.stop().await;
 }

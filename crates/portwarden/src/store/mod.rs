@@ -178,6 +178,22 @@ impl Store {
         .await?
     }
 
+    /// Monitors that were DOWN when the daemon last ran (their incident still open), with the
+    /// incident's start: read at start-up, before the first check, so a restart neither
+    /// repeats their DOWN nor forgets to announce their recovery.
+    /// Waits (at most 10 s) for the store task to open the database first.
+    pub async fn open_incidents(&self) -> Result<HashMap<String, i64>, StoreError> {
+        let started = std::time::Instant::now();
+        while self.shared.health.state() == StoreState::Starting
+            && started.elapsed() < std::time::Duration::from_secs(10)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || query::with_reader(&shared, query::open_incidents))
+            .await?
+    }
+
     /// Database size and row counts per table. Scans the database: not for hot paths.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         let shared = self.shared.clone();

@@ -258,6 +258,17 @@ pub(crate) fn uptime_24h(
     Ok(out)
 }
 
+/// Monitors with an incident still open (DOWN when the daemon last saw them), with its start.
+pub(crate) fn open_incidents(conn: &Connection) -> Result<HashMap<String, i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, open_incident_ms FROM monitors WHERE open_incident_ms IS NOT NULL",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+    Ok(rows)
+}
+
 /// Sizes and row counts. Scans the whole database: for benchmarks and diagnostics.
 pub(crate) fn stats(conn: &Connection, shared: &Shared) -> Result<StoreStats, StoreError> {
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
