@@ -1,4 +1,5 @@
 //! `exec` with real scripts written to a temporary directory.
+#![allow(clippy::unwrap_used)]
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
