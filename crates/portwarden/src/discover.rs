@@ -56,6 +56,7 @@ pub fn monitors(listing: &Listing) -> Vec<Monitor> {
                 policy: Policy::default(),
                 notify: Vec::new(),
                 tags: vec!["discovered".into()],
+                heal: crate::monitor::Heal::default(),
                 origin: Origin::Discovered,
                 definition,
             },

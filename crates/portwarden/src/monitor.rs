@@ -60,11 +60,51 @@ pub struct Monitor {
     #[allow(dead_code)]
     pub notify: Vec<String>,
     pub tags: Vec<String>,
+    /// What to do when it goes DOWN (`on_down`), and the limits around it.
+    #[allow(dead_code)] // read by the healing engine, landing next
+    pub heal: Heal,
     pub origin: Origin,
     /// A fingerprint of the monitor's canonical definition: two monitors with the same
     /// fingerprint are the same monitor across a reload, and keep their state. A hash, not the
     /// text, because 100,000 monitors would otherwise keep 100 MB of definitions around.
     pub definition: Fingerprint,
+}
+
+/// A monitor's self-healing: the ladder of `on_down` steps and the limits that keep it from
+/// looping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heal {
+    /// In ladder order: each step is tried `attempts` times before the next one.
+    pub steps: Vec<Step>,
+    /// At most this many actions within `window`; then the engine gives up.
+    pub max_actions: u32,
+    pub window: Duration,
+    /// Least time between two actions of this monitor.
+    pub cooldown: Duration,
+    /// Healthy this long without a break: the counters start again.
+    pub reset_after: Duration,
+}
+
+impl Default for Heal {
+    fn default() -> Self {
+        Self {
+            steps: Vec::new(),
+            max_actions: 3,
+            window: Duration::from_secs(600),
+            cooldown: Duration::from_secs(30),
+            reset_after: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One rung of the ladder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub action: act::ActionSpec,
+    /// Tries of this step before escalating to the next. Default 1.
+    pub attempts: u32,
+    /// After the action, the service has this long to answer again. Default 10 s.
+    pub grace: Duration,
 }
 
 /// A hash of a canonical text; stable within one process (reloads compare within one).

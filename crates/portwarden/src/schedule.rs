@@ -624,6 +624,7 @@ mod tests {
             },
             notify: vec![],
             tags: vec![],
+            heal: crate::monitor::Heal::default(),
             origin: Origin::Config,
             definition: crate::monitor::Fingerprint::of(&format!("{name} {addr} {interval:?}")),
         }

@@ -5,7 +5,7 @@
 //! Checking is pure; only the last step, [`Probe::new`], touches files (CA and client
 //! certificates), and only for monitors that passed every other check.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use super::error::SourceFile;
 use super::parse::{Parsed, Section};
 use super::schema::{self, *};
 use super::{Config, DaemonSettings, FirewallSettings, NotifierConfig, OnViolation, Problems};
-use crate::monitor::{Fingerprint, Monitor, Origin, Policy};
+use crate::monitor::{self, Fingerprint, Heal, Monitor, Origin, Policy};
 
 /// Upper bound for `fail_after`, `recover_after`, `window`, `flap_max_transitions`: the
 /// state machine keeps `window` results per monitor.
@@ -139,7 +139,6 @@ pub fn assemble(parsed: Parsed, problems: &mut Problems) -> Config {
     };
 
     let mut built = Vec::new();
-    let mut on_down = BTreeMap::new();
     let mut seen: HashMap<String, (usize, Range<usize>)> = HashMap::new();
     for section in &monitors {
         let Some(m) = &section.value else { continue };
@@ -175,10 +174,7 @@ pub fn assemble(parsed: Parsed, problems: &mut Problems) -> Config {
             &mut issues,
         );
         issues.report(section, &files, problems);
-        if let Some((monitor, actions)) = monitor {
-            if !actions.is_empty() {
-                on_down.insert(monitor.name.clone(), actions);
-            }
+        if let Some(monitor) = monitor {
             built.push(monitor);
         }
     }
@@ -213,7 +209,6 @@ pub fn assemble(parsed: Parsed, problems: &mut Problems) -> Config {
         monitors: built,
         notifiers: notifier_configs,
         firewall: firewall_settings,
-        on_down,
         files: files.iter().map(|f| f.path.clone()).collect(),
     }
 }
@@ -257,6 +252,15 @@ fn daemon_settings(d: &DaemonSection, base: &Path, issues: &mut Issues) -> Daemo
     }
     if let Some(dir) = &d.state_dir {
         settings.state_dir = resolve_path(base, dir, "state_dir", issues);
+    }
+    if let Some(n) = count(
+        &d.max_concurrent_actions,
+        "max_concurrent_actions",
+        1,
+        64,
+        issues,
+    ) {
+        settings.max_concurrent_actions = usize::try_from(n).unwrap_or(4);
     }
     if let Some(n) = count(&d.max_in_flight, "max_in_flight", 1, MAX_IN_FLIGHT, issues) {
         settings.max_in_flight = usize::try_from(n).unwrap_or(schema::default_max_in_flight());
@@ -534,6 +538,8 @@ struct Defaults {
     notify: Vec<String>,
     response_time: Thresholds,
     cert_days: Option<CertDays>,
+    /// Self-healing limits (the ladder itself is per monitor).
+    heal: Heal,
 }
 
 impl Default for Defaults {
@@ -553,8 +559,122 @@ impl Default for Defaults {
             notify: Vec::new(),
             response_time: Thresholds::default(),
             cert_days: None,
+            heal: Heal::default(),
         }
     }
+}
+
+/// The self-healing limits of `[defaults]` or a monitor, over `base`.
+fn heal_limits(
+    max_actions: &Option<Spanned<i64>>,
+    window: &Option<Spanned<HumanDuration>>,
+    cooldown: &Option<Spanned<HumanDuration>>,
+    reset_after: &Option<Spanned<HumanDuration>>,
+    base: &Heal,
+    issues: &mut Issues,
+) -> Heal {
+    Heal {
+        steps: Vec::new(),
+        max_actions: count32(max_actions, "max_actions", 1, issues).unwrap_or(base.max_actions),
+        window: positive(window, "action_window", issues).unwrap_or(base.window),
+        cooldown: cooldown
+            .as_ref()
+            .map_or(base.cooldown, |c| c.get_ref().get()),
+        reset_after: positive(reset_after, "reset_after", issues).unwrap_or(base.reset_after),
+    }
+}
+
+/// `on_down` into ladder steps: the engine's keys (`attempts`, `grace`,
+/// `after_failed_restarts`) are taken out, the rest is the `act` crate's action, checked by it.
+fn heal_steps(list: &Spanned<Vec<toml::Table>>, issues: &mut Issues) -> Vec<monitor::Step> {
+    let mut steps: Vec<monitor::Step> = Vec::new();
+    for (i, table) in list.get_ref().iter().enumerate() {
+        let path = format!("on_down[{}]", i + 1);
+        let mut table = table.clone();
+        let attempts = match table.remove("attempts") {
+            None => Some(1),
+            Some(toml::Value::Integer(n)) if (1..=MAX_COUNT).contains(&n) => u32::try_from(n).ok(),
+            Some(other) => {
+                issues.add(
+                    list.span(),
+                    format!("{path}.attempts"),
+                    format!("must be an integer 1-{MAX_COUNT}, got {other}"),
+                );
+                None
+            }
+        };
+        // The step before is tried this many times before this one runs (the design's
+        // `{ type = "reboot", after_failed_restarts = 3 }`): the same as its `attempts`.
+        match table.remove("after_failed_restarts") {
+            None => {}
+            Some(toml::Value::Integer(n)) if (1..=MAX_COUNT).contains(&n) && i > 0 => {
+                if let Some(before) = steps.last_mut() {
+                    before.attempts = u32::try_from(n).unwrap_or(1);
+                }
+            }
+            Some(_) if i == 0 => issues.add(
+                list.span(),
+                format!("{path}.after_failed_restarts"),
+                "the first step has no step before it; use `attempts` on it instead",
+            ),
+            Some(other) => issues.add(
+                list.span(),
+                format!("{path}.after_failed_restarts"),
+                format!("must be an integer 1-{MAX_COUNT}, got {other}"),
+            ),
+        }
+        let grace = match table.remove("grace") {
+            None => Some(Duration::from_secs(10)),
+            Some(toml::Value::String(text)) => match super::duration::parse(&text) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    issues.add(list.span(), format!("{path}.grace"), e);
+                    None
+                }
+            },
+            Some(other) => {
+                issues.add(
+                    list.span(),
+                    format!("{path}.grace"),
+                    format!("must be a duration string like \"10s\", got {other}"),
+                );
+                None
+            }
+        };
+        if !table.contains_key("type") {
+            issues.add(
+                list.span(),
+                format!("{path}.type"),
+                "missing; say which action, e.g. type = \"restart\"",
+            );
+            continue;
+        }
+        let action =
+            match <act::ActionSpec as serde::Deserialize>::deserialize(toml::Value::Table(table)) {
+                Ok(a) => a,
+                Err(e) => {
+                    issues.add(
+                        list.span(),
+                        path.clone(),
+                        e.message()
+                            .replace("unknown variant", "unknown action type"),
+                    );
+                    continue;
+                }
+            };
+        if let Err(e) = act::validate(&action) {
+            issues.add(list.span(), path.clone(), e);
+            continue;
+        }
+        if let (Some(attempts), Some(grace)) = (attempts, grace) {
+            steps.push(monitor::Step {
+                action,
+                attempts,
+                grace,
+            });
+        }
+    }
+    steps
 }
 
 fn resolve_defaults(
@@ -592,6 +712,14 @@ fn resolve_defaults(
     if let Some(v) = positive(&d.flap_window, "flap_window", issues) {
         out.flap_window = v;
     }
+    out.heal = heal_limits(
+        &d.max_actions,
+        &d.action_window,
+        &d.action_cooldown,
+        &d.reset_after,
+        &Heal::default(),
+        issues,
+    );
     if let (Some(window), Some(span)) = (out.window, d.window.as_ref().map(Spanned::span)) {
         check_window(window, out.fail_after, out.recover_after, span, issues);
     }
@@ -627,13 +755,12 @@ struct MonitorContext<'a> {
     clean: bool,
 }
 
-/// Checks one monitor and, when it has no problem, builds it. Returns the monitor and its
-/// `on_down` actions.
+/// Checks one monitor and, when it has no problem, builds it.
 fn build_monitor(
     m: &MonitorSection,
     cx: &MonitorContext<'_>,
     issues: &mut Issues,
-) -> Option<(Monitor, Vec<toml::Table>)> {
+) -> Option<Monitor> {
     let d = cx.defaults;
     let name = match &m.name {
         None => {
@@ -948,7 +1075,22 @@ fn build_monitor(
             tags.push(t.get_ref().clone());
         }
     }
-    let on_down = m.on_down.clone().unwrap_or_default();
+    let on_down = m
+        .on_down
+        .as_ref()
+        .map(|l| l.get_ref().clone())
+        .unwrap_or_default();
+    let mut heal = heal_limits(
+        &m.max_actions,
+        &m.action_window,
+        &m.action_cooldown,
+        &m.reset_after,
+        &d.heal,
+        issues,
+    );
+    if let Some(list) = &m.on_down {
+        heal.steps = heal_steps(list, issues);
+    }
 
     if !issues.is_empty() || !cx.clean {
         return None;
@@ -981,20 +1123,18 @@ fn build_monitor(
             return None;
         }
     };
-    Some((
-        Monitor {
-            name,
-            probe,
-            owner,
-            interval,
-            policy,
-            notify,
-            tags,
-            origin: Origin::Config,
-            definition,
-        },
-        on_down,
-    ))
+    Some(Monitor {
+        name,
+        probe,
+        owner,
+        interval,
+        policy,
+        notify,
+        tags,
+        heal,
+        origin: Origin::Config,
+        definition,
+    })
 }
 
 /// The canonical rendering of a monitor: everything that decides what it does, after

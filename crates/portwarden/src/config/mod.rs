@@ -20,7 +20,6 @@ mod error;
 mod parse;
 mod schema;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -43,9 +42,6 @@ pub struct Config {
     pub notifiers: Vec<NotifierConfig>,
     /// `[firewall]`, or its defaults when absent.
     pub firewall: FirewallSettings,
-    /// `on_down` actions by monitor name, as written (checked by the actions issue).
-    #[allow(dead_code)] // read by the notification, firewall and action issues
-    pub on_down: BTreeMap<String, Vec<toml::Table>>,
     /// The files that were read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -59,6 +55,8 @@ pub struct DaemonSettings {
     pub state_dir: Option<PathBuf>,
     /// Most checks in flight at once, over all monitors.
     pub max_in_flight: usize,
+    /// Most self-healing actions running at once.
+    pub max_concurrent_actions: usize,
 }
 
 impl Default for DaemonSettings {
@@ -67,6 +65,7 @@ impl Default for DaemonSettings {
             listen: schema::default_listen(),
             state_dir: None,
             max_in_flight: schema::default_max_in_flight(),
+            max_concurrent_actions: 4,
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct DaemonSection {
     pub state_dir: Option<Spanned<String>>,
     /// Most checks running at the same moment, over all monitors. Default: 1024.
     pub max_in_flight: Option<Spanned<i64>>,
+    /// Most self-healing actions running at the same moment. Default: 4.
+    pub max_concurrent_actions: Option<Spanned<i64>>,
 }
 
 /// `[firewall]`: the firewall guard.
@@ -123,6 +125,11 @@ pub struct DefaultsSection {
     pub family: Option<probe::Family>,
     /// Failed checks (in a row, or within `window`) before a monitor is DOWN. Default: 3.
     pub fail_after: Option<Spanned<i64>>,
+    /// Self-healing limits for every monitor (see `[[monitor]]`). Defaults: 3, "10m", "30s", "10m".
+    pub max_actions: Option<Spanned<i64>>,
+    pub action_window: Option<Spanned<HumanDuration>>,
+    pub action_cooldown: Option<Spanned<HumanDuration>>,
+    pub reset_after: Option<Spanned<HumanDuration>>,
     /// Good checks (in a row, or within `window`) before a DOWN monitor is UP. Default: 2.
     pub recover_after: Option<Spanned<i64>>,
     /// Count `fail_after` / `recover_after` among the last `window` results instead of in a
@@ -209,8 +216,16 @@ pub struct MonitorSection {
     pub flap_window: Option<Spanned<HumanDuration>>,
     /// Notifier names; `[]` for none. Default: `[defaults]`, else none.
     pub notify: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Actions when the monitor goes DOWN (kept as written until actions land). Default: none.
-    pub on_down: Option<Vec<toml::Table>>,
+    /// Self-healing ladder: actions when the monitor goes DOWN, in order. Default: none.
+    pub on_down: Option<Spanned<Vec<toml::Table>>>,
+    /// At most this many actions within `action_window`, then give up. Default: `[defaults]`, else 3.
+    pub max_actions: Option<Spanned<i64>>,
+    /// The window of `max_actions`. Default: `[defaults]`, else `"10m"`.
+    pub action_window: Option<Spanned<HumanDuration>>,
+    /// Least time between two actions. Default: `[defaults]`, else `"30s"`.
+    pub action_cooldown: Option<Spanned<HumanDuration>>,
+    /// Healthy this long and the action counters start again. Default: `[defaults]`, else `"10m"`.
+    pub reset_after: Option<Spanned<HumanDuration>>,
     /// Free-form labels for the API and dashboard. Default: none.
     pub tags: Option<Vec<Spanned<String>>>,
 }
