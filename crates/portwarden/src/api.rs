@@ -33,6 +33,8 @@ pub struct ApiState {
     pub firewall: crate::guard::SharedStatus,
     /// The notification dispatcher (configured notifier names).
     pub notifications: crate::notify::DispatcherHandle,
+    /// The healing engine's state per monitor.
+    pub healing: crate::heal::HealHandle,
 }
 
 /// One place that maps errors to HTTP status and a JSON body.
@@ -67,6 +69,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/store", get(store_stats))
         .route("/api/v1/firewall", get(firewall_status))
         .merge(crate::api_notify::routes())
+        .merge(crate::api_heal::routes())
         .with_state(state)
 }
 
@@ -139,6 +142,8 @@ struct ListedMonitor {
     view: MonitorView,
     /// Fraction of the last 24 h not down; null while the store cannot say.
     uptime_24h: Option<f64>,
+    /// Self-healing gave up on it: a person must look.
+    needs_attention: bool,
 }
 
 async fn list_monitors(
@@ -162,6 +167,10 @@ async fn list_monitors(
         .filter(|v| filter.tag.as_ref().is_none_or(|t| v.tags.contains(t)))
         .map(|view| ListedMonitor {
             uptime_24h: uptimes.get(&view.name).copied(),
+            needs_attention: s
+                .healing
+                .healing(&view.name)
+                .is_some_and(|h| h.needs_attention),
             view,
         })
         .collect();
@@ -188,6 +197,9 @@ struct MonitorDetail {
     /// Recent results, uptime and incidents from the store; null while it is unavailable.
     history: Option<MonitorHistory>,
     history_error: Option<String>,
+    /// Self-healing: `needs_attention`, what runs, the ladder, the last attempt; null for a
+    /// monitor the engine never acted on.
+    healing: Option<crate::heal::Healing>,
 }
 
 async fn one_monitor(
@@ -203,6 +215,7 @@ async fn one_monitor(
         Err(e) => (None, Some(e.to_string())),
     };
     Ok(Json(MonitorDetail {
+        healing: s.healing.healing(&name),
         view,
         history,
         history_error,

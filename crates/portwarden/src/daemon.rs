@@ -18,7 +18,7 @@ use crate::events::{EventBus, EventKind};
 use crate::monitor::Monitor;
 use crate::schedule::{Record, Scheduler, SchedulerSettings};
 use crate::store::{CheckRecord, Store, TransitionRecord};
-use crate::{discover, guard, notify, watch};
+use crate::{discover, guard, heal, notify, watch};
 
 /// Default API address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
@@ -59,6 +59,7 @@ struct Loaded {
     listen: SocketAddr,
     state_dir: Option<PathBuf>,
     max_in_flight: usize,
+    max_concurrent_actions: usize,
     monitors: Vec<Monitor>,
     listing: Option<sockets::Listing>,
     firewall: config::FirewallSettings,
@@ -81,6 +82,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 listen: daemon.listen,
                 state_dir: daemon.state_dir,
                 max_in_flight: daemon.max_in_flight,
+                max_concurrent_actions: daemon.max_concurrent_actions,
                 monitors,
                 listing: None,
                 notify: notify::Settings {
@@ -98,6 +100,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 listen: defaults.listen,
                 state_dir: None,
                 max_in_flight: defaults.max_in_flight,
+                max_concurrent_actions: defaults.max_concurrent_actions,
                 monitors: discover::monitors(&listing),
                 listing: Some(listing),
                 // The embedded default guards the firewall too: alert when it is switched
@@ -199,6 +202,15 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         carried_down,
     });
     let dispatcher = tokio::spawn(dispatcher.run(shutdown.child_token()));
+    // Also subscribed before the first check: a DOWN at start-up gets healed too.
+    let (healer, healing) = heal::daemon_engine(
+        &scheduler,
+        store.clone(),
+        &bus,
+        loaded.max_concurrent_actions,
+        state_dir.clone(),
+    );
+    let healer = tokio::spawn(healer.run(shutdown.child_token()));
     scheduler.apply(loaded.monitors);
     let watcher = tokio::spawn(watch::run(
         loaded.listing,
@@ -223,6 +235,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         max_in_flight,
         firewall: firewall_status.clone(),
         notifications: notifications.clone(),
+        healing,
     };
     let api_shutdown = shutdown.child_token();
     let api_task = tokio::spawn(api::serve(api_listener, api_state, api_shutdown));
@@ -261,7 +274,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     shutdown.cancel();
     firewall_guard.stop().await;
     // Before the store stops: the dispatcher's last results go into the outbox.
-    let _ = tokio::join!(watcher, api_task, dispatcher);
+    // The healing engine lets a running action finish (briefly) and records it.
+    let _ = tokio::join!(watcher, api_task, dispatcher, healer);
     // The last holders of the record sender are gone with the scheduler (and any check
     // still past the grace ends by its own deadline): the forwarder drains and ends.
     drop(scheduler);

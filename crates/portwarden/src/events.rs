@@ -65,6 +65,50 @@ pub enum EventKind {
         id: String,
         error: String,
     },
+    /// A self-healing action ran (fixed or not: `outcome` says).
+    ActionTaken(ActionReport),
+    /// A self-healing action itself failed (the unit's job failed, the program exited non-zero).
+    ActionFailed(ActionReport),
+    /// Self-healing stopped for this monitor: a person must look.
+    GaveUp(ActionReport),
+    /// A reboot follows after its hold-off unless `portwarden reboot cancel`.
+    RebootPending(ActionReport),
+}
+
+/// What the healing engine did about a monitor, and what came of it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ActionReport {
+    pub monitor: String,
+    /// `host:port`.
+    pub target: String,
+    /// Ladder step, counted from 1 (0: no step, e.g. gave up before any).
+    pub step: usize,
+    /// Try of that step, counted from 1.
+    pub attempt: u32,
+    /// The action's `type`: `restart`, `exec`, `reboot`, …
+    pub action: String,
+    /// The action's own one-line summary (`restarted nginx.service (job done)`).
+    pub summary: String,
+    /// `fixed`, `not_fixed`, `failed`, `skipped`, `gave_up`, `pending`, `unverified`.
+    pub outcome: String,
+    /// One sentence for people: what was done and what came of it.
+    pub message: String,
+    /// Captured output, capped.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    /// Milliseconds from the DOWN event (or the end of the cooldown) to the action issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_ms: Option<u64>,
+    /// How long the action itself ran, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub took_ms: Option<u64>,
+    /// Milliseconds from the action issued to the first answering check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_after_ms: Option<u64>,
+    /// Reboot hold-off, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_off_secs: Option<u64>,
+    pub dry_run: bool,
 }
 
 /// What the firewall guard saw and did.
@@ -264,6 +308,33 @@ fn log(event: &Event) {
         EventKind::NotificationFailing { notifier, id, error } => tracing::error!(
             event = "notification_failing", notifier = %notifier, id = %id,
             "notification {id} cannot be delivered by {notifier}: {error}; kept in the outbox and retried"
+        ),
+        EventKind::ActionTaken(a) if a.outcome == "fixed" => tracing::info!(
+            event = "action_taken", monitor = %a.monitor, action = %a.action, step = a.step,
+            attempt = a.attempt, outcome = %a.outcome, issued_ms = a.issued_ms,
+            took_ms = a.took_ms, fixed_after_ms = a.fixed_after_ms,
+            "{}: {}", a.monitor, a.message
+        ),
+        EventKind::ActionTaken(a) => tracing::warn!(
+            event = "action_taken", monitor = %a.monitor, action = %a.action, step = a.step,
+            attempt = a.attempt, outcome = %a.outcome, issued_ms = a.issued_ms,
+            took_ms = a.took_ms,
+            "{}: {}", a.monitor, a.message
+        ),
+        EventKind::ActionFailed(a) => tracing::error!(
+            event = "action_failed", monitor = %a.monitor, action = %a.action, step = a.step,
+            attempt = a.attempt, issued_ms = a.issued_ms, took_ms = a.took_ms,
+            "{}: {}{}", a.monitor, a.message,
+            if a.output.is_empty() { String::new() } else { format!("\n{}", a.output.trim_end()) }
+        ),
+        EventKind::GaveUp(a) => tracing::error!(
+            event = "gave_up", monitor = %a.monitor,
+            "{}: {}", a.monitor, a.message
+        ),
+        EventKind::RebootPending(a) => tracing::warn!(
+            event = "reboot_pending", monitor = %a.monitor, hold_off_s = a.hold_off_secs,
+            dry_run = a.dry_run,
+            "{}: {}", a.monitor, a.message
         ),
     }
 }

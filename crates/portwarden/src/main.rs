@@ -7,6 +7,7 @@
 //! [`guard`] keeps the host firewall on and as it was, and [`api`] shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
 
 mod api;
+mod api_heal;
 mod api_notify;
 mod cli;
 mod config;
@@ -14,6 +15,7 @@ mod daemon;
 mod discover;
 mod events;
 mod guard;
+mod heal;
 mod monitor;
 mod notify;
 mod ownership;

@@ -4,12 +4,14 @@
 //! 3 UNKNOWN, usage errors 3); every other command uses 0 success, 1 failure found,
 //! 2 usage or config error.
 
+mod actions;
 mod check;
 mod config;
 mod firewall;
 mod nagios;
 mod notify;
 mod ports;
+mod reboot;
 mod run;
 mod silence;
 mod status;
@@ -31,6 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The self-healing engine's recent actions.
+    Actions(actions::ActionsCommand),
     /// One-shot checks with Nagios plugin output and exit codes (check_tcp compatible).
     Check(Box<check::CheckCommand>),
     /// Validate the config (every problem at once, with line and column) or print an example.
@@ -41,6 +45,8 @@ enum Command {
     Notify(notify::NotifyCommand),
     /// Listening sockets and the processes holding them; snapshots and drift.
     Ports(ports::PortsCommand),
+    /// Reboots of the self-healing engine: cancel a pending one.
+    Reboot(reboot::RebootCommand),
     /// Run the daemon (with no config: watch this host's listeners).
     Run(run::RunCommand),
     /// Hold notifications about monitors for a while (checks go on).
@@ -94,11 +100,13 @@ pub fn run(args: Vec<OsString>) -> i32 {
         "warn"
     });
     match cli.command {
+        Command::Actions(cmd) => actions::run(cmd),
         Command::Check(cmd) => check::run(*cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Firewall(cmd) => firewall::run(cmd),
         Command::Notify(cmd) => notify::run(cmd),
         Command::Ports(cmd) => ports::run(cmd),
+        Command::Reboot(cmd) => reboot::run(cmd),
         Command::Run(cmd) => run::run(cmd),
         Command::Silence(cmd) => silence::run(cmd),
         Command::Status(cmd) => status::run(cmd),

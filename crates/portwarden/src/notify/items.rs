@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use notify::{Item, Kind, Notification};
 
-use crate::events::{humanize, Event, EventKind, FirewallReport, MonitorChange};
+use crate::events::{humanize, ActionReport, Event, EventKind, FirewallReport, MonitorChange};
 
 /// What the dispatcher needs to know about a monitor, looked up at event time (so a reload's
 /// new `notify` list applies to the next event).
@@ -92,6 +92,11 @@ pub fn route(
             firewall_item(Kind::FirewallRepairFailed, r, host, at_ms),
             firewall_notify.to_vec(),
         ),
+        EventKind::ActionTaken(a) => action_item(Kind::ActionTaken, a, host, at_ms, lookup)?,
+        EventKind::ActionFailed(a) => action_item(Kind::ActionFailed, a, host, at_ms, lookup)?,
+        EventKind::GaveUp(a) => action_item(Kind::GaveUp, a, host, at_ms, lookup)?,
+        // A reboot on its way is a warning: there is still time to cancel it.
+        EventKind::RebootPending(a) => action_item(Kind::Warning, a, host, at_ms, lookup)?,
         _ => return None,
     };
     Some(Routed {
@@ -136,6 +141,38 @@ fn monitor_item(
         since_ms: u64::try_from(since_ms).ok(),
         tags: info.tags,
         incident: format!("{host}/{}", c.monitor),
+    };
+    Some((item, info.notify))
+}
+
+/// A healing action's item, to the monitor's notifiers.
+fn action_item(
+    kind: Kind,
+    a: &ActionReport,
+    host: &str,
+    at_ms: i64,
+    lookup: &dyn Fn(&str) -> Option<MonitorInfo>,
+) -> Option<(Item, Vec<String>)> {
+    let info = lookup(&a.monitor)?;
+    let status = if kind == Kind::Warning {
+        "reboot_pending".to_string()
+    } else {
+        a.outcome.clone()
+    };
+    let item = Item {
+        kind,
+        subject: a.monitor.clone(),
+        target: Some(info.target),
+        status,
+        reason: None,
+        message: a.message.clone(),
+        received: None,
+        detail: (!a.output.is_empty()).then(|| a.output.clone()),
+        action: (!a.summary.is_empty()).then(|| a.summary.clone()),
+        down_for_secs: None,
+        since_ms: u64::try_from(at_ms).ok(),
+        tags: info.tags,
+        incident: format!("{host}/{}", a.monitor),
     };
     Some((item, info.notify))
 }
@@ -342,6 +379,53 @@ mod tests {
             &fw
         )
         .is_none());
+    }
+
+    #[test]
+    fn healing_events_go_to_the_monitor_notifiers_and_a_pending_reboot_is_a_warning() {
+        let report = ActionReport {
+            monitor: "mail".into(),
+            action: "restart".into(),
+            summary: "restarted postfix.service (job done)".into(),
+            outcome: "fixed".into(),
+            message:
+                "restarted postfix.service (job done); 127.0.0.1:25 answering again after 1.8 s"
+                    .into(),
+            ..Default::default()
+        };
+        let r = route(
+            &event(EventKind::ActionTaken(report.clone()), 7),
+            "h",
+            &lookup,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.notifiers, ["ops"]);
+        let i = &r.notification.items[0];
+        assert_eq!(i.kind, Kind::ActionTaken);
+        assert_eq!(i.status, "fixed");
+        assert!(i.message.ends_with("answering again after 1.8 s"));
+        assert_eq!(
+            i.action.as_deref(),
+            Some("restarted postfix.service (job done)")
+        );
+        assert_eq!(i.incident, "h/mail");
+        for (kind, want) in [
+            (EventKind::ActionFailed(report.clone()), Kind::ActionFailed),
+            (EventKind::GaveUp(report.clone()), Kind::GaveUp),
+            (EventKind::RebootPending(report.clone()), Kind::Warning),
+        ] {
+            let r = route(&event(kind, 8), "h", &lookup, &[]).unwrap();
+            assert_eq!(r.notification.kind, want);
+        }
+        let pending = route(
+            &event(EventKind::RebootPending(report), 9),
+            "h",
+            &lookup,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(pending.notification.items[0].status, "reboot_pending");
     }
 
     #[test]

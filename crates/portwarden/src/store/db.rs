@@ -23,6 +23,7 @@ pub(crate) enum Item {
     Record(CheckRecord),
     Transition(TransitionRecord),
     Outbox(super::outbox::OutboxOp),
+    Action(super::actions::ActionRecord),
 }
 
 /// The open database and what the task remembers about it.
@@ -104,6 +105,7 @@ impl Db {
                     w.transition(e, t)?;
                 }
                 Item::Outbox(op) => super::outbox::apply(w.conn, op)?,
+                Item::Action(row) => super::actions::insert(w.conn, row)?,
             }
         }
         if persist_buckets {

@@ -22,6 +22,7 @@
 //! [`Store::health`], drops (and counts) what it cannot write, retries every 30 s, and moves
 //! a corrupt file aside to start afresh.
 
+mod actions;
 mod clock;
 mod code;
 mod db;
@@ -49,6 +50,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub use actions::{read_file as read_actions, ActionRecord};
 pub use error::StoreError;
 // The API names these when it builds responses; until then nothing outside does.
 #[allow(unused_imports)]
@@ -261,6 +263,37 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let now = shared.clock.now_ms();
             query::with_reader(&shared, |c| Ok(outbox::active_silences(c, now)?))
+        })
+        .await?
+    }
+}
+
+/// The healing engine's attempts (see [`actions`]).
+impl Store {
+    /// Writes one attempt; `Ok` once committed.
+    pub async fn record_action(&self, row: ActionRecord) -> Result<(), String> {
+        if self.shared.health.is_failed() {
+            let why = self.health().error.unwrap_or_else(|| "failed".into());
+            return Err(format!("history store failed: {why}"));
+        }
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send_timeout(Msg::Action(row, ack), self.send_timeout)
+            .await
+            .map_err(|_| "history store queue full or stopped".to_string())?;
+        done.await
+            .map_err(|_| "history store stopped before committing".to_string())?
+    }
+
+    /// The newest attempts first, of one monitor or all, at most `limit`.
+    pub async fn actions(
+        &self,
+        monitor: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            query::with_reader(&shared, |c| actions::recent(c, monitor.as_deref(), limit))
         })
         .await?
     }

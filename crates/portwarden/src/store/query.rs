@@ -285,6 +285,7 @@ pub(crate) fn stats(conn: &Connection, shared: &Shared) -> Result<StoreStats, St
         "transitions",
         "uptime_totals",
         "incidents",
+        "actions",
     ] {
         let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
         rows.insert(table.to_string(), n);

@@ -144,6 +144,29 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     );
     ",
+    // 3: self-healing (see `actions.rs`).
+    "
+    -- One row per attempt of the healing engine; `outcome` is fixed, not_fixed, failed,
+    -- skipped, gave_up or unverified; `issued_ms` the delay from the DOWN event (or the end
+    -- of the cooldown) to the action, `fixed_after_ms` from the action to the first answer.
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        monitor TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        message TEXT NOT NULL,
+        output TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        took_ms INTEGER NOT NULL,
+        issued_ms INTEGER,
+        fixed_after_ms INTEGER,
+        dry_run INTEGER NOT NULL
+    );
+    CREATE INDEX actions_by_monitor ON actions (monitor, id);
+    ",
 ];
 
 /// The schema version this build writes.

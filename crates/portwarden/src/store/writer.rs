@@ -27,6 +27,11 @@ pub(crate) enum Msg {
     Flush(oneshot::Sender<()>),
     /// A change to the notification outbox, answered once committed (or with why not).
     Outbox(super::outbox::OutboxOp, oneshot::Sender<Result<(), String>>),
+    /// An attempt of the healing engine, answered once committed (or with why not).
+    Action(
+        super::actions::ActionRecord,
+        oneshot::Sender<Result<(), String>>,
+    ),
 }
 
 /// The state of the store task between batches.
@@ -75,7 +80,7 @@ impl Task {
             while batch.len() < max
                 && !batch
                     .iter()
-                    .any(|m| matches!(m, Msg::Flush(_) | Msg::Outbox(..)))
+                    .any(|m| matches!(m, Msg::Flush(_) | Msg::Outbox(..) | Msg::Action(..)))
             {
                 let room = max - batch.len();
                 tokio::select! {
@@ -178,6 +183,10 @@ impl Task {
                 Msg::Flush(tx) => flushes.push(tx),
                 Msg::Outbox(op, ack) => {
                     items.push(Item::Outbox(op));
+                    acks.push(ack);
+                }
+                Msg::Action(row, ack) => {
+                    items.push(Item::Action(row));
                     acks.push(ack);
                 }
             }

@@ -1,0 +1,54 @@
+//! `GET /api/v1/actions`: the healing engine's recent attempts from the store (newest first;
+//! `?monitor=NAME`, `?limit=N`, default 100) and its state per monitor (`needs_attention`,
+//! what runs, the ladder, the last attempt).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ApiError, ApiState};
+use crate::heal::Healing;
+use crate::store::ActionRecord;
+
+/// Attempts listed when the request names no `limit`, and the most it may ask for.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 2_000;
+
+/// The routes of this file, merged into the API's router.
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/api/v1/actions", get(actions))
+}
+
+#[derive(Debug, Deserialize)]
+struct Filter {
+    monitor: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Actions {
+    /// Newest first.
+    actions: Vec<ActionRecord>,
+    /// Monitors the engine has acted on (or given up on), by name.
+    monitors: BTreeMap<String, Healing>,
+}
+
+async fn actions(
+    State(s): State<ApiState>,
+    Query(filter): Query<Filter>,
+) -> Result<Json<Actions>, ApiError> {
+    let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    let actions = s
+        .store
+        .actions(filter.monitor.clone(), limit)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let mut monitors = s.healing.all();
+    if let Some(m) = &filter.monitor {
+        monitors.retain(|k, _| k == m);
+    }
+    Ok(Json(Actions { actions, monitors }))
+}
