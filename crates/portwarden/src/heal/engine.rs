@@ -126,6 +126,9 @@ struct MonitorState {
     /// The ladder of the latest DOWN (for the API).
     heal: Option<Heal>,
     running: Option<String>,
+    /// A DOWN that came while the ladder ran: looked at again when it ends (it may have
+    /// ended because the monitor recovered just before failing anew).
+    again: Option<SystemTime>,
     needs_attention: bool,
     last: Option<ActionReport>,
 }
@@ -371,6 +374,7 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
             }
             s.heal = Some(heal.clone());
             if s.running.is_some() {
+                s.again = Some(down_at);
                 return false;
             }
             if let Some(why) = s.counters.gave_up() {
@@ -389,8 +393,32 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
             let name = name.to_string();
             let stop = shutdown.child_token();
             tasks.spawn(async move {
-                inner.heal(&name, heal, down_at, &stop).await;
-                inner.handle.with(&name, |s| s.running = None);
+                let (mut heal, mut down_at) = (heal, down_at);
+                loop {
+                    inner.heal(&name, heal, down_at, &stop).await;
+                    // A DOWN during the ladder: once more, with the ladder configured now
+                    // (unless it gave up: then it waits for a healthy spell).
+                    let again = inner.handle.with(&name, |s| {
+                        let again = s
+                            .again
+                            .take()
+                            .filter(|_| s.counters.gave_up().is_none() && !stop.is_cancelled());
+                        if again.is_none() {
+                            s.running = None;
+                        }
+                        again
+                    });
+                    match (again, inner.monitors.heal(&name)) {
+                        (Some(at), Some((h, _))) if !h.steps.is_empty() => {
+                            (heal, down_at) = (h, at);
+                        }
+                        (Some(_), _) => {
+                            inner.handle.with(&name, |s| s.running = None);
+                            break;
+                        }
+                        (None, _) => break,
+                    }
+                }
             });
         }
     }

@@ -123,6 +123,8 @@ impl World {
             if m.status == Status::Paused {
                 return;
             }
+            // Flapping stays flapping here (the real state machine needs its window to pass).
+            let flapping = m.status == Status::Flapping;
             let answered = m.up;
             if answered {
                 if let Some(n) = &mut m.up_for {
@@ -141,7 +143,7 @@ impl World {
                 message: if answered { "ok" } else { "connection refused" }.into(),
             });
             let to = if answered { Status::Ok } else { Status::Down };
-            (m.status != to).then(|| {
+            (m.status != to && !flapping).then(|| {
                 let from = std::mem::replace(&mut m.status, to);
                 m.since = now;
                 MonitorChange {
@@ -300,6 +302,7 @@ struct Harness {
     handle: HealHandle,
     events: Arc<Mutex<Vec<String>>>,
     stop: CancellationToken,
+    engine: tokio::task::JoinHandle<()>,
 }
 
 fn start(max_concurrent_actions: usize, own_unit: Option<&str>) -> Harness {
@@ -316,7 +319,7 @@ fn start(max_concurrent_actions: usize, own_unit: Option<&str>) -> Harness {
         },
     );
     let stop = CancellationToken::new();
-    tokio::spawn(engine.run(stop.clone()));
+    let engine = tokio::spawn(engine.run(stop.clone()));
     // Every healing event, as `kind:monitor:message`.
     let events = Arc::new(Mutex::new(Vec::new()));
     let mut rx = bus.subscribe();
@@ -339,6 +342,18 @@ fn start(max_concurrent_actions: usize, own_unit: Option<&str>) -> Harness {
         handle,
         events,
         stop,
+        engine,
+    }
+}
+
+fn change(name: &str, to: Status) -> MonitorChange {
+    MonitorChange {
+        monitor: name.into(),
+        from: Status::Ok,
+        to,
+        reason: None,
+        message: String::new(),
+        down_for: None,
     }
 }
 
@@ -675,4 +690,83 @@ async fn the_daemon_never_restarts_its_own_unit() {
         "failed:web:not running restart portwarden: it is portwarden's own unit"
     );
     h.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn flapping_counts_as_failing() {
+    let h = start(4, None);
+    h.world.add("web", heal(vec![exec("fix", 1)]));
+    h.world.effect("fix", Effect::Fixes);
+    settle(2).await;
+    // Down and up too often: the state machine says flapping instead of DOWN.
+    {
+        let mut s = h.world.state.lock().unwrap();
+        let m = s.mons.get_mut("web").unwrap();
+        m.up = false;
+        m.status = Status::Flapping;
+    }
+    h.bus.publish(change("web", Status::Flapping).into_event());
+    settle(10).await;
+    assert_eq!(h.world.outcomes("web"), ["exec:fixed"]);
+    h.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_running_ladder_and_the_next_down_gets_the_new_one() {
+    let h = start(4, None);
+    let mut old = heal(vec![exec("old", 3)]);
+    old.max_actions = 10;
+    h.world.add("web", old.clone());
+    settle(2).await;
+    h.world.kill("web");
+    settle(10).await;
+    // SIGHUP: the monitor's ladder is now `new`, while `old` is in its cooldown.
+    h.world
+        .state
+        .lock()
+        .unwrap()
+        .mons
+        .get_mut("web")
+        .unwrap()
+        .heal = Heal {
+        steps: vec![exec("new", 1)],
+        ..old
+    };
+    settle(120).await;
+    let programs =
+        |h: &Harness| -> Vec<String> { h.world.runs("web").into_iter().map(|r| r.0).collect() };
+    assert_eq!(programs(&h), ["old", "old", "old"]);
+    assert_eq!(h.world.outcomes("web").last().unwrap(), ":gave_up");
+    // Healthy for reset_after, then DOWN again: the new ladder.
+    h.world.revive("web");
+    settle(660).await;
+    h.world.effect("new", Effect::Fixes);
+    h.world.kill("web");
+    settle(20).await;
+    assert_eq!(programs(&h), ["old", "old", "old", "new"]);
+    h.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_a_running_action_finish_and_records_it_unverified() {
+    let h = start(4, None);
+    h.world.add("web", heal(vec![exec("fix", 1)]));
+    h.world.effect("fix", Effect::Fixes);
+    settle(2).await;
+    h.world.kill("web");
+    // The check that sees it DOWN comes within a second; the action takes 300 ms.
+    let started = loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Some((_, t)) = h.world.runs("web").first() {
+            break *t;
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.stop.cancel();
+    h.engine.await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "waited for the action"
+    );
+    assert_eq!(h.world.outcomes("web"), ["exec:unverified"]);
 }
