@@ -221,7 +221,8 @@ impl Daemon {
     fn start(config: &Path, api: SocketAddr) -> Self {
         let mut child = Command::new(BIN)
             .args(["run", "-c", config.to_str().unwrap()])
-            .env("PORTWARDEN_LOG", "info")
+            // The engine's debug line says when each action was issued, in microseconds.
+            .env("PORTWARDEN_LOG", "info,portwarden::heal=debug")
             // The act crate's safety net: a real reboot is refused in this namespace.
             .env("PORTWARDEN_TEST_NO_HOST_REBOOT", "1")
             .stdout(Stdio::null())
@@ -409,8 +410,13 @@ fn a_killed_server_is_started_again_by_exec_verified_recorded_and_notified() {
     assert!(out.status.success(), "{out:?}");
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed[0]["outcome"], "fixed");
+    let issued_us: u64 = log
+        .lines()
+        .find_map(|l| l.split("issued_us=").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
     eprintln!(
-        "heal figures: DOWN → action issued {issued_ms} ms; action issued → answering {fixed_after_ms} ms; \
+        "heal figures: DOWN → action issued {issued_us} µs; action issued → answering {fixed_after_ms} ms; \
          server killed → fixed {kill_to_fixed} ms (checks every 200 ms, fail_after 2)"
     );
     drop(d);

@@ -533,7 +533,8 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
             let issued = SystemTime::now();
             let issued_at = Instant::now();
             let issued_ms = issued.duration_since(due).unwrap_or_default();
-            tracing::debug!(monitor = %name, action = step.action.kind(), issued_ms = ms(issued_ms),
+            tracing::debug!(monitor = %name, action = step.action.kind(),
+                issued_us = u64::try_from(issued_ms.as_micros()).unwrap_or(u64::MAX),
                 "{name}: {} issued", step.action.kind());
             // Not cancelled by shutdown: the action is bounded by its own timeout, and the
             // daemon waits briefly for it.
