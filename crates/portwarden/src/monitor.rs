@@ -61,7 +61,6 @@ pub struct Monitor {
     pub notify: Vec<String>,
     pub tags: Vec<String>,
     /// What to do when it goes DOWN (`on_down`), and the limits around it.
-    #[allow(dead_code)] // read by the healing engine, landing next
     pub heal: Heal,
     pub origin: Origin,
     /// A fingerprint of the monitor's canonical definition: two monitors with the same

@@ -1075,11 +1075,6 @@ fn build_monitor(
             tags.push(t.get_ref().clone());
         }
     }
-    let on_down = m
-        .on_down
-        .as_ref()
-        .map(|l| l.get_ref().clone())
-        .unwrap_or_default();
     let mut heal = heal_limits(
         &m.max_actions,
         &m.action_window,
@@ -1108,7 +1103,7 @@ fn build_monitor(
             policy: &policy,
             notify: &notify,
             tags: &tags,
-            on_down: &on_down,
+            heal: &heal,
         }
     ));
     let probe = match Probe::new(spec) {
@@ -1149,7 +1144,8 @@ struct Definition<'a> {
     policy: &'a Policy,
     notify: &'a [String],
     tags: &'a [String],
-    on_down: &'a [toml::Table],
+    /// The ladder as built (defaults applied) and its limits.
+    heal: &'a Heal,
 }
 
 fn check_name(n: &Spanned<String>, issues: &mut Issues) -> Option<String> {

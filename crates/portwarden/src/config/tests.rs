@@ -948,6 +948,23 @@ fn definitions_change_exactly_when_the_monitor_does() {
         def(other_target),
         "the target is part of the definition"
     );
+    assert_ne!(
+        def(base),
+        def(&format!("{base}max_actions = 4\n")),
+        "self-healing limits are part of the definition"
+    );
+    assert_ne!(
+        def(base),
+        def(&format!(
+            "{base}on_down = [{{ type = \"restart\", unit = \"x\" }}]\n"
+        )),
+        "the ladder is part of the definition"
+    );
+    assert_eq!(
+        def(&format!("{base}max_actions = 3\n")),
+        def(base),
+        "a limit spelled out at its default changes nothing"
+    );
 }
 
 #[test]
