@@ -18,11 +18,14 @@
 //!   baseline restored and verified, in a network namespace of its own.
 //! - `bench notify` ([`notify_latency`]): a DOWN notification from the failure threshold to a
 //!   real SMTP server holding the mail.
+//! - `bench heal` ([`heal_latency`]): self-healing, from DOWN to the action issued and from a
+//!   killed server to the fix verified.
 //!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
 
 mod fleet;
+mod heal_latency;
 mod histogram;
 mod listing;
 mod load;
@@ -63,6 +66,8 @@ enum Role {
     Firewall(restore::FirewallArgs),
     /// Time a DOWN notification from the failure threshold to a real SMTP server.
     Notify(notify_latency::NotifyArgs),
+    /// Time self-healing: DOWN → action issued, killed server → fixed and verified.
+    Heal(heal_latency::HealArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Daemon(args)) => scale::run(&args),
         Some(Role::Firewall(args)) => restore::run(&args),
         Some(Role::Notify(args)) => notify_latency::run(&args),
+        Some(Role::Heal(args)) => heal_latency::run(&args),
         None => orchestrate::run(&cli.run),
     }
 }
