@@ -23,6 +23,7 @@ mod schedule;
 mod state;
 mod store;
 mod watch;
+mod web;
 
 fn main() {
     let code = cli::run(std::env::args_os().collect());

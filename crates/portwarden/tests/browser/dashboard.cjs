@@ -1,0 +1,165 @@
+// The dashboard in headless Chromium, driven by playwright-core (run by tests/dashboard_e2e.rs).
+// Environment: PW_URL (a daemon watching "web" on 127.0.0.1:PW_PORT, which this script serves,
+// stops and starts), PW_URL_10K (a daemon with 10,000 monitors), PW_OUT (screenshots),
+// PLAYWRIGHT_CORE (the module's directory), CHROMIUM (the browser binary).
+'use strict';
+const net = require('net');
+const path = require('path');
+const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+
+const url = process.env.PW_URL;
+const port = Number(process.env.PW_PORT);
+const url10k = process.env.PW_URL_10K;
+const out = process.env.PW_OUT;
+
+function log(...a) {
+  console.log('[browser]', ...a);
+}
+
+// A TCP service on the watched port that can be stopped (the port then refuses) and restarted.
+const sockets = new Set();
+const server = net.createServer((s) => {
+  sockets.add(s);
+  s.on('close', () => sockets.delete(s));
+  s.on('error', () => {});
+  s.end('220 ready\r\n');
+});
+const listen = () => new Promise((ok, fail) => {
+  server.once('error', fail);
+  server.listen(port, '127.0.0.1', () => {
+    server.off('error', fail);
+    ok();
+  });
+});
+const stop = () => new Promise((ok) => {
+  server.close(() => ok());
+  for (const s of sockets) s.destroy();
+});
+
+async function statusOf(page, name, want, timeout) {
+  await page.waitForFunction(
+    ([n, w]) => {
+      const li = document.querySelector('#rows li[data-name="' + n + '"]');
+      return li && !li.hidden && li.dataset.status === w;
+    },
+    [name, want],
+    { timeout, polling: 100 },
+  );
+}
+
+(async () => {
+  await listen();
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const problems = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on('console', (m) => {
+      // Expected: 404 for endpoints a daemon may lack, 401/403 for the made-up token.
+      const expected = /Failed to load resource: the server responded with a status of (401|403|404|405)/;
+      if (m.type() === 'error' && !expected.test(m.text())) problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+
+    // 1. Loads; "web" is seen up, down and up again without a reload.
+    await page.goto(url);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await statusOf(page, 'web', 'ok', 20000);
+    log('web is ok');
+    let t = Date.now();
+    await stop();
+    await statusOf(page, 'web', 'down', 20000);
+    log('web seen down', Date.now() - t, 'ms after its listener stopped');
+    await page.screenshot({ path: path.join(out, 'dashboard-down.png') });
+    t = Date.now();
+    await listen();
+    await statusOf(page, 'web', 'ok', 20000);
+    log('web seen ok again', Date.now() - t, 'ms after its listener came back');
+    if (!(await page.evaluate(() => window.__sameDocument === true))) throw new Error('the page was reloaded');
+    const mode = await page.evaluate(() => window.portwarden.mode);
+    log('live update mode:', mode);
+    await page.screenshot({ path: path.join(out, 'dashboard.png') });
+
+    // 2. The monitor page: chart, incidents (the outage just seen), no action buttons without a token.
+    await page.click('#rows li[data-name="web"] a');
+    await page.waitForFunction(() => location.hash === '#/monitor/web' && document.querySelector('#m-chart polyline'), null, { timeout: 15000 });
+    await page.waitForFunction(() => /down for/.test(document.getElementById('m-incidents').textContent), null, { timeout: 15000 });
+    if (await page.isVisible('#m-actions-bar')) throw new Error('action buttons shown without a token');
+    await page.click('summary');
+    await page.fill('#token-input', 'not-a-real-token');
+    await page.press('#token-input', 'Enter');
+    await page.waitForSelector('#m-actions-bar', { state: 'visible' });
+    await page.click('button[data-act="run"]');
+    await page.waitForFunction(() => /Run now[:\s]/.test(document.getElementById('m-act-result').textContent), null, { timeout: 10000 });
+    log('run now answered:', await page.textContent('#m-act-result'));
+    await page.screenshot({ path: path.join(out, 'monitor.png'), fullPage: true });
+
+    // 3. The firewall panel answers (the guard is off in tests).
+    await page.goto(url + '/#/firewall');
+    await page.waitForFunction(() => /State/.test(document.getElementById('fw').textContent), null, { timeout: 10000 });
+    await page.screenshot({ path: path.join(out, 'firewall.png') });
+
+    // 4. Phone width and dark scheme render without errors.
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
+    await phone.goto(url);
+    await phone.waitForSelector('#rows li[data-name="web"]', { timeout: 15000 });
+    await phone.screenshot({ path: path.join(out, 'phone-dark.png') });
+    await phone.close();
+
+    // 5. 10,000 monitors: first render, DOM size, filtering.
+    if (url10k) {
+      const big = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const started = Date.now();
+      await big.goto(url10k);
+      await big.waitForSelector('body[data-ready="true"]', { timeout: 30000 });
+      const wall = Date.now() - started;
+      const r = await big.evaluate(() => ({
+        firstRenderMs: window.portwarden.firstRenderMs,
+        shown: document.getElementById('shown').textContent,
+        rowNodes: document.querySelectorAll('#rows li').length,
+      }));
+      log(`10k: first render ${Math.round(r.firstRenderMs)} ms after navigation (${wall} ms wall), "${r.shown}", ${r.rowNodes} row elements in the DOM`);
+      if (!/10000/.test(r.shown)) throw new Error('not all 10,000 monitors listed: ' + r.shown);
+      if (r.rowNodes > 200) throw new Error('the list is not virtualised: ' + r.rowNodes + ' row elements');
+      const filterMs = await big.evaluate(async () => {
+        const q = document.getElementById('q');
+        const t0 = performance.now();
+        q.value = 'm-04242';
+        q.dispatchEvent(new Event('input'));
+        await new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)));
+        const took = performance.now() - t0;
+        return { took, shown: document.getElementById('shown').textContent };
+      });
+      log(`10k: filter to one monitor took ${filterMs.took.toFixed(1)} ms ("${filterMs.shown}")`);
+      if (!/^1 of 10000/.test(filterMs.shown)) throw new Error('filter result: ' + filterMs.shown);
+      const scrollMs = await big.evaluate(async () => {
+        document.getElementById('q').value = '';
+        document.getElementById('q').dispatchEvent(new Event('input'));
+        await new Promise((ok) => requestAnimationFrame(ok));
+        const s = document.getElementById('scroller');
+        const t0 = performance.now();
+        for (let i = 0; i < 20; i++) {
+          s.scrollTop += 5000;
+          s.dispatchEvent(new Event('scroll'));
+          await new Promise((ok) => requestAnimationFrame(ok));
+        }
+        return (performance.now() - t0) / 20;
+      });
+      log(`10k: ${scrollMs.toFixed(1)} ms per scrolled frame`);
+      await big.screenshot({ path: path.join(out, 'dashboard-10k.png') });
+      console.log(`DASHBOARD_10K first_render_ms=${Math.round(r.firstRenderMs)} filter_ms=${filterMs.took.toFixed(1)} scroll_frame_ms=${scrollMs.toFixed(1)}`);
+    }
+    if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
+    log('ok');
+  } finally {
+    await browser.close();
+    await stop();
+  }
+})().catch((e) => {
+  console.error('[browser] FAILED:', e && e.stack ? e.stack : e);
+  process.exit(1);
+});

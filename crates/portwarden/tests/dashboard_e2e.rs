@@ -1,0 +1,319 @@
+//! The dashboard end to end: the real daemon serves `/` with its Content-Security-Policy and the
+//! embedded assets with their types and caching headers; then headless Chromium (driven by
+//! `tests/browser/dashboard.cjs` through playwright-core) watches a monitor go down and come back
+//! live, and measures the first render and filtering of 10,000 monitors.
+//!
+//! The browser test needs `node`, Debian's `chromium` and playwright-core installed under
+//! `target/browser-test` (scripts/install-test-deps does all three). Without them it is skipped
+//! with a note, except under `CI=true`, where it fails.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A port no other test of this binary gets: counted up from a per-process base below the
+/// kernel's ephemeral range (as in daemon_e2e.rs).
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One HTTP answer: status, lower-case header names, body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn request(api: SocketAddr, path: &str, extra: &str) -> Option<Answer> {
+    let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Some(Answer {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+/// A running `portwarden run`, killed on drop.
+struct Daemon {
+    child: Child,
+    api: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(config: &Path, api: SocketAddr) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+            .args(["run", "-c", config.to_str().unwrap()])
+            .env("PORTWARDEN_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portwarden run");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let d = Self { child, api, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while request(api, "/healthz", "").is_none_or(|a| a.status != 200) {
+            assert!(
+                Instant::now() < deadline,
+                "the API did not answer; log:\n{}",
+                d.log.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        request(self.api, path, "").expect("an answer")
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pw-dash-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_config(dir: &Path, api: SocketAddr, defaults: &str, monitors: &str) -> PathBuf {
+    let path = dir.join("portwarden.toml");
+    let text = format!(
+        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n# These daemons run in the machine's own namespace: hands off its firewall.\n[firewall]\nguard = false\n\n[defaults]\n{defaults}\n{monitors}",
+        dir.join("state").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const FAST: &str = "interval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\n";
+
+fn small_daemon(tag: &str, watched_port: u16) -> Daemon {
+    let dir = temp_dir(tag);
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let monitors = format!(
+        "[[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:{watched_port}\"\ntags = [\"frontend\"]\n\n"
+    );
+    Daemon::start(&write_config(&dir, api, FAST, &monitors), api)
+}
+
+#[test]
+fn the_page_is_served_with_its_csp_and_assets_with_types_and_caching() {
+    let d = small_daemon("http", free_port());
+
+    let page = d.get("/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let html = String::from_utf8(page.body.clone()).unwrap();
+    assert!(html.contains("<title>portwarden</title>"), "{html}");
+    assert!(html.contains("/assets/app.js") && html.contains("/assets/app.css"));
+
+    for (file, ty) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("app.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let a = d.get(&format!("/assets/{file}"));
+        assert_eq!(a.status, 200, "{file}");
+        assert_eq!(a.header("content-type"), Some(ty), "{file}");
+        assert_eq!(a.header("cache-control"), Some("no-cache"), "{file}");
+        assert_eq!(a.header("x-content-type-options"), Some("nosniff"));
+        assert!(!a.body.is_empty());
+        // The ETag revalidates: the same one gives 304 without a body.
+        let etag = a.header("etag").unwrap().to_string();
+        let again = request(
+            d.api,
+            &format!("/assets/{file}"),
+            &format!("If-None-Match: {etag}\r\n"),
+        )
+        .unwrap();
+        assert_eq!(again.status, 304, "{file}");
+        assert!(again.body.is_empty());
+        let stale = request(
+            d.api,
+            &format!("/assets/{file}"),
+            "If-None-Match: \"0\"\r\n",
+        )
+        .unwrap();
+        assert_eq!(stale.status, 200, "{file}");
+    }
+
+    for missing in ["/assets/nope.js", "/assets/..%2Fapp.js", "/assets/"] {
+        assert_eq!(d.get(missing).status, 404, "{missing}");
+    }
+    // The API is untouched next to it.
+    assert_eq!(d.get("/api/v1/monitors").status, 200);
+}
+
+/// Where node, chromium and playwright-core are, or why the browser test cannot run.
+fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok {
+        return Err("node is not installed".into());
+    }
+    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
+    if !chromium.exists() {
+        return Err(format!("{} is not installed", chromium.display()));
+    }
+    let module = std::env::var("PLAYWRIGHT_CORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target/browser-test/node_modules/playwright-core"));
+    if !module.join("package.json").exists() {
+        return Err(format!(
+            "playwright-core is not installed at {}",
+            module.display()
+        ));
+    }
+    Ok((chromium, module))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ten_thousand_monitors() -> String {
+    let mut out = String::with_capacity(10_000 * 100);
+    for i in 0..10_000u32 {
+        // Distinct loopback addresses, port 9 closed: every check is refused at once.
+        out.push_str(&format!(
+            "[[monitor]]\nname = \"m-{i:05}\"\ntarget = \"127.1.{}.{}:9\"\ntags = [\"group-{:02}\"]\n\n",
+            i / 250,
+            i % 250 + 1,
+            i % 20
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
+    let (chromium, module) = match browser_tools() {
+        Ok(t) => t,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and the browser test cannot run: {why} (scripts/install-test-deps installs it)")
+        }
+        Err(why) => {
+            eprintln!("skipped: {why} (scripts/install-test-deps installs it)");
+            return;
+        }
+    };
+    // The script serves this port itself (and stops and restarts it).
+    let watched = free_port();
+    let small = small_daemon("browser", watched);
+
+    let dir = temp_dir("10k");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let big = Daemon::start(
+        &write_config(
+            &dir,
+            api,
+            "interval = \"60s\"\ntimeout = \"1s\"\nfail_after = 1\n",
+            &ten_thousand_monitors(),
+        ),
+        api,
+    );
+
+    let out = workspace().join("target/dashboard-e2e");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.cjs");
+    let run = Command::new("node")
+        .arg(&script)
+        .env("PW_URL", small.url())
+        .env("PW_PORT", watched.to_string())
+        .env("PW_URL_10K", big.url())
+        .env("PW_OUT", &out)
+        .env("PLAYWRIGHT_CORE", &module)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    // The figures, visible with --nocapture.
+    println!("{stdout}");
+    let log = small.log.lock().unwrap().clone();
+    assert!(
+        run.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}\nsmall daemon log:\n{log}"
+    );
+    assert!(stdout.contains("DASHBOARD_10K"), "{stdout}");
+    assert!(out.join("dashboard.png").exists());
+}
