@@ -150,7 +150,7 @@ fn small_daemon(tag: &str, watched_port: u16) -> Daemon {
     let dir = temp_dir(tag);
     let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let monitors = format!(
-        "[[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:{watched_port}\"\ntags = [\"frontend\"]\n\n"
+        "[[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:{watched_port}\"\ntags = [\"frontend\", \"<b>bold</b>\"]\n\n"
     );
     Daemon::start(&write_config(&dir, api, FAST, &monitors), api)
 }

@@ -84,6 +84,22 @@ async function statusOf(page, name, want, timeout) {
     log('live update mode:', mode);
     await page.screenshot({ path: path.join(out, 'dashboard.png') });
 
+    // Server text is text: the tag `<b>bold</b>` shows as written, never as markup.
+    const tagText = await page.evaluate(() => ({
+      option: Array.from(document.querySelectorAll('#tag option')).map((o) => o.textContent),
+      markup: document.querySelectorAll('#tag b, #rows b').length,
+    }));
+    if (!tagText.option.includes('<b>bold</b>') || tagText.markup) throw new Error('tag not escaped: ' + JSON.stringify(tagText));
+
+    // Keyboard: Tab reaches the row, Enter opens it (focus is visible: checked on the outline).
+    await page.focus('#rows li[data-name="web"] a');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    if (outline === 'none') throw new Error('no visible focus on a row');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => location.hash === '#/monitor/web', null, { timeout: 5000 });
+    await page.goBack();
+    await page.waitForSelector('#rows li[data-name="web"]', { state: 'visible', timeout: 5000 });
+
     // 2. The monitor page: chart, incidents (the outage just seen), no action buttons without a token.
     await page.click('#rows li[data-name="web"] a');
     await page.waitForFunction(() => location.hash === '#/monitor/web' && document.querySelector('#m-chart polyline'), null, { timeout: 15000 });
