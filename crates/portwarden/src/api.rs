@@ -70,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/firewall", get(firewall_status))
         .merge(crate::api_notify::routes())
         .merge(crate::api_heal::routes())
+        .merge(crate::metrics::routes())
         .merge(crate::web::routes())
         .with_state(state)
 }

@@ -64,6 +64,7 @@ struct Loaded {
     listing: Option<sockets::Listing>,
     firewall: config::FirewallSettings,
     notify: notify::Settings,
+    blackbox_config: Option<PathBuf>,
 }
 
 fn load(source: &Source) -> anyhow::Result<Loaded> {
@@ -83,6 +84,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 state_dir: daemon.state_dir,
                 max_in_flight: daemon.max_in_flight,
                 max_concurrent_actions: daemon.max_concurrent_actions,
+                blackbox_config: daemon.blackbox_config,
                 monitors,
                 listing: None,
                 notify: notify::Settings {
@@ -101,6 +103,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 state_dir: None,
                 max_in_flight: defaults.max_in_flight,
                 max_concurrent_actions: defaults.max_concurrent_actions,
+                blackbox_config: None,
                 monitors: discover::monitors(&listing),
                 listing: Some(listing),
                 // The embedded default guards the firewall too: alert when it is switched
@@ -148,6 +151,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         .or(loaded.state_dir.clone())
         .unwrap_or_else(default_state_dir);
     let max_in_flight = loaded.max_in_flight;
+    crate::probe_http::load(loaded.blackbox_config.as_deref());
     raise_file_limit();
 
     // Bind first: a taken port is the most common start-up failure, so fail before work.
@@ -212,6 +216,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     );
     let healer = tokio::spawn(healer.run(shutdown.child_token()));
     scheduler.apply(loaded.monitors);
+    let metrics_events = tokio::spawn(crate::metrics::count_events(
+        bus.clone(),
+        shutdown.child_token(),
+    ));
     let watcher = tokio::spawn(watch::run(
         loaded.listing,
         watch::PERIOD,
@@ -275,7 +283,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     firewall_guard.stop().await;
     // Before the store stops: the dispatcher's last results go into the outbox.
     // The healing engine lets a running action finish (briefly) and records it.
-    let _ = tokio::join!(watcher, api_task, dispatcher, healer);
+    let _ = tokio::join!(watcher, api_task, dispatcher, healer, metrics_events);
     // The last holders of the record sender are gone with the scheduler (and any check
     // still past the grace ends by its own deadline): the forwarder drains and ends.
     drop(scheduler);
@@ -343,6 +351,7 @@ fn reload(
     let mut firewall = None;
     match load(source) {
         Ok(loaded) => {
+            crate::probe_http::load(loaded.blackbox_config.as_deref());
             firewall = Some((loaded.firewall, loaded.notify));
             let monitors = loaded.monitors.len();
             let s = scheduler.apply(loaded.monitors);
@@ -386,6 +395,7 @@ async fn forward_records(mut rx: mpsc::Receiver<Record>, store: Store) {
                 reason,
                 duration,
             } => {
+                crate::metrics::observe_check(&monitor, status, duration);
                 store
                     .record(CheckRecord {
                         monitor,

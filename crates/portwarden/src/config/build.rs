@@ -253,6 +253,9 @@ fn daemon_settings(d: &DaemonSection, base: &Path, issues: &mut Issues) -> Daemo
     if let Some(dir) = &d.state_dir {
         settings.state_dir = resolve_path(base, dir, "state_dir", issues);
     }
+    if let Some(file) = &d.blackbox_config {
+        settings.blackbox_config = resolve_path(base, file, "blackbox_config", issues);
+    }
     if let Some(n) = count(
         &d.max_concurrent_actions,
         "max_concurrent_actions",

@@ -57,6 +57,8 @@ pub struct DaemonSettings {
     pub max_in_flight: usize,
     /// Most self-healing actions running at once.
     pub max_concurrent_actions: usize,
+    /// `blackbox.yml` whose `tcp` modules `/probe` serves; `None`: only `tcp_connect`.
+    pub blackbox_config: Option<PathBuf>,
 }
 
 impl Default for DaemonSettings {
@@ -66,6 +68,7 @@ impl Default for DaemonSettings {
             state_dir: None,
             max_in_flight: schema::default_max_in_flight(),
             max_concurrent_actions: 4,
+            blackbox_config: None,
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct DaemonSection {
     pub max_in_flight: Option<Spanned<i64>>,
     /// Most self-healing actions running at the same moment. Default: 4.
     pub max_concurrent_actions: Option<Spanned<i64>>,
+    /// A blackbox_exporter `blackbox.yml` whose `tcp` modules `/probe` serves; relative paths
+    /// are taken from the config file's directory. Default: none (only `tcp_connect`).
+    pub blackbox_config: Option<Spanned<String>>,
 }
 
 /// `[firewall]`: the firewall guard.

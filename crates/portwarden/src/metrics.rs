@@ -1,0 +1,398 @@
+//! `GET /metrics`: the daemon's state for Prometheus, in the OpenMetrics text format.
+//!
+//! Two kinds of data leave here. Counters and histograms that grow with every check or event
+//! live in one process-wide [`Counters`] (atomics behind `prometheus-client`'s families, whose
+//! lock is a shared read lock once a monitor's series exists, so the per-check cost is an
+//! atomic add and a bucket search): the record forwarder calls [`observe_check`], and
+//! [`count_events`] follows the event bus for healing actions and firewall repairs. Everything
+//! else (monitor status, firewall, notifications, store, scheduler lag) is read at scrape
+//! time from the same handles the JSON API uses.
+//!
+//! Labels are bounded: a monitor's name, a notifier's name, and closed sets of values; never
+//! an error text.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiState;
+use crate::events::{EventBus, EventKind};
+use crate::state::Status;
+use crate::store::RowState;
+
+/// The content type of an OpenMetrics exposition.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Check-duration buckets in seconds: loopback checks take tens of microseconds, remote ones
+/// up to the deadline.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MonitorLabels {
+    monitor: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    monitor: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    monitor: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifierLabels {
+    notifier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabels {
+    quantile: &'static str,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DurationBuckets;
+
+impl MetricConstructor<Histogram> for DurationBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(DURATION_BUCKETS)
+    }
+}
+
+/// What grows with checks and events, shared by the whole process.
+#[derive(Debug)]
+struct Counters {
+    checks: Family<CheckLabels, Counter>,
+    durations: Family<MonitorLabels, Histogram, DurationBuckets>,
+    actions: Family<OutcomeLabels, Counter>,
+    repairs: Family<OutcomeLabels, Counter>,
+}
+
+static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
+    checks: Family::default(),
+    durations: Family::new_with_constructor(DurationBuckets),
+    actions: Family::default(),
+    repairs: Family::default(),
+});
+
+/// Counts one check result; called where results are produced (the record forwarder).
+pub fn observe_check(monitor: &str, status: Status, duration: Duration) {
+    let result = match status {
+        Status::Ok => "ok",
+        Status::Warning => "warning",
+        Status::Down => "critical",
+        _ => "unknown",
+    };
+    let c = &*COUNTERS;
+    c.checks
+        .get_or_create(&CheckLabels {
+            monitor: monitor.to_string(),
+            result,
+        })
+        .inc();
+    c.durations
+        .get_or_create(&MonitorLabels {
+            monitor: monitor.to_string(),
+        })
+        .observe(duration.as_secs_f64());
+}
+
+/// Counts healing actions and firewall repairs from the event bus until `shutdown`.
+pub async fn count_events(bus: EventBus, shutdown: CancellationToken) {
+    let mut rx = bus.subscribe();
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            e = rx.recv() => e,
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let c = &*COUNTERS;
+        let (family, outcome) = match &event.kind {
+            EventKind::ActionTaken(_) => (&c.actions, "taken"),
+            EventKind::ActionFailed(_) => (&c.actions, "failed"),
+            EventKind::GaveUp(_) => (&c.actions, "gave_up"),
+            EventKind::RebootPending(_) => (&c.actions, "reboot_pending"),
+            EventKind::FirewallRepaired(_) => (&c.repairs, "repaired"),
+            EventKind::FirewallRepairFailed(_) => (&c.repairs, "failed"),
+            _ => continue,
+        };
+        family.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+}
+
+/// The routes of this file and of `/probe`, merged into the API's router.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .merge(crate::probe_http::routes())
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let registry = scrape(&s).await;
+    let mut body = String::with_capacity(16 * 1024);
+    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+        Ok(()) => ([(CONTENT_TYPE, OPENMETRICS)], body).into_response(),
+        Err(_) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics",
+        )
+            .into_response(),
+    }
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn gauge(value: f64) -> FloatGauge {
+    let g = FloatGauge::default();
+    g.set(value);
+    g
+}
+
+fn counter(value: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(value);
+    c
+}
+
+const STATUSES: [Status; 6] = [
+    Status::Unknown,
+    Status::Ok,
+    Status::Warning,
+    Status::Down,
+    Status::Flapping,
+    Status::Paused,
+];
+
+/// Builds this scrape's registry: the shared counters plus gauges read now.
+async fn scrape(s: &ApiState) -> Registry {
+    let mut r = Registry::default();
+    let c = &*COUNTERS;
+
+    let up = Family::<MonitorLabels, Gauge>::default();
+    let status = Family::<StatusLabels, Gauge>::default();
+    for v in s.scheduler.views() {
+        if let Some(last) = &v.last_check {
+            let ok = matches!(last.state, probe::State::Ok | probe::State::Warning);
+            up.get_or_create(&MonitorLabels {
+                monitor: v.name.clone(),
+            })
+            .set(i64::from(ok));
+        }
+        for st in STATUSES {
+            status
+                .get_or_create(&StatusLabels {
+                    monitor: v.name.clone(),
+                    status: st.as_str(),
+                })
+                .set(i64::from(st == v.status));
+        }
+    }
+    r.register(
+        "portwarden_monitor_up",
+        "Whether the monitor's last check passed (ok or warning)",
+        up,
+    );
+    r.register(
+        "portwarden_monitor_status",
+        "The monitor's status: 1 for the current one of unknown, ok, warning, down, flapping, paused",
+        status,
+    );
+    r.register(
+        "portwarden_checks",
+        "Checks run, by monitor and result (ok, warning, critical, unknown)",
+        c.checks.clone(),
+    );
+    r.register(
+        "portwarden_check_duration_seconds",
+        "How long checks took, resolution to verdict",
+        c.durations.clone(),
+    );
+
+    // The firewall guard.
+    let firewall = s.firewall.lock().ok().map(|g| {
+        (
+            g.state,
+            g.violations.len(),
+            g.repairs_last_hour,
+            g.paused_until.is_some(),
+        )
+    });
+    if let Some((state, violations, repairs_hour, paused)) = firewall {
+        if state != "off" {
+            r.register(
+                "portwarden_firewall_ok",
+                "Whether the last firewall verification found the baseline in place",
+                gauge(f64::from(u8::from(state == "ok"))),
+            );
+            r.register(
+                "portwarden_firewall_violations",
+                "Violations found by the last firewall verification",
+                gauge(violations as f64),
+            );
+            r.register(
+                "portwarden_firewall_repairs_last_hour",
+                "Firewall repairs in the last hour (max_repairs_per_hour applies)",
+                gauge(repairs_hour as f64),
+            );
+            r.register(
+                "portwarden_firewall_paused",
+                "Whether firewall repairs are paused",
+                gauge(f64::from(u8::from(paused))),
+            );
+        }
+    }
+    r.register(
+        "portwarden_firewall_repairs",
+        "Firewall repairs since the daemon started, by outcome (repaired, failed)",
+        c.repairs.clone(),
+    );
+    r.register(
+        "portwarden_actions",
+        "Self-healing actions since the daemon started, by outcome (taken, failed, gave_up, reboot_pending)",
+        c.actions.clone(),
+    );
+
+    // Notifications waiting in the outbox, per notifier.
+    if let Ok(rows) = s.store.outbox_rows().await {
+        let pending = Family::<NotifierLabels, Gauge>::default();
+        let failing = Family::<NotifierLabels, Gauge>::default();
+        for name in s.notifications.configured() {
+            let l = NotifierLabels { notifier: name };
+            pending.get_or_create(&l).set(0);
+            failing.get_or_create(&l).set(0);
+        }
+        for row in rows {
+            let family = match row.state {
+                RowState::Pending => &pending,
+                RowState::Failing => &failing,
+            };
+            family
+                .get_or_create(&NotifierLabels {
+                    notifier: row.notifier,
+                })
+                .inc();
+        }
+        r.register(
+            "portwarden_notifications_pending",
+            "Notifications waiting for delivery, per notifier",
+            pending,
+        );
+        r.register(
+            "portwarden_notifications_failing",
+            "Notifications that keep failing (retried at the longest interval), per notifier",
+            failing,
+        );
+    }
+
+    // The store.
+    let store = s.store.health();
+    r.register(
+        "portwarden_store_up",
+        "Whether the history database is open and writable",
+        gauge(f64::from(u8::from(
+            store.state == crate::store::StoreState::Ok,
+        ))),
+    );
+    r.register(
+        "portwarden_store_records_written",
+        "Check results committed to the store since the daemon started",
+        counter(store.records_written),
+    );
+    r.register(
+        "portwarden_store_dropped",
+        "Results and state changes lost since the daemon started",
+        counter(store.dropped),
+    );
+    r.register(
+        "portwarden_store_db_bytes",
+        "Size of the database and its write-ahead log, as of the last housekeeping",
+        gauge(store.db_bytes as f64),
+    );
+
+    // The scheduler.
+    let lag = s.scheduler.lag();
+    let quantiles = Family::<QuantileLabels, FloatGauge>::default();
+    for (q, ms) in [("0.5", lag.p50_ms), ("0.99", lag.p99_ms), ("1", lag.max_ms)] {
+        quantiles
+            .get_or_create(&QuantileLabels { quantile: q })
+            .set(ms / 1000.0);
+    }
+    r.register(
+        "portwarden_scheduler_start_lag_seconds",
+        "How late checks start after their slot since the daemon started (quantile 1 is the maximum)",
+        quantiles,
+    );
+    r.register(
+        "portwarden_scheduler_lagged_checks",
+        "Scheduled checks whose start lag was measured",
+        counter(lag.checks),
+    );
+    r.register(
+        "portwarden_scheduler_in_flight",
+        "Checks running now",
+        gauge(s.scheduler.in_flight(s.max_in_flight) as f64),
+    );
+    r.register(
+        "portwarden_scheduler_max_in_flight",
+        "The most checks that may run at once",
+        gauge(s.max_in_flight as f64),
+    );
+    r.register(
+        "portwarden_monitors",
+        "Monitors configured",
+        gauge(s.scheduler.len() as f64),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_results_count_by_monitor_and_result() {
+        observe_check("unit-a", Status::Ok, Duration::from_millis(2));
+        observe_check("unit-a", Status::Down, Duration::from_millis(3));
+        observe_check("unit-a", Status::Down, Duration::from_millis(3));
+        let mut r = Registry::default();
+        r.register("portwarden_checks", "", COUNTERS.checks.clone());
+        r.register(
+            "portwarden_check_duration_seconds",
+            "",
+            COUNTERS.durations.clone(),
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(text.contains("portwarden_checks_total{monitor=\"unit-a\",result=\"critical\"} 2"));
+        assert!(text.contains("portwarden_checks_total{monitor=\"unit-a\",result=\"ok\"} 1"));
+        assert!(text.contains("portwarden_check_duration_seconds_count{monitor=\"unit-a\"} 3"));
+    }
+}
