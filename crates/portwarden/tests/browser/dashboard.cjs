@@ -166,8 +166,16 @@ async function statusOf(page, name, want, timeout) {
         return (performance.now() - t0) / 20;
       });
       log(`10k: ${scrollMs.toFixed(1)} ms per scrolled frame`);
+      // Live updates keep flowing (the 10,000 checks spread over their interval): wait for two
+      // more list refetches, then read the longest list update.
+      for (let i = 0; i < 2; i++) {
+        const before = await big.evaluate(() => window.portwarden.lastPollMs);
+        await big.waitForFunction((b) => window.portwarden.lastPollMs !== b, before, { timeout: 30000 });
+      }
+      const live = await big.evaluate(() => ({ maxUpdateMs: window.portwarden.maxUpdateMs }));
+      log(`10k: over two live refetches, the longest list update (merging a poll or rendering) took ${live.maxUpdateMs.toFixed(1)} ms`);
       await big.screenshot({ path: path.join(out, 'dashboard-10k.png') });
-      console.log(`DASHBOARD_10K first_render_ms=${Math.round(r.firstRenderMs)} filter_ms=${filterMs.took.toFixed(1)} scroll_frame_ms=${scrollMs.toFixed(1)}`);
+      console.log(`DASHBOARD_10K first_render_ms=${Math.round(r.firstRenderMs)} filter_ms=${filterMs.took.toFixed(1)} scroll_frame_ms=${scrollMs.toFixed(1)} max_update_ms=${live.maxUpdateMs.toFixed(1)}`);
     }
     if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
     log('ok');
