@@ -1,8 +1,10 @@
 //! The daemon's HTTP API on the `listen` address (127.0.0.1:9898 by default):
 //! `GET /healthz`, `GET /api/v1/monitors` (filters `state`, `tag`), and
 //! `GET /api/v1/monitors/{name}` (state, last result, recent history, uptime), and
-//! `GET /api/v1/store` (database size and rows).
-//! Read-only for now; mutating endpoints arrive with authentication (the API issue).
+//! `GET /api/v1/store` (database size and rows), `GET /api/v1/firewall`; the notification and
+//! healing reads live in `api_notify.rs` and `api_heal.rs`. `GET /api/v1/openapi.json` is the
+//! OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! response types' `ToSchema` derives (docs/api.md describes the API for people).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,29 +37,68 @@ pub struct ApiState {
     pub notifications: crate::notify::DispatcherHandle,
     /// The healing engine's state per monitor.
     pub healing: crate::heal::HealHandle,
+    /// The event bus, for `GET /api/v1/events`.
+    pub bus: crate::events::EventBus,
+    /// The token and whether reads need it.
+    pub auth: crate::api_control::ApiAuth,
+    /// The database file (silences are written to it as `portwarden silence` does).
+    pub db_path: std::path::PathBuf,
+    /// Cancelled at shutdown: ends event streams (set by [`serve`]).
+    pub stop: CancellationToken,
 }
 
 /// One place that maps errors to HTTP status and a JSON body.
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    /// No or a wrong bearer token.
+    Unauthorized(String),
+    /// No token is configured: mutations are off.
+    Forbidden(String),
     NotFound(String),
+    /// Any other client error, with its status (413 too large, 415 not JSON, 422 wrong shape).
+    Client(StatusCode, String),
     Unavailable(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: String,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match self {
             ApiError::BadRequest(e) => (StatusCode::BAD_REQUEST, e),
+            ApiError::Unauthorized(e) => {
+                let mut r =
+                    (StatusCode::UNAUTHORIZED, Json(ErrorBody { error: e })).into_response();
+                r.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                return r;
+            }
+            ApiError::Forbidden(e) => (StatusCode::FORBIDDEN, e),
             ApiError::NotFound(e) => (StatusCode::NOT_FOUND, e),
+            ApiError::Client(status, e) => (status, e),
             ApiError::Unavailable(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
         };
         (status, Json(ErrorBody { error })).into_response()
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::Client(e.status(), e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(e.body_text())
     }
 }
 
@@ -68,22 +109,38 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/monitors/{name}", get(one_monitor))
         .route("/api/v1/store", get(store_stats))
         .route("/api/v1/firewall", get(firewall_status))
+        .route("/api/v1/openapi.json", get(openapi_json))
         .merge(crate::api_notify::routes())
         .merge(crate::api_heal::routes())
+        .merge(crate::api_control::routes())
+        .merge(crate::api_events::routes())
         .merge(crate::metrics::routes())
         .merge(crate::web::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::api_control::authorize,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::api_control::BODY_LIMIT,
+        ))
         .with_state(state)
 }
 
 /// Serves until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: ApiState,
+    mut state: ApiState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    state.stop = shutdown.clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
 }
 
 /// Binds the API address, naming it in the error.
@@ -93,24 +150,84 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the API: {e}"))
 }
 
-#[derive(Serialize)]
+/// The OpenAPI document: every route, its parameters, answers and their schemas.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "portwarden",
+        description = "The portwarden daemon's HTTP API (docs/api.md)."
+    ),
+    paths(
+        healthz,
+        list_monitors,
+        one_monitor,
+        store_stats,
+        firewall_status,
+        openapi_json,
+        crate::api_notify::notifications,
+        crate::api_notify::silences,
+        crate::api_heal::actions,
+        crate::api_events::events,
+        crate::api_control::run_now,
+        crate::api_control::pause,
+        crate::api_control::resume,
+        crate::api_control::acknowledge,
+        crate::api_control::add_silence,
+        crate::api_control::remove_silence,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the mutations name.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document as served.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This API's OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
+    /// `ok`, or `degraded` while the store has failed.
     status: &'static str,
     mode: String,
     monitors: usize,
+    /// Unix milliseconds.
     #[serde(serialize_with = "crate::schedule::unix_ms")]
+    #[schema(value_type = u64)]
     started: SystemTime,
     store: StoreHealth,
     scheduler: SchedulerHealth,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SchedulerHealth {
     in_flight: usize,
     max_in_flight: usize,
     start_lag: LagSummary,
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "meta",
+    responses((status = 200, description = "The daemon runs", body = Health)))]
 async fn healthz(State(s): State<ApiState>) -> Json<Health> {
     let store = s.store.health();
     Json(Health {
@@ -132,13 +249,17 @@ async fn healthz(State(s): State<ApiState>) -> Json<Health> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListFilter {
+    /// Only monitors in this state: unknown, ok, warning, down, flapping or paused.
+    #[param(value_type = Option<Status>)]
     state: Option<String>,
+    /// Only monitors with this tag.
     tag: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ListedMonitor {
     #[serde(flatten)]
     view: MonitorView,
@@ -148,10 +269,16 @@ struct ListedMonitor {
     needs_attention: bool,
 }
 
+#[utoipa::path(get, path = "/api/v1/monitors", tag = "monitors", params(ListFilter),
+    responses(
+        (status = 200, description = "The monitors", body = Vec<ListedMonitor>),
+        (status = 400, description = "Unknown state", body = ErrorBody),
+    ))]
 async fn list_monitors(
     State(s): State<ApiState>,
-    Query(filter): Query<ListFilter>,
+    filter: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ListedMonitor>>, ApiError> {
+    let Query(filter) = filter?;
     let wanted: Option<Status> = match &filter.state {
         None => None,
         Some(text) => Some(parse_status(text).ok_or_else(|| {
@@ -192,7 +319,7 @@ fn parse_status(text: &str) -> Option<Status> {
     .find(|s| s.as_str() == text)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MonitorDetail {
     #[serde(flatten)]
     view: MonitorView,
@@ -204,6 +331,12 @@ struct MonitorDetail {
     healing: Option<crate::heal::Healing>,
 }
 
+#[utoipa::path(get, path = "/api/v1/monitors/{name}", tag = "monitors",
+    params(("name" = String, Path, description = "The monitor's name")),
+    responses(
+        (status = 200, description = "The monitor with its history", body = MonitorDetail),
+        (status = 404, description = "No such monitor", body = ErrorBody),
+    ))]
 async fn one_monitor(
     State(s): State<ApiState>,
     Path(name): Path<String>,
@@ -225,6 +358,11 @@ async fn one_monitor(
 }
 
 /// The database's size and row counts: how much history costs.
+#[utoipa::path(get, path = "/api/v1/store", tag = "store",
+    responses(
+        (status = 200, description = "Database size and rows", body = StoreStats),
+        (status = 503, description = "The store is unavailable", body = ErrorBody),
+    ))]
 async fn store_stats(State(s): State<ApiState>) -> Result<Json<StoreStats>, ApiError> {
     s.store
         .stats()
@@ -234,6 +372,11 @@ async fn store_stats(State(s): State<ApiState>) -> Result<Json<StoreStats>, ApiE
 }
 
 /// The firewall guard: backend, last verification, violations, drift, last repair, pause.
+#[utoipa::path(get, path = "/api/v1/firewall", tag = "firewall",
+    responses(
+        (status = 200, description = "The guard's state", body = crate::guard::GuardStatus),
+        (status = 503, description = "The guard's state is unavailable", body = ErrorBody),
+    ))]
 async fn firewall_status(
     State(s): State<ApiState>,
 ) -> Result<Json<crate::guard::GuardStatus>, ApiError> {

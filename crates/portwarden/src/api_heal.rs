@@ -22,24 +22,34 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/api/v1/actions", get(actions))
 }
 
-#[derive(Debug, Deserialize)]
-struct Filter {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Filter {
+    /// Only this monitor's attempts.
     monitor: Option<String>,
+    /// Most attempts listed (default 100, at most 2000).
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct Actions {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Actions {
     /// Newest first.
     actions: Vec<ActionRecord>,
     /// Monitors the engine has acted on (or given up on), by name.
     monitors: BTreeMap<String, Healing>,
 }
 
-async fn actions(
+#[utoipa::path(get, path = "/api/v1/actions", tag = "healing", params(Filter),
+    responses(
+        (status = 200, description = "Recent attempts and the engine's state per monitor", body = Actions),
+        (status = 400, description = "Bad query", body = crate::api::ErrorBody),
+        (status = 503, description = "The store is unavailable", body = crate::api::ErrorBody),
+    ))]
+pub(crate) async fn actions(
     State(s): State<ApiState>,
-    Query(filter): Query<Filter>,
+    filter: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Actions>, ApiError> {
+    let Query(filter) = filter?;
     let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     let actions = s
         .store

@@ -20,8 +20,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/silences", get(silences))
 }
 
-#[derive(Serialize)]
-struct NotifierEntry {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct NotifierEntry {
     name: String,
     /// False for a notifier that left the config but still holds notifications.
     configured: bool,
@@ -29,12 +29,19 @@ struct NotifierEntry {
     queue: NotifierQueue,
 }
 
-#[derive(Serialize)]
-struct Notifications {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Notifications {
     notifiers: Vec<NotifierEntry>,
 }
 
-async fn notifications(State(s): State<ApiState>) -> Result<Json<Notifications>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications",
+    responses(
+        (status = 200, description = "Per notifier: pending, failing, delivered", body = Notifications),
+        (status = 503, description = "The store is unavailable", body = crate::api::ErrorBody),
+    ))]
+pub(crate) async fn notifications(
+    State(s): State<ApiState>,
+) -> Result<Json<Notifications>, ApiError> {
     let mut queues = s
         .store
         .notifications(LIST_LIMIT)
@@ -57,7 +64,12 @@ async fn notifications(State(s): State<ApiState>) -> Result<Json<Notifications>,
     Ok(Json(Notifications { notifiers }))
 }
 
-async fn silences(State(s): State<ApiState>) -> Result<Json<Vec<Silence>>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/silences", tag = "silences",
+    responses(
+        (status = 200, description = "The silences in force", body = Vec<Silence>),
+        (status = 503, description = "The store is unavailable", body = crate::api::ErrorBody),
+    ))]
+pub(crate) async fn silences(State(s): State<ApiState>) -> Result<Json<Vec<Silence>>, ApiError> {
     s.store
         .silences()
         .await

@@ -60,6 +60,9 @@ struct Loaded {
     state_dir: Option<PathBuf>,
     max_in_flight: usize,
     max_concurrent_actions: usize,
+    /// `[daemon] api_token_env` / `api_token_file`, `read_token`.
+    api_token: Option<config::ApiTokenSource>,
+    read_token: bool,
     monitors: Vec<Monitor>,
     listing: Option<sockets::Listing>,
     firewall: config::FirewallSettings,
@@ -84,6 +87,8 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 state_dir: daemon.state_dir,
                 max_in_flight: daemon.max_in_flight,
                 max_concurrent_actions: daemon.max_concurrent_actions,
+                api_token: daemon.api_token,
+                read_token: daemon.read_token,
                 blackbox_config: daemon.blackbox_config,
                 monitors,
                 listing: None,
@@ -103,6 +108,8 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 state_dir: None,
                 max_in_flight: defaults.max_in_flight,
                 max_concurrent_actions: defaults.max_concurrent_actions,
+                api_token: None,
+                read_token: false,
                 blackbox_config: None,
                 monitors: discover::monitors(&listing),
                 listing: Some(listing),
@@ -151,6 +158,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         .or(loaded.state_dir.clone())
         .unwrap_or_else(default_state_dir);
     let max_in_flight = loaded.max_in_flight;
+    let api_auth = crate::api_control::ApiAuth::load(loaded.api_token.as_ref(), loaded.read_token)?;
     crate::probe_http::load(loaded.blackbox_config.as_deref());
     raise_file_limit();
 
@@ -244,6 +252,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         firewall: firewall_status.clone(),
         notifications: notifications.clone(),
         healing,
+        bus: bus.clone(),
+        auth: api_auth,
+        db_path: state_dir.join("portwarden.db"),
+        stop: shutdown.child_token(),
     };
     let api_shutdown = shutdown.child_token();
     let api_task = tokio::spawn(api::serve(api_listener, api_state, api_shutdown));

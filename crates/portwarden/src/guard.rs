@@ -32,22 +32,29 @@ const MIN_CHANGE_GAP: Duration = Duration::from_millis(100);
 const REPAIR_WINDOW: Duration = Duration::from_secs(3600);
 
 /// What `GET /api/v1/firewall` and the logs show of the guard.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GuardStatus {
     /// `starting`, `ok`, `violated`, `unreadable`, `off`.
+    #[schema(value_type = String)]
     pub state: &'static str,
+    #[schema(value_type = Option<String>)]
     pub backend: Option<BackendKind>,
     /// Unix milliseconds of the last verification.
     pub checked_at: Option<u64>,
     /// Verifications since the guard started (periodic, on change, after repairs).
     pub verifications: u64,
+    #[schema(value_type = Vec<Object>)]
     pub violations: Vec<firewall::Violation>,
+    #[schema(value_type = Option<Object>)]
     pub drift: Option<firewall::Drift>,
+    #[schema(value_type = Option<String>)]
     pub baseline: Option<PathBuf>,
+    #[schema(value_type = Option<String>)]
     pub on_violation: Option<OnViolation>,
     /// True while nftables change notifications are being watched.
     pub watching: bool,
     pub repairs_last_hour: usize,
+    #[schema(value_type = Option<Object>)]
     pub last_repair: Option<FirewallReport>,
     /// Unix seconds until which repairs are paused.
     pub paused_until: Option<u64>,

@@ -7,6 +7,8 @@
 //! [`guard`] keeps the host firewall on and as it was, and [`api`] shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
 
 mod api;
+mod api_control;
+mod api_events;
 mod api_heal;
 mod api_notify;
 mod cli;

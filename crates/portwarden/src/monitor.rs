@@ -37,7 +37,7 @@ impl Default for Policy {
 }
 
 /// Where a monitor comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// A `[[monitor]]` of the config.

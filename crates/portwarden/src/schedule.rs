@@ -82,30 +82,43 @@ pub enum Record {
 }
 
 /// The last check of a monitor, for people.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LastCheck {
+    /// Unix milliseconds.
     #[serde(serialize_with = "crate::schedule::unix_ms")]
+    #[schema(value_type = u64)]
     pub at: SystemTime,
+    /// The probe's verdict (`ok`, `warning`, `down`, `unknown`).
+    #[schema(value_type = String)]
     pub state: probe::State,
+    /// A `probe::Reason` name.
+    #[schema(value_type = Option<String>)]
     pub reason: Option<probe::Reason>,
     pub message: String,
+    /// Seconds.
     #[serde(with = "crate::monitor::secs")]
+    #[schema(value_type = f64)]
     pub duration: Duration,
+    #[schema(value_type = Option<String>)]
     pub peer: Option<std::net::SocketAddr>,
     pub received: String,
 }
 
 /// A monitor as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorView {
     pub name: String,
     pub target: String,
     pub origin: Origin,
     pub tags: Vec<String>,
+    /// Seconds.
     #[serde(with = "crate::monitor::secs")]
+    #[schema(value_type = f64)]
     pub interval: Duration,
     pub status: Status,
+    /// Unix milliseconds.
     #[serde(serialize_with = "crate::schedule::unix_ms")]
+    #[schema(value_type = u64)]
     pub status_since: SystemTime,
     pub last_check: Option<LastCheck>,
     pub checks: u64,
@@ -125,7 +138,7 @@ const LAG_BUCKET_US: u64 = 100;
 const LAG_BUCKETS: usize = 10_000;
 
 /// A summary of [`LagStats`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LagSummary {
     pub checks: u64,
     pub p50_ms: f64,
@@ -133,6 +146,7 @@ pub struct LagSummary {
     pub max_ms: f64,
     /// The non-empty buckets as `[upper bound in ms, count since start]`, so a reader can
     /// take the difference of two readings and get the lag of that window alone.
+    #[schema(value_type = Vec<Vec<f64>>)]
     pub buckets: Vec<(f64, u64)>,
 }
 

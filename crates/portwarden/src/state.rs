@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::monitor::Policy;
 
 /// A monitor's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// No verdict yet, or the probe itself could not decide.

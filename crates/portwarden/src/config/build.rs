@@ -24,7 +24,9 @@ use super::duration::HumanDuration;
 use super::error::SourceFile;
 use super::parse::{Parsed, Section};
 use super::schema::{self, *};
-use super::{Config, DaemonSettings, FirewallSettings, NotifierConfig, OnViolation, Problems};
+use super::{
+    ApiTokenSource, Config, DaemonSettings, FirewallSettings, NotifierConfig, OnViolation, Problems,
+};
 use crate::monitor::{self, Fingerprint, Heal, Monitor, Origin, Policy};
 
 /// Upper bound for `fail_after`, `recover_after`, `window`, `flap_max_transitions`: the
@@ -264,6 +266,40 @@ fn daemon_settings(d: &DaemonSection, base: &Path, issues: &mut Issues) -> Daemo
         issues,
     ) {
         settings.max_concurrent_actions = usize::try_from(n).unwrap_or(4);
+    }
+    match (&d.api_token_env, &d.api_token_file) {
+        (Some(env), Some(_)) => issues.add(
+            env.span(),
+            "api_token_env",
+            "set api_token_env or api_token_file, not both",
+        ),
+        (Some(env), None) => {
+            let name = env.get_ref().trim();
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                issues.add(
+                    env.span(),
+                    "api_token_env",
+                    format!("not an environment variable name: {:?}", env.get_ref()),
+                );
+            } else {
+                settings.api_token = Some(ApiTokenSource::Env(name.to_string()));
+            }
+        }
+        (None, Some(file)) => {
+            settings.api_token =
+                resolve_path(base, file, "api_token_file", issues).map(ApiTokenSource::File);
+        }
+        (None, None) => {}
+    }
+    if let Some(read) = &d.read_token {
+        settings.read_token = *read.get_ref();
+        if settings.read_token && d.api_token_env.is_none() && d.api_token_file.is_none() {
+            issues.add(
+                read.span(),
+                "read_token",
+                "needs a token: set api_token_env or api_token_file",
+            );
+        }
     }
     if let Some(n) = count(&d.max_in_flight, "max_in_flight", 1, MAX_IN_FLIGHT, issues) {
         settings.max_in_flight = usize::try_from(n).unwrap_or(schema::default_max_in_flight());

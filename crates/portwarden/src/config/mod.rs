@@ -57,6 +57,10 @@ pub struct DaemonSettings {
     pub max_in_flight: usize,
     /// Most self-healing actions running at once.
     pub max_concurrent_actions: usize,
+    /// Where the API's bearer token comes from; `None`: mutations are refused.
+    pub api_token: Option<ApiTokenSource>,
+    /// Reads need the token too.
+    pub read_token: bool,
     /// `blackbox.yml` whose `tcp` modules `/probe` serves; `None`: only `tcp_connect`.
     pub blackbox_config: Option<PathBuf>,
 }
@@ -68,9 +72,21 @@ impl Default for DaemonSettings {
             state_dir: None,
             max_in_flight: schema::default_max_in_flight(),
             max_concurrent_actions: 4,
+            api_token: None,
+            read_token: false,
             blackbox_config: None,
         }
     }
+}
+
+/// `[daemon] api_token_env` or `api_token_file`: read when the daemon starts (a reload never
+/// changes it: the API keeps the token it started with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiTokenSource {
+    /// The name of an environment variable.
+    Env(String),
+    /// A file holding the token.
+    File(PathBuf),
 }
 
 /// Default place of the firewall baseline (`portwarden firewall baseline save`).

@@ -74,6 +74,14 @@ pub struct DaemonSection {
     pub max_in_flight: Option<Spanned<i64>>,
     /// Most self-healing actions running at the same moment. Default: 4.
     pub max_concurrent_actions: Option<Spanned<i64>>,
+    /// Environment variable holding the API's bearer token (needed by mutating endpoints).
+    /// Default: none (mutations answer 403).
+    pub api_token_env: Option<Spanned<String>>,
+    /// File holding the API's bearer token (surrounding whitespace ignored); relative paths are
+    /// taken from the config file's directory. Default: none.
+    pub api_token_file: Option<Spanned<String>>,
+    /// Require the token for reads too (everything but `/healthz`). Default: false.
+    pub read_token: Option<Spanned<bool>>,
     /// A blackbox_exporter `blackbox.yml` whose `tcp` modules `/probe` serves; relative paths
     /// are taken from the config file's directory. Default: none (only `tcp_connect`).
     pub blackbox_config: Option<Spanned<String>>,

@@ -1200,3 +1200,33 @@ on_down = [
         "{found:#?}"
     );
 }
+
+#[test]
+fn api_token_comes_from_an_env_var_or_a_file_not_both() {
+    let c = ok("[daemon]\napi_token_env = \"PW_TOKEN\"\nread_token = true\n");
+    assert_eq!(
+        c.daemon.api_token,
+        Some(ApiTokenSource::Env("PW_TOKEN".into()))
+    );
+    assert!(c.daemon.read_token);
+    let c = ok("[daemon]\napi_token_file = \"token\"\n");
+    assert_eq!(
+        c.daemon.api_token,
+        Some(ApiTokenSource::File(PathBuf::from("./token")))
+    );
+    assert!(!c.daemon.read_token);
+    let c = ok("[daemon]\n");
+    assert_eq!(c.daemon.api_token, None);
+    assert_eq!(
+        problems("[daemon]\napi_token_env = \"A\"\napi_token_file = \"t\"\n"),
+        vec!["portwarden.toml:2:17: daemon: api_token_env: set api_token_env or api_token_file, not both"]
+    );
+    assert_eq!(
+        problems("[daemon]\nread_token = true\n"),
+        vec!["portwarden.toml:2:14: daemon: read_token: needs a token: set api_token_env or api_token_file"]
+    );
+    assert_eq!(
+        problems("[daemon]\napi_token_env = \"A=B\"\n"),
+        vec!["portwarden.toml:2:17: daemon: api_token_env: not an environment variable name: \"A=B\""]
+    );
+}

@@ -101,10 +101,15 @@ pub struct Settings {
 }
 
 /// A monitor's healing, as the API shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Healing {
-    /// The engine gave up: a person must look. Cleared when the monitor recovers.
+    /// The engine gave up: a person must look. Cleared when the monitor recovers, or by an
+    /// acknowledgement (`POST /api/v1/monitors/{name}/acknowledge`).
     pub needs_attention: bool,
+    /// Unix milliseconds of the acknowledgement of the current give-up: further DOWNs of it do
+    /// not raise `needs_attention` again. Cleared when the monitor recovers or healing gives
+    /// up anew.
+    pub acknowledged_ms: Option<i64>,
     /// Why it gave up (kept until the counters reset after a healthy spell).
     pub gave_up: Option<String>,
     /// What it is doing now: `restart (step 1/2, attempt 1)`, `cooldown`, `reboot pending`.
@@ -116,6 +121,7 @@ pub struct Healing {
     /// Actions within the monitor's window now.
     pub actions_in_window: usize,
     /// The latest attempt.
+    #[schema(value_type = Option<Object>)]
     pub last: Option<ActionReport>,
 }
 
@@ -130,6 +136,8 @@ struct MonitorState {
     /// ended because the monitor recovered just before failing anew).
     again: Option<SystemTime>,
     needs_attention: bool,
+    /// See [`Healing::acknowledged_ms`].
+    acknowledged_ms: Option<i64>,
     last: Option<ActionReport>,
 }
 
@@ -152,6 +160,16 @@ impl HealHandle {
         states.iter().map(|(k, s)| (k.clone(), view(s))).collect()
     }
 
+    /// An operator saw the give-up: clears `needs_attention` and keeps it off for the rest of
+    /// this incident. `None` if the engine has no state for the monitor.
+    pub fn acknowledge(&self, name: &str, now_ms: i64) -> Option<Healing> {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = states.get_mut(name)?;
+        s.needs_attention = false;
+        s.acknowledged_ms = Some(now_ms);
+        Some(view(s))
+    }
+
     fn with<T>(&self, name: &str, f: impl FnOnce(&mut MonitorState) -> T) -> T {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         f(states.entry(name.to_string()).or_default())
@@ -172,6 +190,7 @@ fn view(s: &MonitorState) -> Healing {
     };
     Healing {
         needs_attention: s.needs_attention,
+        acknowledged_ms: s.acknowledged_ms,
         gave_up: s.counters.gave_up().map(str::to_string),
         running: s.running.clone(),
         ladder,
@@ -344,6 +363,7 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
                 if healthy(c.to) {
                     s.counters.healthy(now);
                     s.needs_attention = false;
+                    s.acknowledged_ms = None;
                 } else if let Some(h) = &s.heal {
                     s.counters.unhealthy(h, now);
                 }
@@ -378,7 +398,7 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
                 return false;
             }
             if let Some(why) = s.counters.gave_up() {
-                s.needs_attention = true;
+                s.needs_attention = s.acknowledged_ms.is_none();
                 tracing::warn!(monitor = %name,
                     "{name} is DOWN again; not acting, healing gave up earlier ({why}); \
                      it starts afresh after {} of health",
@@ -640,6 +660,7 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
         self.handle.with(name, |s| {
             s.counters.give_up(why.clone());
             s.needs_attention = true;
+            s.acknowledged_ms = None;
         });
         let report = ActionReport {
             outcome: "gave_up".into(),

@@ -16,7 +16,7 @@ pub(crate) const ACTIONS_KEPT: i64 = 2_000;
 const OUTPUT_BYTES: usize = 4_096;
 
 /// One attempt of the healing engine, as stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActionRecord {
     /// Assigned by the database (0 before).
     pub id: i64,

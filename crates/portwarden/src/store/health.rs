@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::Serialize;
 
 /// Whether the database is usable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreState {
     /// The store task has not opened the database yet.
@@ -19,7 +19,7 @@ pub enum StoreState {
 }
 
 /// A snapshot of the store's health, for `/api/v1/…` and `portwarden status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoreHealth {
     pub state: StoreState,
     /// The last error, while failed.

@@ -74,7 +74,7 @@ pub struct RowUpdate {
 }
 
 /// One delivered notification, as the delivery log keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Delivered {
     pub notifier: String,
     pub id: String,
@@ -214,12 +214,14 @@ pub(crate) fn load(conn: &Connection) -> Result<Vec<OutboxRow>, StoreError> {
 }
 
 /// A waiting notification, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Waiting {
     pub id: String,
     pub kind: String,
     /// The monitors (or `firewall`) it is about.
     pub subjects: Vec<String>,
+    /// `pending` or `failing`.
+    #[schema(value_type = String)]
     pub state: RowState,
     /// Unix milliseconds.
     pub created_ms: i64,
@@ -230,7 +232,7 @@ pub struct Waiting {
 }
 
 /// One notifier's outbox and recent deliveries.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct NotifierQueue {
     pub pending: Vec<Waiting>,
     pub failing: Vec<Waiting>,
@@ -301,7 +303,7 @@ pub fn kind_name(kind: notify::Kind) -> String {
 }
 
 /// A silence: notifications about matching monitors are held until `until_ms`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Silence {
     pub id: i64,
     /// A monitor name, `*` (everything), or a prefix ending in `*` (`web-*`).

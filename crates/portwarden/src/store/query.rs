@@ -26,7 +26,7 @@ pub(crate) struct Reader {
 }
 
 /// A monitor's stored history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorHistory {
     pub monitor: String,
     /// The latest stored state; `None` if never recorded, or not watched at the moment.
@@ -41,7 +41,7 @@ pub struct MonitorHistory {
 }
 
 /// One stored check result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryResult {
     /// Unix milliseconds.
     pub at: i64,
@@ -53,7 +53,7 @@ pub struct HistoryResult {
 }
 
 /// Fraction of observed time not down, per window; `None` when nothing was observed in it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Uptime {
     pub d1: Option<f64>,
     pub d7: Option<f64>,
@@ -62,7 +62,7 @@ pub struct Uptime {
 }
 
 /// One incident: from entering Down to the next ok or warning.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryIncident {
     /// Unix milliseconds.
     pub start: i64,
@@ -76,7 +76,7 @@ pub struct HistoryIncident {
 }
 
 /// Database size and contents.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoreStats {
     /// Database file plus WAL, in bytes.
     pub db_bytes: u64,

@@ -1,0 +1,485 @@
+//! The API end to end against the real daemon binary: the bearer token (missing, wrong,
+//! right, none configured), run-now / pause / resume, silences added and removed through the
+//! API, clean JSON errors for bad JSON, oversized bodies and unknown monitors, the event
+//! stream showing a monitor going down and up, and the OpenAPI document listing every route.
+//! The daemons run with `[firewall] guard = false`: hands off the machine's firewall.
+
+#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TOKEN: &str = "api-e2e-s3cret";
+
+/// A port no other test of this binary gets (a per-process base below the ephemeral range).
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 24_000 + (std::process::id() % 400) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 20;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A TCP service that can go away (its port stays bound, not listening: it refuses) and come
+/// back on the same port.
+struct Service {
+    port: u16,
+    listening: Option<Arc<Mutex<bool>>>,
+    reserved: Option<socket2::Socket>,
+}
+
+fn bound(port: u16) -> socket2::Socket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    s.bind(&addr.into()).unwrap();
+    s
+}
+
+impl Service {
+    fn start(port: u16) -> Self {
+        let mut s = Self {
+            port,
+            listening: None,
+            reserved: Some(bound(port)),
+        };
+        s.up();
+        s
+    }
+
+    fn up(&mut self) {
+        let socket = self.reserved.take().unwrap();
+        socket.listen(64).unwrap();
+        let listener = TcpListener::from(socket);
+        listener.set_nonblocking(true).unwrap();
+        let run = Arc::new(Mutex::new(true));
+        let flag = run.clone();
+        thread::spawn(move || {
+            while *flag.lock().unwrap() {
+                match listener.accept() {
+                    Ok((s, _)) => drop(s),
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        self.listening = Some(run);
+    }
+
+    fn down(&mut self) {
+        let Some(flag) = self.listening.take() else {
+            return;
+        };
+        *flag.lock().unwrap() = false;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.reserved = Some(bound(self.port));
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// A running `portwarden run`, killed on drop.
+struct Daemon {
+    child: Child,
+    api: SocketAddr,
+    log: Arc<Mutex<String>>,
+    _dir: PathBuf,
+}
+
+/// An HTTP answer: status and JSON body (Null if none).
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Value,
+    raw: String,
+}
+
+impl Daemon {
+    /// Starts a daemon whose config has `daemon_extra` in `[daemon]` and `monitors`.
+    fn start(tag: &str, daemon_extra: &str, monitors: &str) -> Self {
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let dir = std::env::temp_dir().join(format!("pw-api-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+        let config = dir.join("portwarden.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n{daemon_extra}\n\n\
+                 # Hands off the machine's firewall.\n[firewall]\nguard = false\n\n\
+                 [defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 1\n\
+                 recover_after = 1\n\n{monitors}",
+                dir.join("state").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+            .arg("run")
+            .arg("-c")
+            .arg(&config)
+            .env("PORTWARDEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portwarden run");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let d = Self {
+            child,
+            api,
+            log,
+            _dir: dir,
+        };
+        d.wait_for("the API to answer", |d| {
+            d.try_request("GET", "/healthz", None, b"")
+                .is_some_and(|a| a.status == 200)
+        });
+        d
+    }
+
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> Option<Answer> {
+        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).ok()?;
+        // The server may answer (413) before reading all of a large body.
+        let _ = s.write_all(body);
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let raw = String::from_utf8_lossy(&raw).to_string();
+        let status = raw.split(' ').nth(1)?.parse().ok()?;
+        let text = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        Some(Answer {
+            status,
+            body: serde_json::from_str(text).unwrap_or(Value::Null),
+            raw,
+        })
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Answer {
+        self.try_request(method, path, token, body.as_bytes())
+            .unwrap_or_else(|| panic!("{method} {path}: no answer; log:\n{}", self.log()))
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn monitor(&self, name: &str) -> Value {
+        self.request("GET", &format!("/api/v1/monitors/{name}"), None, "")
+            .body
+    }
+
+    fn wait_for(&self, what: &str, ready: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if ready(self) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn monitor(name: &str, port: u16, extra: &str) -> String {
+    format!("[[monitor]]\nname = \"{name}\"\ntarget = \"127.0.0.1:{port}\"\n{extra}\n")
+}
+
+/// An error answer: the status and a JSON `error` message.
+fn assert_error(a: &Answer, status: u16) -> String {
+    assert_eq!(a.status, status, "{}", a.raw);
+    a.body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no JSON error in {}", a.raw))
+        .to_string()
+}
+
+#[test]
+fn mutations_need_the_right_token_and_act() {
+    let service = Service::start(free_port());
+    // A long interval: only the run-now below makes a second check.
+    let d = Daemon::start(
+        "token",
+        "api_token_file = \"token\"",
+        &monitor("web", service.port, "interval = \"60s\"\ntimeout = \"1s\""),
+    );
+    let refused = d.request("POST", "/api/v1/monitors/web/pause", None, "");
+    assert!(assert_error(&refused, 401).contains("Bearer"));
+    assert!(refused
+        .raw
+        .to_lowercase()
+        .contains("www-authenticate: bearer"));
+    let wrong = d.request("POST", "/api/v1/monitors/web/pause", Some("nope"), "");
+    assert_eq!(assert_error(&wrong, 401), "wrong API token");
+    thread::sleep(Duration::from_millis(300));
+    assert_ne!(
+        d.monitor("web")["status"],
+        "paused",
+        "refused requests change nothing"
+    );
+
+    // Run now.
+    let before = d.monitor("web")["checks"].as_u64().unwrap();
+    let a = d.request("POST", "/api/v1/monitors/web/run", Some(TOKEN), "");
+    assert_eq!(a.status, 202, "{}", a.raw);
+    assert_eq!(a.body["command"], "run");
+    d.wait_for("the run-now check", |d| {
+        d.monitor("web")["checks"].as_u64().unwrap() > before
+    });
+    assert_eq!(d.monitor("web")["status"], "ok");
+
+    // Pause and resume.
+    let a = d.request("POST", "/api/v1/monitors/web/pause", Some(TOKEN), "");
+    assert_eq!(a.status, 202, "{}", a.raw);
+    d.wait_for("paused", |d| d.monitor("web")["status"] == "paused");
+    let a = d.request("POST", "/api/v1/monitors/web/resume", Some(TOKEN), "");
+    assert_eq!(a.status, 202, "{}", a.raw);
+    d.wait_for("resumed", |d| d.monitor("web")["status"] != "paused");
+
+    // Unknown monitors.
+    for action in ["run", "pause", "resume", "acknowledge"] {
+        let a = d.request(
+            "POST",
+            &format!("/api/v1/monitors/nosuch/{action}"),
+            Some(TOKEN),
+            "",
+        );
+        assert!(assert_error(&a, 404).contains("nosuch"));
+    }
+    assert_error(&d.request("GET", "/api/v1/monitors/nosuch", None, ""), 404);
+
+    // Acknowledge: a monitor the healing engine never acted on has nothing to clear.
+    let a = d.request("POST", "/api/v1/monitors/web/acknowledge", Some(TOKEN), "");
+    assert_eq!(a.status, 200, "{}", a.raw);
+    assert_eq!(a.body["monitor"], "web");
+
+    // Silences: added through the API, listed, removed.
+    let a = d.request(
+        "POST",
+        "/api/v1/silences",
+        Some(TOKEN),
+        r#"{"monitor":"web","for":"2h","reason":"maintenance"}"#,
+    );
+    assert_eq!(a.status, 201, "{}", a.raw);
+    let id = a.body["id"].as_i64().unwrap();
+    let listed = d.request("GET", "/api/v1/silences", None, "").body;
+    let found = listed.as_array().unwrap().iter().find(|s| s["id"] == id);
+    assert_eq!(found.unwrap()["reason"], "maintenance", "{listed}");
+    let a = d.request("DELETE", &format!("/api/v1/silences/{id}"), Some(TOKEN), "");
+    assert_eq!(a.status, 200, "{}", a.raw);
+    let listed = d.request("GET", "/api/v1/silences", None, "").body;
+    assert!(listed.as_array().unwrap().iter().all(|s| s["id"] != id));
+    assert_error(
+        &d.request("DELETE", &format!("/api/v1/silences/{id}"), Some(TOKEN), ""),
+        404,
+    );
+    assert_error(
+        &d.request("DELETE", "/api/v1/silences/x", Some(TOKEN), ""),
+        400,
+    );
+
+    // Bad bodies: clean JSON errors.
+    let bad_json = d.request("POST", "/api/v1/silences", Some(TOKEN), r#"{"monitor":"#);
+    assert_error(&bad_json, 400);
+    let wrong_shape = d.request("POST", "/api/v1/silences", Some(TOKEN), r#"{"monitor":1}"#);
+    assert_error(&wrong_shape, 422);
+    let bad_for = d.request(
+        "POST",
+        "/api/v1/silences",
+        Some(TOKEN),
+        r#"{"monitor":"web","for":"soon"}"#,
+    );
+    assert!(assert_error(&bad_for, 400).starts_with("for:"));
+    let huge = format!(
+        r#"{{"monitor":"web","for":"1h","reason":"{}"}}"#,
+        "x".repeat(20 * 1024)
+    );
+    assert_error(
+        &d.request("POST", "/api/v1/silences", Some(TOKEN), &huge),
+        413,
+    );
+    assert_error(&d.request("GET", "/api/v1/nothing-here", None, ""), 404);
+    assert_error(
+        &d.request("GET", "/api/v1/monitors?state=sideways", None, ""),
+        400,
+    );
+    assert_error(&d.request("GET", "/api/v1/actions?limit=-1", None, ""), 400);
+
+    // No CORS headers unless configured (they never are).
+    assert!(!a.raw.to_lowercase().contains("access-control-"));
+}
+
+#[test]
+fn mutations_are_refused_without_a_configured_token() {
+    let service = Service::start(free_port());
+    let d = Daemon::start("notoken", "", &monitor("web", service.port, ""));
+    for (method, path) in [
+        ("POST", "/api/v1/monitors/web/run"),
+        ("POST", "/api/v1/monitors/web/pause"),
+        ("POST", "/api/v1/silences"),
+        ("DELETE", "/api/v1/silences/1"),
+    ] {
+        let a = d.request(method, path, Some(TOKEN), "{}");
+        let why = assert_error(&a, 403);
+        assert!(
+            why.contains("api_token_env") && why.contains("api_token_file"),
+            "{why}"
+        );
+    }
+    // Reads stay open.
+    assert_eq!(d.request("GET", "/api/v1/monitors", None, "").status, 200);
+}
+
+#[test]
+fn read_token_guards_reads_too() {
+    let service = Service::start(free_port());
+    let d = Daemon::start(
+        "readtoken",
+        "api_token_file = \"token\"\nread_token = true",
+        &monitor("web", service.port, ""),
+    );
+    assert_error(&d.request("GET", "/api/v1/monitors", None, ""), 401);
+    assert_eq!(
+        d.request("GET", "/api/v1/monitors", Some(TOKEN), "").status,
+        200
+    );
+    assert_eq!(d.request("GET", "/healthz", None, "").status, 200);
+    assert_eq!(
+        d.request("GET", "/api/v1/openapi.json", None, "").status,
+        200
+    );
+}
+
+#[test]
+fn openapi_document_lists_every_route() {
+    let service = Service::start(free_port());
+    let d = Daemon::start("openapi", "", &monitor("web", service.port, ""));
+    let a = d.request("GET", "/api/v1/openapi.json", None, "");
+    assert_eq!(a.status, 200);
+    assert!(a.body["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = a.body["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/api/v1/monitors", "get"),
+        ("/api/v1/monitors/{name}", "get"),
+        ("/api/v1/monitors/{name}/run", "post"),
+        ("/api/v1/monitors/{name}/pause", "post"),
+        ("/api/v1/monitors/{name}/resume", "post"),
+        ("/api/v1/monitors/{name}/acknowledge", "post"),
+        ("/api/v1/store", "get"),
+        ("/api/v1/firewall", "get"),
+        ("/api/v1/notifications", "get"),
+        ("/api/v1/silences", "get"),
+        ("/api/v1/silences", "post"),
+        ("/api/v1/silences/{id}", "delete"),
+        ("/api/v1/actions", "get"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(a.body["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+/// Reads the stream until `needle` shows, or panics at the deadline.
+fn read_until(stream: &mut TcpStream, seen: &mut String, needle: &str, log: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the stream:\n{seen}\nlog:\n{}",
+            log()
+        );
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the stream ended:\n{seen}"),
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {} // read timeout: look at the deadline again
+        }
+    }
+}
+
+#[test]
+fn event_stream_shows_a_monitor_going_down_and_up() {
+    let mut service = Service::start(free_port());
+    let d = Daemon::start("events", "", &monitor("web", service.port, ""));
+    d.wait_for("web ok", |d| d.monitor("web")["status"] == "ok");
+
+    let mut stream = TcpStream::connect(d.api).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    stream
+        .write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut seen = String::new();
+    let log = || d.log();
+    read_until(&mut stream, &mut seen, "\r\n\r\n", &log);
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen
+        .to_lowercase()
+        .contains("content-type: text/event-stream"));
+
+    service.down();
+    read_until(&mut stream, &mut seen, "event: monitor_down", &log);
+    service.up();
+    read_until(&mut stream, &mut seen, "event: monitor_up", &log);
+    let data = seen
+        .lines()
+        .find(|l| l.starts_with("data: ") && l.contains("\"monitor_up\""))
+        .unwrap();
+    let event: Value = serde_json::from_str(&data["data: ".len()..]).unwrap();
+    assert_eq!(event["monitor"], "web");
+    assert_eq!(event["to"], "ok");
+}
