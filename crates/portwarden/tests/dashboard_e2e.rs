@@ -4,7 +4,7 @@
 //! live, and measures the first render and filtering of 10,000 monitors.
 //!
 //! The browser test needs `node`, Debian's `chromium` and playwright-core installed under
-//! `target/browser-test` (scripts/install-test-deps does all three). Without them it is skipped
+//! `target/browser-test` (scripts/test installs all three). Without them it is skipped
 //! with a note, except under `CI=true`, where it fails.
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
@@ -269,10 +269,10 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
     let (chromium, module) = match browser_tools() {
         Ok(t) => t,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and the browser test cannot run: {why} (scripts/install-test-deps installs it)")
+            panic!("CI=true and the browser test cannot run: {why} (scripts/test installs node, chromium and playwright-core)")
         }
         Err(why) => {
-            eprintln!("skipped: {why} (scripts/install-test-deps installs it)");
+            eprintln!("skipped: {why} (scripts/test installs node, chromium and playwright-core)");
             return;
         }
     };
