@@ -127,16 +127,28 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown`.
+/// Serves until `shutdown`; HTTPS when `tls` is given (`[daemon] tls_cert`, `tls_key`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut state: ApiState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     state.stop = shutdown.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let app = router(state);
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+        Some(config) => {
+            let listener = crate::api_tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        }
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -63,6 +63,7 @@ struct Loaded {
     /// `[daemon] api_token_env` / `api_token_file`, `read_token`.
     api_token: Option<config::ApiTokenSource>,
     read_token: bool,
+    api_tls: Option<(PathBuf, PathBuf)>,
     monitors: Vec<Monitor>,
     listing: Option<sockets::Listing>,
     firewall: config::FirewallSettings,
@@ -89,6 +90,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 max_concurrent_actions: daemon.max_concurrent_actions,
                 api_token: daemon.api_token,
                 read_token: daemon.read_token,
+                api_tls: daemon.tls,
                 blackbox_config: daemon.blackbox_config,
                 monitors,
                 listing: None,
@@ -110,6 +112,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 max_concurrent_actions: defaults.max_concurrent_actions,
                 api_token: None,
                 read_token: false,
+                api_tls: None,
                 blackbox_config: None,
                 monitors: discover::monitors(&listing),
                 listing: Some(listing),
@@ -159,6 +162,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         .unwrap_or_else(default_state_dir);
     let max_in_flight = loaded.max_in_flight;
     let api_auth = crate::api_control::ApiAuth::load(loaded.api_token.as_ref(), loaded.read_token)?;
+    let api_tls = match &loaded.api_tls {
+        Some((cert, key)) => Some(crate::api_tls::server_config(cert, key)?),
+        None => None,
+    };
     crate::probe_http::load(loaded.blackbox_config.as_deref());
     raise_file_limit();
 
@@ -258,7 +265,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         stop: shutdown.child_token(),
     };
     let api_shutdown = shutdown.child_token();
-    let api_task = tokio::spawn(api::serve(api_listener, api_state, api_shutdown));
+    let api_task = tokio::spawn(api::serve(api_listener, api_tls, api_state, api_shutdown));
     let watchdog = spawn_watchdog(shutdown.child_token());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 

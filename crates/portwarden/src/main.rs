@@ -11,6 +11,7 @@ mod api_control;
 mod api_events;
 mod api_heal;
 mod api_notify;
+mod api_tls;
 mod cli;
 mod config;
 mod daemon;

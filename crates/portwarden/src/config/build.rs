@@ -301,6 +301,16 @@ fn daemon_settings(d: &DaemonSection, base: &Path, issues: &mut Issues) -> Daemo
             );
         }
     }
+    match (&d.tls_cert, &d.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = resolve_path(base, cert, "tls_cert", issues);
+            let key = resolve_path(base, key, "tls_key", issues);
+            settings.tls = cert.zip(key);
+        }
+        (Some(cert), None) => issues.add(cert.span(), "tls_cert", "needs tls_key too"),
+        (None, Some(key)) => issues.add(key.span(), "tls_key", "needs tls_cert too"),
+        (None, None) => {}
+    }
     if let Some(n) = count(&d.max_in_flight, "max_in_flight", 1, MAX_IN_FLIGHT, issues) {
         settings.max_in_flight = usize::try_from(n).unwrap_or(schema::default_max_in_flight());
     }

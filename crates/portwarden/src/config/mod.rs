@@ -61,6 +61,8 @@ pub struct DaemonSettings {
     pub api_token: Option<ApiTokenSource>,
     /// Reads need the token too.
     pub read_token: bool,
+    /// HTTPS for the API: (certificate chain, key), PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// `blackbox.yml` whose `tcp` modules `/probe` serves; `None`: only `tcp_connect`.
     pub blackbox_config: Option<PathBuf>,
 }
@@ -74,6 +76,7 @@ impl Default for DaemonSettings {
             max_concurrent_actions: 4,
             api_token: None,
             read_token: false,
+            tls: None,
             blackbox_config: None,
         }
     }

@@ -82,6 +82,10 @@ pub struct DaemonSection {
     pub api_token_file: Option<Spanned<String>>,
     /// Require the token for reads too (everything but `/healthz`). Default: false.
     pub read_token: Option<Spanned<bool>>,
+    /// PEM certificate chain: the API speaks HTTPS (with `tls_key`). Default: none (HTTP).
+    pub tls_cert: Option<Spanned<String>>,
+    /// PEM private key of `tls_cert`. Default: none.
+    pub tls_key: Option<Spanned<String>>,
     /// A blackbox_exporter `blackbox.yml` whose `tcp` modules `/probe` serves; relative paths
     /// are taken from the config file's directory. Default: none (only `tcp_connect`).
     pub blackbox_config: Option<Spanned<String>>,

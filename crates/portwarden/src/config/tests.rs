@@ -1230,3 +1230,21 @@ fn api_token_comes_from_an_env_var_or_a_file_not_both() {
         vec!["portwarden.toml:2:17: daemon: api_token_env: not an environment variable name: \"A=B\""]
     );
 }
+
+#[test]
+fn api_tls_needs_a_certificate_and_a_key() {
+    let c = ok("[daemon]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n");
+    assert_eq!(
+        c.daemon.tls,
+        Some((PathBuf::from("./cert.pem"), PathBuf::from("./key.pem")))
+    );
+    assert_eq!(ok("[daemon]\n").daemon.tls, None);
+    assert_eq!(
+        problems("[daemon]\ntls_cert = \"cert.pem\"\n"),
+        vec!["portwarden.toml:2:12: daemon: tls_cert: needs tls_key too"]
+    );
+    assert_eq!(
+        problems("[daemon]\ntls_key = \"key.pem\"\n"),
+        vec!["portwarden.toml:2:11: daemon: tls_key: needs tls_cert too"]
+    );
+}
