@@ -152,8 +152,23 @@ fn small_daemon(tag: &str, watched_port: u16) -> Daemon {
     let monitors = format!(
         "[[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:{watched_port}\"\ntags = [\"frontend\", \"<b>bold</b>\"]\n\n"
     );
-    Daemon::start(&write_config(&dir, api, FAST, &monitors), api)
+    let config = write_config(&dir, api, FAST, &monitors);
+    // The token the dashboard's buttons send (the browser test pastes it).
+    let token = dir.join("api-token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "\n\n# These daemons",
+        &format!(
+            "\napi_token_file = \"{}\"\n\n# These daemons",
+            token.display()
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    Daemon::start(&config, api)
 }
+
+const TOKEN: &str = "dashboard-test-token";
 
 #[test]
 fn the_page_is_served_with_its_csp_and_assets_with_types_and_caching() {
@@ -269,7 +284,9 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
     let (chromium, module) = match browser_tools() {
         Ok(t) => t,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and the browser test cannot run: {why} (scripts/test installs node, chromium and playwright-core)")
+            panic!(
+                "CI=true and the browser test cannot run: {why} (scripts/test installs node, chromium and playwright-core)"
+            )
         }
         Err(why) => {
             eprintln!("skipped: {why} (scripts/test installs node, chromium and playwright-core)");
@@ -299,6 +316,7 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
         .arg(&script)
         .env("PW_URL", small.url())
         .env("PW_PORT", watched.to_string())
+        .env("PW_TOKEN", TOKEN)
         .env("PW_URL_10K", big.url())
         .env("PW_OUT", &out)
         .env("PLAYWRIGHT_CORE", &module)

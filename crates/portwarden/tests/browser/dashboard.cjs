@@ -111,7 +111,24 @@ async function statusOf(page, name, want, timeout) {
     await page.waitForSelector('#m-actions-bar', { state: 'visible' });
     await page.click('button[data-act="run"]');
     await page.waitForFunction(() => /Run now[:\s]/.test(document.getElementById('m-act-result').textContent), null, { timeout: 10000 });
-    log('run now answered:', await page.textContent('#m-act-result'));
+    log('run now with a wrong token:', await page.textContent('#m-act-result'));
+    if (!/refused|does not offer/.test(await page.textContent('#m-act-result'))) throw new Error('a wrong token was not refused');
+    if (process.env.PW_TOKEN) {
+      // The right token: Pause shows the monitor paused, Resume brings it back, Run now is done.
+      await page.fill('#token-input', process.env.PW_TOKEN);
+      await page.press('#token-input', 'Enter');
+      await page.click('button[data-act="pause"]');
+      await page.waitForFunction(() => document.getElementById('m-state').textContent === 'paused', null, { timeout: 10000 });
+      log('pause with the token:', await page.textContent('#m-act-result'));
+      await page.click('button[data-act="resume"]');
+      await page.waitForFunction(() => /Resume: done/.test(document.getElementById('m-act-result').textContent), null, { timeout: 10000 });
+      await page.click('button[data-act="run"]');
+      await page.waitForFunction(() => /Run now: done/.test(document.getElementById('m-act-result').textContent), null, { timeout: 10000 });
+      await page.click('button[data-act="silence"]');
+      await page.waitForFunction(() => /Silence 1 h: done/.test(document.getElementById('m-act-result').textContent), null, { timeout: 10000 });
+      await page.waitForFunction(() => document.getElementById('m-state').textContent !== 'paused', null, { timeout: 10000 });
+      log('resume, run now and silence with the token: done, state', await page.textContent('#m-state'));
+    }
     await page.screenshot({ path: path.join(out, 'monitor.png'), fullPage: true });
 
     // 3. The firewall panel answers (the guard is off in tests).
