@@ -166,6 +166,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         Some((cert, key)) => Some(crate::api_tls::server_config(cert, key)?),
         None => None,
     };
+    let scheme = if api_tls.is_some() { "https" } else { "http" };
     crate::probe_http::load(loaded.blackbox_config.as_deref());
     raise_file_limit();
 
@@ -173,7 +174,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let api_listener = api::bind(listen).await?;
     match &source {
         Source::File(p) => tracing::info!(
-            "using {}: {} monitors; API on http://{listen}; state in {}",
+            "using {}: {} monitors; API on {scheme}://{listen}; state in {}",
             p.display(),
             loaded.monitors.len(),
             state_dir.display()
@@ -181,7 +182,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         Source::ZeroConfig => tracing::info!(
             "no config file at {}: running the built-in default — watching the {} TCP listeners \
              found on this host (connect check every {}s, and each must stay with the program \
-             holding it now), noticing new ones; API on http://{listen}; state in {}",
+             holding it now), noticing new ones; API on {scheme}://{listen}; state in {}",
             config::DEFAULT_PATH,
             loaded.monitors.len(),
             discover::INTERVAL.as_secs(),
