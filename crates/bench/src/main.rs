@@ -20,6 +20,8 @@
 //!   real SMTP server holding the mail.
 //! - `bench heal` ([`heal_latency`]): self-healing, from DOWN to the action issued and from a
 //!   killed server to the fix verified.
+//! - `bench probe-rate` ([`probe_rate`]): `/probe` requests per second, portwarden next to
+//!   blackbox_exporter on the same fleet, driven by wrk.
 //!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
@@ -32,6 +34,7 @@ mod load;
 mod notify_latency;
 mod orchestrate;
 mod ports;
+mod probe_rate;
 mod restore;
 mod scale;
 mod sys;
@@ -68,6 +71,8 @@ enum Role {
     Notify(notify_latency::NotifyArgs),
     /// Time self-healing: DOWN → action issued, killed server → fixed and verified.
     Heal(heal_latency::HealArgs),
+    /// `/probe` requests per second: portwarden next to blackbox_exporter, same fleet, wrk.
+    ProbeRate(probe_rate::ProbeRateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Firewall(args)) => restore::run(&args),
         Some(Role::Notify(args)) => notify_latency::run(&args),
         Some(Role::Heal(args)) => heal_latency::run(&args),
+        Some(Role::ProbeRate(args)) => probe_rate::run(&args),
         None => orchestrate::run(&cli.run),
     }
 }
