@@ -3,8 +3,10 @@
 //! Data flow of the daemon (`portwarden run`): [`config`] (or [`discover`] in zero-config
 //! mode) builds [`monitor`]s; the [`schedule`]r runs their probes and owner checks
 //! ([`ownership`]); the [`state`] machine turns results into transitions; [`events`] carries
-//! them to every consumer, [`store`] keeps history, [`watch`] notices listener changes,
-//! [`guard`] keeps the host firewall on and as it was, and [`api`] shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
+//! them to every consumer: [`store`] keeps history, [`notify`] tells people (through a durable
+//! outbox), [`heal`] repairs; [`watch`] notices listener changes, [`guard`] keeps the host
+//! firewall on and as it was; [`api`] (with `api_*`), [`web`] (the dashboard) and [`metrics`]
+//! show it all. [`daemon`] wires them together; [`cli`] decides exit codes.
 
 mod api;
 mod api_control;
