@@ -6,6 +6,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
+mod common;
+
+use common::free_port;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -17,19 +21,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const TOKEN: &str = "api-e2e-s3cret";
-
-/// A port no other test of this binary gets (a per-process base below the ephemeral range).
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 24_000 + (std::process::id() % 400) as u16 * 20;
-    loop {
-        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 20;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A TCP service that can go away (its port stays bound, not listening: it refuses) and come
 /// back on the same port.

@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
+mod common;
+
+use common::{free_port, temp_dir};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,21 +18,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// A port no other test of this binary gets: counted up from a per-process base below the
-/// kernel's ephemeral range, so neither the kernel nor a parallel test hands it out again
-/// while a stopped service keeps it reserved.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
-    loop {
-        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 10_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A banner server on a fixed port that can be stopped and started again. While stopped, the
 /// port stays bound without listening: it refuses, and no other test can take it.
@@ -210,13 +199,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pw-e2e-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn write_config(dir: &Path, api: SocketAddr, monitors: &str) -> PathBuf {

@@ -9,6 +9,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
+mod common;
+
+use common::free_port;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,14 +25,6 @@ use std::time::{Duration, Instant};
 const BLACKBOX: &str = "/usr/bin/prometheus-blackbox-exporter";
 /// Metrics whose values are timings: compared by name only.
 const TIMINGS: [&str; 2] = ["probe_duration_seconds", "probe_dns_lookup_time_seconds"];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn blackbox_binary() -> Option<&'static str> {
     if Path::new(BLACKBOX).exists() {
