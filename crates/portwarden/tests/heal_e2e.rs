@@ -343,7 +343,9 @@ fn a_killed_server_is_started_again_by_exec_verified_recorded_and_notified() {
     assert_eq!(fix.runs(), 1);
     let second = fix.pid().unwrap();
     assert_ne!(first, second, "a new server process answers");
-    let issued_ms = a["issued_ms"].as_i64().unwrap();
+    a["issued_ms"]
+        .as_i64()
+        .expect("the record carries issued_ms");
     let fixed_after_ms = a["fixed_after_ms"].as_i64().unwrap();
     let kill_to_fixed = a["started_ms"].as_i64().unwrap() + fixed_after_ms - killed_ms;
     // Figures are printed, not asserted (`bench heal` measures them); `issued_ms` being an
