@@ -375,6 +375,7 @@ fn reload(
             firewall = Some((loaded.firewall, loaded.notify));
             let monitors = loaded.monitors.len();
             let s = scheduler.apply(loaded.monitors);
+            crate::metrics::retire(&s.removed_names);
             bus.publish(EventKind::ConfigReloaded {
                 monitors,
                 added: s.added,

@@ -11,8 +11,9 @@
 //! Labels are bounded: a monitor's name, a notifier's name, and closed sets of values; never
 //! an error text.
 
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -121,6 +122,35 @@ pub fn observe_check(monitor: &str, status: Status, duration: Duration) {
         .observe(duration.as_secs_f64());
 }
 
+/// Monitors removed by a reload whose counters may still hold series: dropped at each scrape
+/// (a check that was running at the reload may still be counted after it).
+static RETIRED: LazyLock<Mutex<BTreeSet<String>>> = LazyLock::new(Default::default);
+
+/// Marks removed monitors: their series leave `/metrics` from the next scrape on.
+pub fn retire(names: &[String]) {
+    let mut retired = RETIRED.lock().unwrap_or_else(|p| p.into_inner());
+    retired.extend(names.iter().cloned());
+}
+
+/// Drops the counters of retired monitors that are not configured (again) now.
+fn drop_retired(configured: &HashSet<&str>) {
+    let mut retired = RETIRED.lock().unwrap_or_else(|p| p.into_inner());
+    // A name configured again is live: its series stay, and it is no longer retired.
+    retired.retain(|name| !configured.contains(name.as_str()));
+    let c = &*COUNTERS;
+    for name in retired.iter() {
+        for result in ["ok", "warning", "critical", "unknown"] {
+            c.checks.remove(&CheckLabels {
+                monitor: name.clone(),
+                result,
+            });
+        }
+        c.durations.remove(&MonitorLabels {
+            monitor: name.clone(),
+        });
+    }
+}
+
 /// Counts healing actions and firewall repairs from the event bus until `shutdown`.
 pub async fn count_events(bus: EventBus, shutdown: CancellationToken) {
     let mut rx = bus.subscribe();
@@ -196,9 +226,19 @@ async fn scrape(s: &ApiState) -> Registry {
     let mut r = Registry::default();
     let c = &*COUNTERS;
 
+    let views = s.scheduler.views();
+    drop_retired(&views.iter().map(|v| v.name.as_str()).collect());
     let up = Family::<MonitorLabels, Gauge>::default();
     let status = Family::<StatusLabels, Gauge>::default();
-    for v in s.scheduler.views() {
+    let cert_expiry = Family::<MonitorLabels, Gauge>::default();
+    for v in &views {
+        if let Some(expiry) = v.cert_expiry {
+            cert_expiry
+                .get_or_create(&MonitorLabels {
+                    monitor: v.name.clone(),
+                })
+                .set(expiry);
+        }
         if let Some(last) = &v.last_check {
             let ok = matches!(last.state, probe::State::Ok | probe::State::Warning);
             up.get_or_create(&MonitorLabels {
@@ -224,6 +264,11 @@ async fn scrape(s: &ApiState) -> Registry {
         "portwarden_monitor_status",
         "The monitor's status: 1 for the current one of unknown, ok, warning, down, flapping, paused",
         status,
+    );
+    r.register(
+        "portwarden_cert_expiry_timestamp_seconds",
+        "The earliest notAfter of the certificate chain the monitor's last TLS handshake saw",
+        cert_expiry,
     );
     r.register(
         "portwarden_checks",

@@ -123,6 +123,9 @@ pub struct MonitorView {
     pub last_check: Option<LastCheck>,
     pub checks: u64,
     pub failures: u64,
+    /// The earliest notAfter of the certificate chain the last TLS handshake saw (Unix
+    /// seconds); kept while later checks fail before TLS; null before any handshake.
+    pub cert_expiry: Option<i64>,
 }
 
 /// Start-lag statistics: how late checks start after their slot (permit waits included).
@@ -231,12 +234,14 @@ struct Slot {
 }
 
 /// What a reload changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ApplySummary {
     pub added: usize,
     pub removed: usize,
     pub changed: usize,
     pub unchanged: usize,
+    /// The names of the removed monitors.
+    pub removed_names: Vec<String>,
 }
 
 /// The running set of monitors.
@@ -301,6 +306,7 @@ impl Scheduler {
         for (name, gone) in std::mem::take(&mut *slots) {
             gone.cancel.cancel();
             summary.removed += 1;
+            summary.removed_names.push(name.clone());
             // Its history stops here: nobody watches it any more, so its last state must not
             // keep counting in the uptime.
             let status = gone.view.lock().unwrap_or_else(|p| p.into_inner()).status;
@@ -335,6 +341,7 @@ impl Scheduler {
             last_check: None,
             checks: 0,
             failures: 0,
+            cert_expiry: None,
         }));
         let control = Arc::new(ControlCell::default());
         let cancel = self.shutdown.child_token();
@@ -513,6 +520,9 @@ impl MonitorTask {
         {
             let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
             view.checks += 1;
+            if let Some(tls) = &result.tls {
+                view.cert_expiry = Some(tls.earliest_expiry_unix);
+            }
             if status == Status::Down {
                 view.failures += 1;
             }
@@ -939,7 +949,8 @@ mod tests {
                 added: 1,
                 removed: 1,
                 changed: 1,
-                unchanged: 1
+                unchanged: 1,
+                removed_names: vec!["drop".into()],
             }
         );
         let after = sched.view("keep").unwrap();
@@ -991,6 +1002,7 @@ mod tests {
             last_check: None,
             checks: 0,
             failures: 0,
+            cert_expiry: None,
         }));
         let control = Arc::new(ControlCell::default());
         let task = MonitorTask {
