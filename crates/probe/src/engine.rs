@@ -408,6 +408,16 @@ impl<'a> Session<'a> {
                         Err(f) => return (None, Err(f)),
                     }
                 }
+                // The earlier steps did the asking; plain bytes read past the last match
+                // are not TLS and stay behind (as a fresh reader after an upgrade would).
+                Step::Tls => match self.handshake(conn).await {
+                    Ok(upgraded) => {
+                        conn = upgraded;
+                        self.window = self.received.len();
+                        Ok(())
+                    }
+                    Err(f) => return (None, Err(f)),
+                },
             };
             if let Err(f) = done {
                 return (Some(conn), Err(f));
@@ -426,7 +436,7 @@ impl<'a> Session<'a> {
             let done = match &step {
                 Step::Send(bytes) => self.send(conn, bytes).await,
                 Step::Expect(expectation) => self.expect(conn, expectation).await,
-                Step::StartTls(_) => Ok(()),
+                Step::StartTls(_) | Step::Tls => Ok(()),
             };
             if let Err(mut f) = done {
                 if f.reason == Reason::UnexpectedResponse {

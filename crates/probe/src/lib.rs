@@ -31,7 +31,8 @@ mod tls;
 pub use expect::{Expectation, MatchMode, Matcher, Verdict};
 pub use result::{ProbeResult, Reason, State, Timings, TlsInfo};
 pub use spec::{
-    CertDays, ClientCert, Limits, ProbeSpec, StateMap, Step, Thresholds, TlsSpec, Verify,
+    CertDays, ClientCert, Limits, ProbeSpec, StateMap, Step, Thresholds, TlsSpec, TlsVersion,
+    Verify,
 };
 pub use starttls::StartTls;
 pub use target::{Family, Host, Target};

@@ -182,6 +182,16 @@ pub struct TlsInfo {
     pub days_left: i64,
     /// Number of certificates presented.
     pub chain_len: usize,
+    /// SHA-256 of the leaf certificate's DER, lowercase hex.
+    pub leaf_sha256: String,
+    /// The leaf's subject as Go's `pkix.Name.String()` writes it (RFC 2253: most specific
+    /// attribute first, `,` between, `+` inside a multi-valued RDN), as blackbox_exporter
+    /// labels `probe_ssl_last_chain_info`.
+    pub leaf_subject_rfc2253: String,
+    /// The leaf's issuer, written the same way.
+    pub leaf_issuer_rfc2253: String,
+    /// The leaf's DNS subject alternative names, in certificate order.
+    pub leaf_dns_names: Vec<String>,
 }
 
 /// Everything a probe found.

@@ -19,6 +19,11 @@ pub enum Step {
     Expect(Expectation),
     /// Negotiate STARTTLS for this protocol, then do the TLS handshake.
     StartTls(StartTls),
+    /// Do the TLS handshake now, on the connection as it stands: no negotiation of its own
+    /// (the steps before it asked the server, e.g. a `Send` of `STARTTLS` and an `Expect` of
+    /// its go-ahead). blackbox_exporter's `query_response` `starttls: true`. The steps after
+    /// it run inside TLS.
+    Tls,
 }
 
 /// Every bound a probe respects; none of them can be switched off.
@@ -73,6 +78,13 @@ pub struct CertDays {
     pub critical: u32,
 }
 
+/// A TLS protocol version the engine can speak (rustls: 1.2 and 1.3 only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
 /// TLS settings, used by implicit TLS and by every STARTTLS step.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSpec {
@@ -82,6 +94,10 @@ pub struct TlsSpec {
     pub verify: Verify,
     pub client_cert: Option<ClientCert>,
     pub cert_days: Option<CertDays>,
+    /// Oldest version offered; default: TLS 1.2.
+    pub min_version: Option<TlsVersion>,
+    /// Newest version offered; default: TLS 1.3. Below `min_version` is a setup error.
+    pub max_version: Option<TlsVersion>,
 }
 
 /// Response-time thresholds on the total probe time.
@@ -153,6 +169,10 @@ impl ProbeSpec {
 
     /// Whether any part of the probe speaks TLS.
     pub fn uses_tls(&self) -> bool {
-        self.implicit_tls || self.steps.iter().any(|s| matches!(s, Step::StartTls(_)))
+        self.implicit_tls
+            || self
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::StartTls(_) | Step::Tls))
     }
 }

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::result::TlsInfo;
-use crate::spec::{TlsSpec, Verify};
+use crate::spec::{TlsSpec, TlsVersion, Verify};
 use crate::target::Host;
 
 /// What every TLS handshake of a probe shares, prepared once by [`crate::Probe::new`].
@@ -35,8 +35,22 @@ impl PreparedTls {
 /// Builds the rustls client configuration for `spec`. Errors name the file and the problem.
 pub(crate) fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let min = spec.min_version.unwrap_or(TlsVersion::Tls12);
+    let max = spec.max_version.unwrap_or(TlsVersion::Tls13);
+    if max < min {
+        return Err(format!(
+            "TLS max version {} is below min version {}",
+            version_name(max),
+            version_name(min)
+        ));
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = match (min, max) {
+        (TlsVersion::Tls12, TlsVersion::Tls12) => &[&rustls::version::TLS12],
+        (TlsVersion::Tls13, _) => &[&rustls::version::TLS13],
+        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| format!("TLS setup: {e}"))?;
     let builder = match &spec.verify {
         Verify::SystemRoots => builder.with_root_certificates(system_roots()),
@@ -82,6 +96,13 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, String>
         }
     };
     Ok(Arc::new(config))
+}
+
+fn version_name(v: TlsVersion) -> &'static str {
+    match v {
+        TlsVersion::Tls12 => "TLS 1.2",
+        TlsVersion::Tls13 => "TLS 1.3",
+    }
 }
 
 /// The system's trusted roots, loaded once per process (reading them takes milliseconds).
@@ -145,6 +166,10 @@ pub(crate) fn session_info(
         last_expiry_unix: 0,
         days_left: 0,
         chain_len: 0,
+        leaf_sha256: String::new(),
+        leaf_subject_rfc2253: String::new(),
+        leaf_issuer_rfc2253: String::new(),
+        leaf_dns_names: Vec::new(),
     };
     let chain = conn.peer_certificates().unwrap_or(&[]);
     info.chain_len = chain.len();
@@ -158,6 +183,20 @@ pub(crate) fn session_info(
         if i == 0 {
             info.subject = cert.subject().to_string();
             info.issuer = cert.issuer().to_string();
+            info.leaf_sha256 = hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+            info.leaf_subject_rfc2253 = go_name(cert.subject());
+            info.leaf_issuer_rfc2253 = go_name(cert.issuer());
+            if let Ok(Some(san)) = cert.subject_alternative_name() {
+                info.leaf_dns_names = san
+                    .value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+            }
             info.not_after = not_after
                 .to_datetime()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -274,5 +313,154 @@ fn describe_cert_error(e: &rustls::CertificateError) -> String {
         C::BadSignature => "bad signature".into(),
         C::Revoked => "certificate revoked".into(),
         other => format!("{other:?}"),
+    }
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// The attributes Go parses into named fields, in the order its `ToRDNSequence` writes
+/// them back (the string is that sequence reversed), with their short names.
+const GO_NAMED: [(&str, &str); 9] = [
+    ("2.5.4.6", "C"),
+    ("2.5.4.8", "ST"),
+    ("2.5.4.7", "L"),
+    ("2.5.4.9", "STREET"),
+    ("2.5.4.17", "POSTALCODE"),
+    ("2.5.4.10", "O"),
+    ("2.5.4.11", "OU"),
+    ("2.5.4.3", "CN"),
+    ("2.5.4.5", "SERIALNUMBER"),
+];
+
+/// A distinguished name as Go's `pkix.Name.String()` writes a parsed certificate's name:
+/// attributes of other types first (each its own RDN, as `OID=#hex` of the value
+/// re-encoded by Go's `asn1.Marshal`), then the named ones grouped by type in Go's field
+/// order (one multi-valued RDN per type; a single CN and serial number, the last one
+/// wins); the whole sequence reversed, `,` between RDNs and `+` inside one.
+fn go_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    // (type name or OID, value, whether the value is Go-escaped text)
+    let mut others: Vec<String> = Vec::new();
+    let mut named: [Vec<String>; 9] = Default::default();
+    for atv in name.iter_attributes() {
+        let oid = atv.attr_type().to_id_string();
+        let Ok(value) = atv.as_str() else {
+            continue; // Go keeps only string values.
+        };
+        match GO_NAMED.iter().position(|(o, _)| *o == oid) {
+            // CN and SERIALNUMBER are single strings in Go: the last one wins.
+            Some(i @ (7 | 8)) => named[i] = vec![value.to_string()],
+            Some(i) => named[i].push(value.to_string()),
+            None => others.push(format!("{oid}=#{}", hex(&go_asn1_string(value)))),
+        }
+    }
+    let mut rdns: Vec<String> = others;
+    for (i, values) in named.iter().enumerate() {
+        if values.is_empty() || (i >= 7 && values.iter().all(String::is_empty)) {
+            continue;
+        }
+        let short = GO_NAMED[i].1;
+        let rdn: Vec<String> = values
+            .iter()
+            .map(|v| format!("{short}={}", go_escape(v)))
+            .collect();
+        rdns.push(rdn.join("+"));
+    }
+    rdns.reverse();
+    rdns.join(",")
+}
+
+/// Go's `RDNSequence.String()` escaping of an attribute value.
+fn go_escape(value: &str) -> String {
+    let last = value.chars().count().saturating_sub(1);
+    let mut out = String::with_capacity(value.len());
+    for (k, c) in value.chars().enumerate() {
+        let escape = match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' => true,
+            ' ' => k == 0 || k == last,
+            '#' => k == 0,
+            _ => false,
+        };
+        if escape {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Go's `asn1.Marshal` of a string: PrintableString when every character is printable
+/// in ASN.1's sense, else UTF8String; DER length.
+fn go_asn1_string(value: &str) -> Vec<u8> {
+    let printable = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b));
+    let tag = if printable { 0x13 } else { 0x0c };
+    let body = value.as_bytes();
+    let mut out = vec![tag];
+    match body.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n => {
+            let bytes = (n as u64).to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (8 - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of(dn: &[(rcgen::DnType, &str)]) -> String {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            p.distinguished_name.push(t.clone(), *v);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+        go_name(parsed.subject())
+    }
+
+    #[test]
+    fn names_are_written_as_go_writes_them() {
+        use rcgen::DnType as T;
+        // Go's field order reversed, whatever the certificate's order; RFC 2253 escapes.
+        assert_eq!(
+            name_of(&[
+                (T::CommonName, " lead, trail "),
+                (T::CountryName, "DE"),
+                (T::OrganizationName, "Acme+Co"),
+                (T::OrganizationalUnitName, "#ops"),
+            ]),
+            r"CN=\ lead\, trail\ ,OU=\#ops,O=Acme\+Co,C=DE"
+        );
+        assert_eq!(name_of(&[(T::CommonName, "localhost")]), "CN=localhost");
+        // Attributes Go does not name come last, as OID=#DER.
+        assert_eq!(
+            name_of(&[
+                (T::CommonName, "x"),
+                (T::CustomDnType(vec![2, 5, 4, 12]), "Boss")
+            ]),
+            "CN=x,2.5.4.12=#1304426f7373"
+        );
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
     }
 }

@@ -18,7 +18,7 @@ use common::*;
 use probe::expect::ReplyParser;
 use probe::{
     CertDays, ClientCert, Expectation, Family, Matcher, Probe, ProbeResult, ProbeSpec, Reason,
-    SpecError, StartTls, State, Step, Thresholds, TlsSpec, Verify,
+    SpecError, StartTls, State, Step, Thresholds, TlsSpec, TlsVersion, Verify,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
@@ -635,6 +635,8 @@ impl Pki {
             verify: Verify::CaFile(self.ca_file.clone()),
             client_cert: None,
             cert_days: None,
+            min_version: None,
+            max_version: None,
         }
     }
 }
@@ -934,6 +936,161 @@ async fn starttls_refusal_is_starttls_refused() {
     assert_eq!(
         rx.await.unwrap(),
         vec!["EHLO portwarden", "STARTTLS", "QUIT"]
+    );
+}
+
+// ---------------------------------------------------------------- TLS in place (Step::Tls)
+
+/// A server that speaks plain text, then TLS on the same connection when asked: banner
+/// `220 plain`, reads `STARTTLS`, answers `go_ahead`, does the handshake, says
+/// `250 secure` inside TLS and reports the line read there (e.g. `QUIT`). A client that
+/// sends anything but `STARTTLS` gets `500 what?` and the plain connection stays open.
+async fn plain_then_tls_server(
+    config: Arc<rustls::ServerConfig>,
+    go_ahead: &'static [u8],
+) -> (SocketAddr, oneshot::Receiver<Vec<String>>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (tx, rx) = oneshot::channel();
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    let addr = serve(move |mut s| {
+        let acceptor = acceptor.clone();
+        let tx = tx.lock().unwrap().take();
+        async move {
+            let mut seen = Vec::new();
+            let text = |l: &[u8]| String::from_utf8_lossy(l).trim_end().to_string();
+            let _ = s.write_all(b"220 plain\r\n").await;
+            if let Some(line) = read_line(&mut s).await {
+                seen.push(text(&line));
+                if line.starts_with(b"STARTTLS") {
+                    let _ = s.write_all(go_ahead).await;
+                    if let Ok(mut tls) = acceptor.accept(s).await {
+                        let _ = tls.write_all(b"250 secure\r\n").await;
+                        let _ = tls.flush().await;
+                        if let Some(line) = read_line(&mut tls).await {
+                            seen.push(text(&line));
+                        }
+                    }
+                } else {
+                    let _ = s.write_all(b"500 what?\r\n").await;
+                    drain(&mut s).await;
+                }
+            }
+            if let Some(tx) = tx {
+                let _ = tx.send(seen);
+            }
+        }
+    })
+    .await;
+    (addr, rx)
+}
+
+/// blackbox_exporter's dialog: expect the banner, send STARTTLS, expect the go-ahead,
+/// upgrade, expect inside TLS, send inside TLS.
+fn tls_in_place_spec(addr: SocketAddr, tls: TlsSpec) -> ProbeSpec {
+    let mut spec = expecting(addr, prefix("220 plain"));
+    spec.steps.push(Step::Send(b"STARTTLS\n".to_vec()));
+    spec.steps
+        .push(Step::Expect(Expectation::one(prefix("220 go"))));
+    spec.steps.push(Step::Tls);
+    spec.steps
+        .push(Step::Expect(Expectation::one(prefix("250 secure"))));
+    spec.steps.push(Step::Send(b"QUIT\n".to_vec()));
+    spec.tls = tls;
+    spec
+}
+
+#[tokio::test]
+async fn tls_step_upgrades_in_place_and_the_dialog_continues_inside_tls() {
+    let pki = Pki::new("tls-step");
+    let leaf = pki.ca.issue(&["localhost"], Validity::days(90));
+    let (addr, rx) = plain_then_tls_server(server_config(&leaf, None), b"220 go ahead\r\n").await;
+    let r = run(tls_in_place_spec(addr, pki.tls_spec())).await;
+    assert_ok(&r);
+    let tls = r.tls.expect("TLS details after the in-place upgrade");
+    assert!(tls.verified);
+    assert_eq!(tls.version, "TLSv1.3");
+    assert_eq!(tls.leaf_dns_names, vec!["localhost".to_string()]);
+    assert_eq!(tls.leaf_subject_rfc2253, "CN=localhost");
+    assert_eq!(tls.leaf_issuer_rfc2253, "CN=portwarden test CA");
+    assert_eq!(tls.leaf_sha256.len(), 64);
+    assert!(r.timings.tls.is_some());
+    // Both the plain and the TLS part of the dialog were read.
+    assert!(
+        r.received
+            .starts_with(r"220 plain\r\n220 go ahead\r\n250 secure"),
+        "{}",
+        r.received
+    );
+    assert_eq!(rx.await.unwrap(), vec!["STARTTLS", "QUIT"]);
+}
+
+#[tokio::test]
+async fn tls_step_reports_a_failed_handshake_as_tls_failure() {
+    let pki = Pki::new("tls-step-untrusted");
+    // Signed by nobody the probe trusts.
+    let leaf = self_signed(&["localhost"]);
+    let (addr, _rx) = plain_then_tls_server(server_config(&leaf, None), b"220 go ahead\r\n").await;
+    let (r, took) = run_timed(tls_in_place_spec(addr, pki.tls_spec())).await;
+    assert_failed(&r, State::Critical, Reason::TlsFailure);
+    assert!(r.message.contains("unknown issuer"), "{}", r.message);
+    assert!(r.tls.is_none());
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test]
+async fn tls_step_after_a_refused_request_is_never_reached() {
+    let pki = Pki::new("tls-step-refused");
+    let leaf = pki.ca.issue(&["localhost"], Validity::days(90));
+    let (addr, rx) = plain_then_tls_server(server_config(&leaf, None), b"220 go ahead\r\n").await;
+    let mut spec = tls_in_place_spec(addr, pki.tls_spec());
+    spec.steps[1] = Step::Send(b"HELLO\n".to_vec());
+    let r = run(spec).await;
+    assert_failed(&r, State::Critical, Reason::UnexpectedResponse);
+    assert!(r.message.contains("500 what?"), "{}", r.message);
+    assert!(r.tls.is_none());
+    drop(rx);
+}
+
+#[tokio::test]
+async fn tls_step_presents_the_client_certificate_the_server_requires() {
+    let pki = Pki::new("tls-step-client");
+    let leaf = pki.ca.issue(&["localhost"], Validity::days(90));
+    let client = pki.ca.issue(&["prober"], Validity::days(90));
+    let config = server_config(&leaf, Some(pki.ca.roots()));
+    let (addr, _rx) = plain_then_tls_server(config.clone(), b"220 go ahead\r\n").await;
+    let mut tls = pki.tls_spec();
+    tls.client_cert = Some(ClientCert {
+        cert: pki.dir.write("client.pem", &client.cert_pem),
+        key: pki.dir.write("client.key", &client.key_pem),
+    });
+    assert_ok(&run(tls_in_place_spec(addr, tls)).await);
+    // Without it the server's alert arrives on the first read inside TLS.
+    let (addr, _rx) = plain_then_tls_server(config, b"220 go ahead\r\n").await;
+    let r = run(tls_in_place_spec(addr, pki.tls_spec())).await;
+    assert_failed(&r, State::Critical, Reason::TlsFailure);
+}
+
+#[tokio::test]
+async fn tls_version_bounds_are_offered_and_checked() {
+    let pki = Pki::new("tls-versions");
+    let leaf = pki.ca.issue(&["localhost"], Validity::days(90));
+    let addr = tls_banner_server(server_config(&leaf, None), b"220 tls ready\r\n").await;
+    let mut tls = pki.tls_spec();
+    tls.max_version = Some(TlsVersion::Tls12);
+    let r = run(tls_probe(addr, tls.clone())).await;
+    assert_ok(&r);
+    assert_eq!(r.tls.unwrap().version, "TLSv1.2");
+    tls.max_version = None;
+    tls.min_version = Some(TlsVersion::Tls13);
+    assert_eq!(
+        run(tls_probe(addr, tls.clone())).await.tls.unwrap().version,
+        "TLSv1.3"
+    );
+    tls.max_version = Some(TlsVersion::Tls12);
+    let err = Probe::new(tls_probe(addr, tls)).unwrap_err();
+    assert_eq!(
+        err,
+        SpecError::Tls("TLS max version TLS 1.2 is below min version TLS 1.3".into())
     );
 }
 
