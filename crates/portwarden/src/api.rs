@@ -1,8 +1,9 @@
 //! The daemon's HTTP API on the `listen` address (127.0.0.1:9898 by default):
 //! `GET /healthz`, `GET /api/v1/monitors` (filters `state`, `tag`), and
 //! `GET /api/v1/monitors/{name}` (state, last result, recent history, uptime), and
-//! `GET /api/v1/store` (database size and rows), `GET /api/v1/firewall`; the notification and
-//! healing reads live in `api_notify.rs` and `api_heal.rs`. `GET /api/v1/openapi.json` is the
+//! `GET /api/v1/store` (database size and rows), `GET /api/v1/firewall`; the notification,
+//! healing, incident and listener reads live in `api_notify.rs`, `api_heal.rs`,
+//! `api_incidents.rs` and `api_listeners.rs`. `GET /api/v1/openapi.json` is the
 //! OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! response types' `ToSchema` derives (docs/api.md describes the API for people).
 
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub db_path: std::path::PathBuf,
     /// Cancelled at shutdown: ends event streams (set by [`serve`]).
     pub stop: CancellationToken,
+    /// The latest socket listing, shared by `GET /api/v1/listeners` requests.
+    pub listeners: crate::api_listeners::ListenerCache,
 }
 
 /// One place that maps errors to HTTP status and a JSON body.
@@ -112,6 +115,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .merge(crate::api_notify::routes())
         .merge(crate::api_heal::routes())
+        .merge(crate::api_incidents::routes())
+        .merge(crate::api_listeners::routes())
         .merge(crate::api_control::routes())
         .merge(crate::api_events::routes())
         .merge(crate::metrics::routes())
@@ -179,6 +184,8 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         crate::api_notify::notifications,
         crate::api_notify::silences,
         crate::api_heal::actions,
+        crate::api_incidents::incidents,
+        crate::api_listeners::listeners,
         crate::api_events::events,
         crate::api_control::run_now,
         crate::api_control::pause,

@@ -12,6 +12,8 @@ mod api;
 mod api_control;
 mod api_events;
 mod api_heal;
+mod api_incidents;
+mod api_listeners;
 mod api_notify;
 mod api_tls;
 mod cli;

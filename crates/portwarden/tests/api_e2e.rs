@@ -1,7 +1,9 @@
 //! The API end to end against the real daemon binary: the bearer token (missing, wrong,
 //! right, none configured), run-now / pause / resume, silences added and removed through the
 //! API, clean JSON errors for bad JSON, oversized bodies and unknown monitors, the event
-//! stream showing a monitor going down and up, and the OpenAPI document listing every route.
+//! stream showing a monitor going down and up, incidents across monitors opening and closing,
+//! the host's listeners with their processes and monitors, and the OpenAPI document listing
+//! every route.
 //! The daemons run with `[firewall] guard = false`: hands off the machine's firewall.
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
@@ -411,6 +413,8 @@ fn openapi_document_lists_every_route() {
         ("/api/v1/silences", "post"),
         ("/api/v1/silences/{id}", "delete"),
         ("/api/v1/actions", "get"),
+        ("/api/v1/incidents", "get"),
+        ("/api/v1/listeners", "get"),
         ("/api/v1/events", "get"),
         ("/api/v1/openapi.json", "get"),
     ] {
@@ -473,4 +477,163 @@ fn event_stream_shows_a_monitor_going_down_and_up() {
     let event: Value = serde_json::from_str(&data["data: ".len()..]).unwrap();
     assert_eq!(event["monitor"], "web");
     assert_eq!(event["to"], "ok");
+}
+
+fn incidents(d: &Daemon, query: &str) -> Vec<Value> {
+    let a = d.request("GET", &format!("/api/v1/incidents{query}"), None, "");
+    assert_eq!(a.status, 200, "{}", a.raw);
+    a.body["incidents"].as_array().unwrap().clone()
+}
+
+#[test]
+fn incidents_open_when_a_listener_goes_down_and_close_when_it_returns() {
+    let mut web = Service::start(free_port());
+    let db = Service::start(free_port());
+    let d = Daemon::start(
+        "incidents",
+        "",
+        &format!(
+            "{}{}",
+            monitor("web", web.port, ""),
+            monitor("db", db.port, "")
+        ),
+    );
+    d.wait_for("web ok", |d| d.monitor("web")["status"] == "ok");
+    assert!(incidents(&d, "").is_empty());
+
+    // Two outages of web: each opens an incident while down and closes it on recovery.
+    for round in 1..=2 {
+        web.down();
+        d.wait_for("an open incident of web", |d| {
+            incidents(d, "?open=true")
+                .iter()
+                .any(|i| i["monitor"] == "web" && i["end"].is_null())
+        });
+        let open = incidents(&d, "?open=true");
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0]["open"], true);
+        assert_eq!(open[0]["reason"], "refused", "{open:?}");
+        assert!(!open[0]["message"].as_str().unwrap().is_empty());
+        web.up();
+        d.wait_for("web's incident closed", |d| {
+            incidents(d, "?open=false").len() == round
+        });
+    }
+    assert!(incidents(&d, "?open=true").is_empty());
+    let all = incidents(&d, "");
+    assert_eq!(all.len(), 2, "{all:?}");
+    let (newer, older) = (&all[0], &all[1]);
+    assert!(
+        newer["start"].as_i64() > older["start"].as_i64(),
+        "newest first"
+    );
+    for i in &all {
+        assert_eq!(i["monitor"], "web");
+        assert_eq!(i["open"], false);
+        let (start, end) = (i["start"].as_i64().unwrap(), i["end"].as_i64().unwrap());
+        assert!(end >= start, "{i}");
+        let duration = i["duration"].as_f64().unwrap();
+        assert!((duration - (end - start) as f64 / 1e3).abs() < 1e-6, "{i}");
+    }
+
+    // Filters and limits.
+    let one = incidents(&d, "?limit=1");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["start"], newer["start"]);
+    assert!(incidents(&d, "?limit=0").is_empty());
+    assert_eq!(
+        incidents(&d, "?limit=5000").len(),
+        2,
+        "more than the most lists the most"
+    );
+    assert_eq!(incidents(&d, "?monitor=web&open=false").len(), 2);
+    assert!(incidents(&d, "?monitor=db").is_empty());
+    assert!(incidents(&d, "?monitor=nosuch").is_empty());
+
+    // Bad queries: clean JSON 400s.
+    for bad in [
+        "?limit=-1",
+        "?limit=many",
+        "?limit=1.5",
+        "?open=maybe",
+        "?open=1",
+    ] {
+        let a = d.request("GET", &format!("/api/v1/incidents{bad}"), None, "");
+        assert_error(&a, 400);
+    }
+}
+
+/// This process's name as the kernel keeps it (`comm`).
+fn own_process_name() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+#[test]
+fn listeners_show_the_process_holding_a_port_and_the_monitor_watching_it() {
+    let service = Service::start(free_port());
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let d = Daemon::start("listeners", "", &monitor("web", service.port, ""));
+    let a = d.request("GET", "/api/v1/listeners", None, "");
+    assert_eq!(a.status, 200, "{}", a.raw);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let listed_at = a.body["listed_at"].as_i64().unwrap();
+    assert!(
+        (now_ms - listed_at).abs() < 10_000,
+        "{listed_at} vs {now_ms}"
+    );
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    assert_eq!(a.body["sees_all_owners"], root);
+    if a.body["owners_incomplete"] == true && !root {
+        assert!(
+            a.body["note"].as_str().unwrap().contains("root"),
+            "{}",
+            a.raw
+        );
+    }
+    let listeners = a.body["listeners"].as_array().unwrap();
+    let find = |protocol: &str, port: u16| {
+        listeners
+            .iter()
+            .find(|l| l["protocol"] == protocol && l["port"] == port)
+            .unwrap_or_else(|| panic!("no {protocol} listener on {port} in {}", a.raw))
+    };
+
+    // The test's own listener: this process holds it, and "web" watches it.
+    let mine = find("tcp", service.port);
+    assert_eq!(mine["address"], "127.0.0.1");
+    let owners = mine["owners"].as_array().unwrap();
+    let me = owners
+        .iter()
+        .find(|o| o["pid"] == std::process::id())
+        .unwrap_or_else(|| panic!("this process is not an owner: {mine}"));
+    assert_eq!(me["name"], own_process_name().as_str());
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(me["exe"], exe.display().to_string().as_str());
+    assert!(me.get("user").is_some() && me.get("unit").is_some());
+    assert_eq!(mine["monitored_by"], serde_json::json!(["web"]));
+
+    // A bound UDP socket, and the daemon's own API port, held by the daemon.
+    let u = find("udp", udp_port);
+    assert!(u["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["pid"] == std::process::id()));
+    assert_eq!(u["monitored_by"], serde_json::json!([]));
+    let api = find("tcp", d.api.port());
+    assert!(api["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["pid"] == d.child.id()));
 }

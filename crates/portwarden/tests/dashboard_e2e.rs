@@ -1,7 +1,9 @@
 //! The dashboard end to end: the real daemon serves `/` with its Content-Security-Policy and the
 //! embedded assets with their types and caching headers; then headless Chromium (driven by
 //! `tests/browser/dashboard.cjs` through playwright-core) watches a monitor go down and come back
-//! live, and measures the first render and filtering of 10,000 monitors.
+//! live, finds the port it serves in the listeners panel with its own process and the monitor
+//! watching it, sees the outage under incidents, and measures the first render and filtering of
+//! 10,000 monitors.
 //!
 //! The browser test needs `node`, Debian's `chromium` and playwright-core installed under
 //! `target/browser-test` (scripts/test installs all three). Without them it is skipped
@@ -316,5 +318,7 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
         "the browser test failed:\n{stdout}\n{stderr}\nsmall daemon log:\n{log}"
     );
     assert!(stdout.contains("DASHBOARD_10K"), "{stdout}");
+    assert!(stdout.contains("listeners row:"), "{stdout}");
+    assert!(out.join("listeners.png").exists());
     assert!(out.join("dashboard.png").exists());
 }

@@ -753,7 +753,7 @@
     if (!any) ul.append(el('li', null, 'Nothing waiting or failing for this monitor.'));
   }
 
-  // ---- firewall and listeners ----
+  // ---- firewall ----
   async function refreshFirewall() {
     const dl = $('fw');
     try {
@@ -785,18 +785,168 @@
       dl.textContent = '';
       dl.append(el('dt', null, 'Firewall'), el('dd', null, 'unavailable: ' + e.message));
     }
-    // A listeners endpoint is shown when the daemon has one.
+  }
+
+  // ---- listeners: port → process ----
+  let listeners = null; // the last answer of /api/v1/listeners
+  let listenersSig = '';
+  async function refreshListeners() {
     try {
-      const ls = await getJson('/api/v1/listeners');
-      const list = Array.isArray(ls) ? ls : ls.listeners || [];
-      const ul = $('ls');
-      ul.textContent = '';
-      for (const l of list) ul.append(el('li', null, typeof l === 'string' ? l : JSON.stringify(l)));
-      $('listeners').hidden = false;
-    } catch (_) {
-      $('listeners').hidden = true;
+      const d = await getJson('/api/v1/listeners');
+      const sig = JSON.stringify(d.listeners) + '|' + d.note;
+      $('ls-meta').textContent = d.listeners.length + ' sockets, listed ' + fmtTime(d.listed_at) +
+        (d.sees_all_owners ? '' : ' · running unprivileged');
+      const note = $('ls-note');
+      note.textContent = d.note || '';
+      note.hidden = !d.note;
+      if (sig === listenersSig) return;
+      listenersSig = sig;
+      listeners = d;
+      renderListeners();
+    } catch (e) {
+      $('ls-meta').textContent = 'Listeners unavailable: ' + e.message;
     }
   }
+
+  function ownerText(o) {
+    const parts = [o.name + ' (pid ' + o.pid + ')'];
+    if (o.user || o.uid !== null) parts.push('user ' + (o.user || o.uid));
+    if (o.unit) parts.push(o.unit);
+    return parts.join(' · ');
+  }
+
+  function listenerMatches(l, q, proto) {
+    if (proto && l.protocol !== proto) return false;
+    if (!q) return true;
+    const hay = [String(l.port), l.address, l.protocol].concat(l.monitored_by);
+    for (const o of l.owners) hay.push(o.name, String(o.pid), o.user || '', o.unit || '', o.exe || '');
+    return hay.some((t) => t.toLowerCase().includes(q));
+  }
+
+  function cell(label, cls) {
+    const td = el('td', cls);
+    td.dataset.label = label;
+    return td;
+  }
+
+  function renderListeners() {
+    if (!listeners) return;
+    const q = $('ls-q').value.trim().toLowerCase();
+    const proto = $('ls-proto').value;
+    const all = listeners.listeners.slice().sort((a, b) =>
+      a.port - b.port || (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0) ||
+      (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const shown = all.filter((l) => listenerMatches(l, q, proto));
+    const body = $('ls-rows');
+    body.textContent = '';
+    for (const l of shown) {
+      const tr = el('tr');
+      tr.dataset.port = String(l.port);
+      tr.dataset.protocol = l.protocol;
+      const port = cell('Port', 'num');
+      port.append(el('strong', null, String(l.port)));
+      // One element per cell: on a phone each cell is a label column and a value column.
+      const procs = cell('Process', 'procs');
+      const holders = el('div');
+      procs.append(holders);
+      if (!l.owners.length) {
+        holders.append(el('span', 'muted', listeners.sees_all_owners ? 'unknown' : 'unknown (hidden without root)'));
+      }
+      for (const o of l.owners) {
+        const div = el('div', 'proc', ownerText(o));
+        if (o.exe) div.append(el('span', 'exe', o.exe));
+        holders.append(div);
+      }
+      const mons = cell('Monitored by');
+      const names = el('span');
+      mons.append(names);
+      if (!l.monitored_by.length) names.append(el('span', 'muted', '–'));
+      l.monitored_by.forEach((name, i) => {
+        if (i) names.append(', ');
+        const a = el('a', null, name);
+        a.href = '#/monitor/' + encodeURIComponent(name);
+        names.append(a);
+      });
+      const protoCell = cell('Protocol');
+      protoCell.textContent = l.protocol;
+      const addr = cell('Address', 'addr');
+      addr.textContent = l.address;
+      tr.append(port, protoCell, addr, procs, mons);
+      body.append(tr);
+    }
+    if (!shown.length) {
+      const tr = el('tr');
+      const td = el('td', 'muted', all.length ? 'No listener matches the filter.' : 'No listening sockets.');
+      td.colSpan = 5;
+      tr.append(td);
+      body.append(tr);
+    }
+    $('ls-shown').textContent = shown.length === all.length ? all.length + ' sockets' : shown.length + ' of ' + all.length + ' sockets shown';
+  }
+  $('ls-q').addEventListener('input', renderListeners);
+  $('ls-proto').addEventListener('change', renderListeners);
+  $('ls-filters').addEventListener('submit', (ev) => ev.preventDefault());
+
+  // ---- incidents across monitors ----
+  let incidentList = [];
+  async function refreshIncidents() {
+    const open = $('inc-open').value;
+    try {
+      const d = await getJson('/api/v1/incidents?limit=500' + (open ? '&open=' + open : ''));
+      if ($('inc-open').value !== open) return; // the choice changed meanwhile
+      incidentList = d.incidents;
+      renderIncidents();
+    } catch (e) {
+      const body = $('inc-rows');
+      body.textContent = '';
+      const tr = el('tr');
+      const td = el('td', null, 'Incidents unavailable: ' + e.message);
+      td.colSpan = 5;
+      tr.append(td);
+      body.append(tr);
+    }
+  }
+
+  function renderIncidents() {
+    const q = $('inc-q').value.trim().toLowerCase();
+    const shown = incidentList.filter((i) => !q || i.monitor.toLowerCase().includes(q));
+    const body = $('inc-rows');
+    body.textContent = '';
+    for (const i of shown) {
+      const tr = el('tr', i.open ? 'open' : '');
+      tr.dataset.monitor = i.monitor;
+      const mon = cell('Monitor');
+      const a = el('a', null, i.monitor);
+      a.href = '#/monitor/' + encodeURIComponent(i.monitor);
+      mon.append(a);
+      const start = cell('Started');
+      const t = el('time', null, fmtTime(i.start));
+      t.dateTime = new Date(i.start).toISOString();
+      start.append(t);
+      const end = cell('Ended');
+      if (i.open) end.append(el('span', 'badge s-down', 'open'));
+      else end.textContent = fmtTime(i.end);
+      const dur = cell('Duration', 'num');
+      dur.textContent = fmtDur(i.duration);
+      const why = cell('Reason');
+      why.textContent = (i.reason || '') + (i.reason && i.message ? ': ' : '') + (i.message || '');
+      tr.append(mon, start, end, dur, why);
+      body.append(tr);
+    }
+    if (!shown.length) {
+      const tr = el('tr');
+      const td = el('td', 'muted', incidentList.length ? 'No incident matches the filter.' : 'No incidents recorded.');
+      td.colSpan = 5;
+      tr.append(td);
+      body.append(tr);
+    }
+    const open = incidentList.filter((i) => i.open).length;
+    $('inc-shown').textContent = (shown.length === incidentList.length ? shown.length : shown.length + ' of ' + incidentList.length) +
+      ' incidents' + (open ? ', ' + open + ' open' : '');
+  }
+  $('inc-q').addEventListener('input', renderIncidents);
+  $('inc-open').addEventListener('change', refreshIncidents);
+  $('inc-filters').addEventListener('submit', (ev) => ev.preventDefault());
 
   // ---- routing ----
   const route = { view: 'overview', name: null };
@@ -809,6 +959,18 @@
       route.name = decodeURIComponent(h.slice('#/monitor/'.length));
       $('m-act-result').textContent = '';
       refreshMonitorPage(true);
+    } else if (h === '#/listeners') {
+      route.view = 'listeners';
+      route.name = null;
+      document.title = 'Listeners · portwarden';
+      refreshListeners();
+      fwTimer = setInterval(refreshListeners, 5000);
+    } else if (h === '#/incidents') {
+      route.view = 'incidents';
+      route.name = null;
+      document.title = 'Incidents · portwarden';
+      refreshIncidents();
+      fwTimer = setInterval(refreshIncidents, 5000);
     } else if (h === '#/firewall') {
       route.view = 'firewall';
       route.name = null;
@@ -823,6 +985,12 @@
     $('view-overview').hidden = route.view !== 'overview';
     $('view-monitor').hidden = route.view !== 'monitor';
     $('view-firewall').hidden = route.view !== 'firewall';
+    $('view-listeners').hidden = route.view !== 'listeners';
+    $('view-incidents').hidden = route.view !== 'incidents';
+    for (const a of document.querySelectorAll('.top nav a')) {
+      if (a.getAttribute('href') === '#/' + (route.view === 'overview' ? '' : route.view)) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
     if (route.view === 'overview') queueRender(false);
     else $('main').focus({ preventScroll: true });
   }

@@ -4,8 +4,9 @@
 //! Data enters through a [`Store`] handle (cheap to clone): [`Store::record`] and
 //! [`Store::transition`] queue messages on a bounded channel; the [`StoreTask`] (one task,
 //! owner of the only writing connection) commits them in batches, one transaction each
-//! ([`writer`]). Data leaves through [`Store::history`], [`Store::uptime_24h`] and
-//! [`Store::stats`], which read over a separate read-only connection ([`query`]).
+//! ([`writer`]). Data leaves through [`Store::history`], [`Store::incidents`],
+//! [`Store::uptime_24h`] and [`Store::stats`], which read over a separate read-only connection
+//! ([`query`]).
 //!
 //! Layout, from the bottom:
 //! - [`schema`]: tables and `user_version` migrations; [`open`]: connections, corruption.
@@ -28,6 +29,7 @@ mod code;
 mod db;
 mod error;
 mod health;
+mod incidents;
 mod monitors;
 mod open;
 mod options;
@@ -52,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use actions::{read_file as read_actions, ActionRecord};
 pub use error::StoreError;
+pub use incidents::{Incident, IncidentQuery};
 // The API names these when it builds responses; until then nothing outside does.
 #[allow(unused_imports)]
 pub use health::{StoreHealth, StoreState};
@@ -194,6 +197,16 @@ impl Store {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || query::with_reader(&shared, query::open_incidents))
             .await?
+    }
+
+    /// Incidents across monitors (or of one), newest first, at most `q.limit`.
+    pub async fn incidents(&self, q: IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = shared.clock.now_ms();
+            query::with_reader(&shared, |c| incidents::recent(c, &q, now))
+        })
+        .await?
     }
 
     /// Database size and row counts per table. Scans the database: not for hot paths.

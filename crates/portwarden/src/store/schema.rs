@@ -167,6 +167,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX actions_by_monitor ON actions (monitor, id);
     ",
+    // 4: incidents across monitors, newest first (see `incidents.rs`). Indexes only: a
+    // database of an older version gains them in one pass, its rows untouched.
+    "
+    CREATE INDEX incidents_by_start ON incidents (start_ms);
+    CREATE INDEX incidents_open ON incidents (start_ms) WHERE end_ms IS NULL;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -213,6 +219,35 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, current_version());
+    }
+
+    #[test]
+    fn a_version_3_database_keeps_its_incidents_and_gains_the_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch("INSERT INTO incidents VALUES (1, 100, NULL, NULL, 'down')")
+            .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM incidents WHERE end_ms IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 1);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index'
+                 AND name IN ('incidents_by_start', 'incidents_open')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2);
     }
 
     #[test]

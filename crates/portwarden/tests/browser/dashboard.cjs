@@ -1,4 +1,5 @@
 // The dashboard in headless Chromium, driven by playwright-core (run by tests/dashboard_e2e.rs).
+// Also the listeners panel (this script's own listener, its process and monitor) and incidents.
 // Environment: PW_URL (a daemon watching "web" on 127.0.0.1:PW_PORT, which this script serves,
 // stops and starts), PW_URL_10K (a daemon with 10,000 monitors), PW_OUT (screenshots),
 // PLAYWRIGHT_CORE (the module's directory), CHROMIUM (the browser binary).
@@ -136,11 +137,40 @@ async function statusOf(page, name, want, timeout) {
     await page.waitForFunction(() => /State/.test(document.getElementById('fw').textContent), null, { timeout: 10000 });
     await page.screenshot({ path: path.join(out, 'firewall.png') });
 
-    // 4. Phone width and dark scheme render without errors.
+    // 3b. The listeners panel, reached from the header by keyboard: the watched port, held by
+    // this script's own process (node), watched by "web"; the filter narrows to it.
+    await page.focus('nav a[href="#/listeners"]');
+    await page.keyboard.press('Enter');
+    const row = '#ls-rows tr[data-port="' + port + '"][data-protocol="tcp"]';
+    await page.waitForSelector(row, { timeout: 10000 });
+    const comm = require('fs').readFileSync('/proc/self/comm', 'utf8').trim();
+    const rowText = await page.textContent(row);
+    log('listeners row:', rowText.replace(/\s+/g, ' '));
+    if (!rowText.includes(comm + ' (pid ' + process.pid + ')')) throw new Error('the owner ' + comm + ' (pid ' + process.pid + ') is not shown: ' + rowText);
+    if (!(await page.textContent(row + ' td:last-child')).includes('web')) throw new Error('"web" not shown as monitoring port ' + port);
+    await page.fill('#ls-q', String(port));
+    const filtered = await page.evaluate(() => ({
+      ports: Array.from(document.querySelectorAll('#ls-rows tr[data-port]')).map((r) => r.textContent),
+      shown: document.getElementById('ls-shown').textContent,
+    }));
+    if (!filtered.ports.length || filtered.ports.some((t) => !t.includes(String(port)))) throw new Error('filter: ' + JSON.stringify(filtered));
+    log('listeners filter:', filtered.shown);
+    await page.screenshot({ path: path.join(out, 'listeners.png'), fullPage: true });
+
+    // 3c. Incidents across monitors: the outage of "web" seen above.
+    await page.click('nav a[href="#/incidents"]');
+    await page.waitForSelector('#inc-rows tr[data-monitor="web"]', { timeout: 10000 });
+
+    // 4. Phone width and dark scheme render without errors; the listeners table fits the width.
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
     await phone.goto(url);
     await phone.waitForSelector('#rows li[data-name="web"]', { timeout: 15000 });
     await phone.screenshot({ path: path.join(out, 'phone-dark.png') });
+    await phone.goto(url + '/#/listeners');
+    await phone.waitForSelector(row, { timeout: 10000 });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    if (overflow > 0) throw new Error('the listeners panel is wider than a phone by ' + overflow + ' px');
+    await phone.screenshot({ path: path.join(out, 'listeners-phone-dark.png'), fullPage: true });
     await phone.close();
 
     // 5. 10,000 monitors: first render, DOM size, filtering.
