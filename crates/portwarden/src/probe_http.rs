@@ -3,16 +3,29 @@
 //!
 //! Modules: the built-in `tcp_connect`, plus the `tcp` modules of a real `blackbox.yml` named
 //! by `[daemon] blackbox_config` ([`load`], at start and on reload). Each is translated once
-//! into a [`ProbeSpec`] template; a request picks the address as blackbox's `chooseProtocol`
-//! does (preferred family, optional fallback), runs the engine against that address and
-//! answers with the same metric names, meanings and text format. Requests, status codes and
-//! messages follow blackbox 0.23 (`Unknown module "x"`, `Target parameter is missing`), and
-//! the probe timeout is `min(module timeout, X-Prometheus-Scrape-Timeout-Seconds − 0.5 s)`,
-//! 120 s with neither.
+//! into a [`ProbeSpec`] template and, with TLS, a [`TlsClient`] (CA and client certificate
+//! files read at load, not per request); a request picks the address as blackbox's
+//! `chooseProtocol` does (preferred family, optional fallback), runs the engine against that
+//! address and answers with the same metric names, meanings and text format. Requests,
+//! status codes and messages follow blackbox 0.23 (`Unknown module "x"`, `Target parameter
+//! is missing`), and the probe timeout is `min(module timeout,
+//! X-Prometheus-Scrape-Timeout-Seconds − 0.5 s)`, 120 s with neither.
 //!
-//! Not translated yet: `query_response` steps with `starttls: true` (blackbox upgrades the
-//! connection in place; the engine only knows protocol-specific STARTTLS), `expect_bytes`
-//! and `labels`; a module using them is reported at load and answers 400.
+//! Translated as blackbox 0.23 runs them: `query_response` `expect` / `send` / `starttls`
+//! (the connection is upgraded in place after that entry's expect and send: [`Step::Tls`]),
+//! `tls`, and `tls_config` `ca_file`, `cert_file` + `key_file`, `server_name`,
+//! `insecure_skip_verify`, `min_version` / `max_version` (TLS12, TLS13). Relative file names
+//! are resolved against the working directory, as blackbox opens them. With TLS the gauges
+//! include `probe_ssl_last_chain_info` (leaf SHA-256, subject and issuer as Go writes them,
+//! DNS names).
+//!
+//! Refused at load, one warning per problem naming the module, the key and its line, the
+//! module then answering 400 while the others run: keys 0.23 does not know (it refuses
+//! the whole file), keys of later versions (`expect_bytes`, `labels`, inline `ca` / `cert`
+//! / `key`), `$` capture expansion in a `send` after an `expect`, TLS 1.0 / 1.1 (rustls
+//! speaks 1.2 and 1.3), and settings with which blackbox fails every probe (`cert_file`
+//! without `key_file`, `max_version` below `min_version`, `starttls` twice or after
+//! `tls: true`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,7 +40,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use probe::{Expectation, Family, Host, Matcher, Probe, ProbeSpec, Reason, Step, Target, Verify};
+use probe::{
+    ClientCert, Expectation, Family, Host, Matcher, Probe, ProbeSpec, Reason, Step, Target,
+    TlsClient, TlsSpec, TlsVersion, Verify,
+};
 use serde::Deserialize;
 
 /// blackbox_exporter's `--timeout-offset` default.
@@ -61,9 +77,14 @@ struct TcpModule {
     prefer_v6: bool,
     fallback: bool,
     source: Option<IpAddr>,
+    /// `tls: true`: the handshake right after connecting.
     tls: bool,
-    verify: Verify,
+    /// Whether the probe reports the TLS gauges (`tls: true` or a `starttls` step).
+    reports_tls: bool,
     server_name: Option<String>,
+    /// The TLS client, prepared at load (files read once); the error fails every probe of
+    /// the module, as blackbox's per-probe `NewTLSConfig` error does. `None` without TLS.
+    tls_client: Option<Result<TlsClient, String>>,
     steps: Vec<Step>,
     /// Whether a step reads with a regex (so a mismatch sets `probe_failed_due_to_regex`).
     has_expect: bool,
@@ -79,8 +100,9 @@ impl TcpModule {
             fallback: true,
             source: None,
             tls: false,
-            verify: Verify::SystemRoots,
+            reports_tls: false,
             server_name: None,
+            tls_client: None,
             steps: Vec::new(),
             has_expect: false,
             yaml: "prober: tcp\ntimeout: 5s\n".into(),
@@ -103,12 +125,14 @@ impl Modules {
 
     /// Reads a `blackbox.yml`: its modules replace nothing but add to `tcp_connect` (a module
     /// of that name in the file wins). Non-tcp and untranslatable modules are kept as
-    /// unsupported and listed in the warnings.
+    /// unsupported; the warnings name each module, key and line. Relative TLS file paths
+    /// are resolved against the working directory, as blackbox does (it reads them with a
+    /// plain open, never joined with the config's directory).
     pub fn read(path: &Path) -> anyhow::Result<(Self, Vec<String>)> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base)
+        let cwd = std::env::current_dir().unwrap_or_default();
+        Self::parse(&text, &cwd)
     }
 
     fn parse(text: &str, base: &Path) -> anyhow::Result<(Self, Vec<String>)> {
@@ -117,11 +141,28 @@ impl Modules {
         let mut out = Self::builtin();
         let mut warnings = Vec::new();
         for (name, raw) in file.modules {
-            let module = match translate(&raw, base) {
-                Ok(m) => Module::Tcp(Box::new(m)),
-                Err(why) => {
-                    warnings.push(format!("module {name:?}: {why}"));
-                    Module::Unsupported(why)
+            let mut refusals = unknown_keys(&raw);
+            let translated = if refusals.is_empty() {
+                translate(&raw, base).map_err(|r| refusals.push(r)).ok()
+            } else {
+                None
+            };
+            let module = match translated {
+                Some(m) => {
+                    if let Some(Err(e)) = &m.tls_client {
+                        warnings.push(format!(
+                            "module {name:?}: tls_config: {e} (every probe of it fails, as in blackbox)"
+                        ));
+                    }
+                    Module::Tcp(Box::new(m))
+                }
+                None => {
+                    let why: Vec<String> =
+                        refusals.iter().map(|r| r.describe(text, &name)).collect();
+                    for w in &why {
+                        warnings.push(format!("module {name:?}: {w} (/probe answers 400 for it)"));
+                    }
+                    Module::Unsupported(why.join("; "))
                 }
             };
             out.modules.insert(name, module);
@@ -138,7 +179,7 @@ pub fn load(path: Option<&Path>) {
         Some(p) => match Modules::read(p) {
             Ok((m, warnings)) => {
                 for w in warnings {
-                    tracing::warn!("{}: {w} (/probe answers 400 for it)", p.display());
+                    tracing::warn!("{}: {w}", p.display());
                 }
                 m
             }
@@ -157,6 +198,35 @@ struct RawFile {
     modules: BTreeMap<String, serde_norway::Value>,
 }
 
+// The keys blackbox_exporter 0.23 (Debian's build, prometheus/common's TLS config of its
+// time) accepts; it refuses the whole file for any other. Checked by `unknown_keys` first,
+// so the structs below can deny unknown fields without ever being the one to report them.
+const MODULE_KEYS: &[&str] = &["prober", "timeout", "http", "tcp", "icmp", "dns", "grpc"];
+const TCP_KEYS: &[&str] = &[
+    "preferred_ip_protocol",
+    "ip_protocol_fallback",
+    "source_ip_address",
+    "query_response",
+    "tls",
+    "tls_config",
+];
+const STEP_KEYS: &[&str] = &["expect", "send", "starttls"];
+const TLS_KEYS: &[&str] = &[
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "server_name",
+    "insecure_skip_verify",
+    "min_version",
+    "max_version",
+];
+/// Keys later blackbox versions accept (0.24+: `expect_bytes`, `labels`; newer
+/// prometheus/common: inline or referenced PEM), refused by 0.23.
+const NEWER_STEP_KEYS: &[&str] = &["expect_bytes", "labels"];
+const NEWER_TLS_KEYS: &[&str] = &["ca", "cert", "key", "ca_ref", "cert_ref", "key_ref"];
+
+/// Not `deny_unknown_fields`: the other probers' sections (`http`, `dns`, …) are known keys
+/// that are simply not read.
 #[derive(Debug, Deserialize)]
 struct RawModule {
     prober: String,
@@ -167,6 +237,7 @@ struct RawModule {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawTcp {
     #[serde(default)]
     preferred_ip_protocol: Option<String>,
@@ -183,6 +254,7 @@ struct RawTcp {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawStep {
     #[serde(default)]
     expect: Option<String>,
@@ -190,13 +262,10 @@ struct RawStep {
     send: Option<String>,
     #[serde(default)]
     starttls: bool,
-    #[serde(default)]
-    expect_bytes: Option<String>,
-    #[serde(default)]
-    labels: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawTls {
     #[serde(default)]
     insecure_skip_verify: bool,
@@ -206,81 +275,435 @@ struct RawTls {
     server_name: Option<String>,
     #[serde(default)]
     cert_file: Option<String>,
+    #[serde(default)]
+    key_file: Option<String>,
+    #[serde(default)]
+    min_version: Option<String>,
+    #[serde(default)]
+    max_version: Option<String>,
 }
 
-fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, String> {
-    let raw: RawModule =
-        serde_norway::from_value(value.clone()).map_err(|e| format!("cannot read: {e}"))?;
+/// One step of a path inside a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Why a module is not translated, and where in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refusal {
+    /// Inside the module: `tcp`, `query_response`, 1, `expect_bytes`. Empty: the module.
+    at: Vec<Seg>,
+    why: String,
+}
+
+impl Refusal {
+    fn new(at: &[Seg], why: impl Into<String>) -> Self {
+        Self {
+            at: at.to_vec(),
+            why: why.into(),
+        }
+    }
+
+    /// `tcp.query_response[1].expect_bytes (line 14): why`, the line found in `text`.
+    fn describe(&self, text: &str, module: &str) -> String {
+        let mut path = String::new();
+        for seg in &self.at {
+            match seg {
+                Seg::Key(k) if path.is_empty() => path.push_str(k),
+                Seg::Key(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                }
+                Seg::Index(i) => {
+                    let _ = write!(path, "[{i}]");
+                }
+            }
+        }
+        let mut full = vec![Seg::Key("modules".into()), Seg::Key(module.into())];
+        full.extend(self.at.iter().cloned());
+        let line = locate::line(text, &full).map_or_else(String::new, |l| format!("line {l}"));
+        match (path.is_empty(), line.is_empty()) {
+            (true, true) => self.why.clone(),
+            (true, false) => format!("({line}) {}", self.why),
+            (false, true) => format!("{path}: {}", self.why),
+            (false, false) => format!("{path} ({line}): {}", self.why),
+        }
+    }
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+/// Every key of `module` that blackbox 0.23 does not know, each with its path; keys of
+/// later versions are named as such. Sections of other probers are checked at their top
+/// level only (portwarden does not run them).
+fn unknown_keys(module: &serde_norway::Value) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    let Some(map) = module.as_mapping() else {
+        out.push(Refusal::new(&[], "a module must be a mapping"));
+        return out;
+    };
+    check_keys(map, &[], MODULE_KEYS, &[], &mut out);
+    if let Some(tcp) = map.get("tcp").and_then(|t| t.as_mapping()) {
+        let at = [key("tcp")];
+        check_keys(tcp, &at, TCP_KEYS, &[], &mut out);
+        if let Some(steps) = tcp.get("query_response").and_then(|q| q.as_sequence()) {
+            for (i, step) in steps.iter().enumerate() {
+                if let Some(step) = step.as_mapping() {
+                    let at = [key("tcp"), key("query_response"), Seg::Index(i)];
+                    check_keys(step, &at, STEP_KEYS, NEWER_STEP_KEYS, &mut out);
+                }
+            }
+        }
+        if let Some(tls) = tcp.get("tls_config").and_then(|t| t.as_mapping()) {
+            let at = [key("tcp"), key("tls_config")];
+            check_keys(tls, &at, TLS_KEYS, NEWER_TLS_KEYS, &mut out);
+        }
+    }
+    out
+}
+
+fn check_keys(
+    map: &serde_norway::Mapping,
+    at: &[Seg],
+    known: &[&str],
+    newer: &[&str],
+    out: &mut Vec<Refusal>,
+) {
+    for k in map.keys() {
+        let name = match k.as_str() {
+            Some(n) => n.to_string(),
+            None => format!("{k:?}"),
+        };
+        if known.contains(&name.as_str()) {
+            continue;
+        }
+        let mut path = at.to_vec();
+        path.push(Seg::Key(name.clone()));
+        let why = if newer.contains(&name.as_str()) {
+            format!(
+                "{name:?} is a key of later blackbox_exporter versions; 0.23 refuses it and \
+                 portwarden does not translate it"
+            )
+        } else {
+            format!("unknown key {name:?} (blackbox_exporter refuses it at load)")
+        };
+        out.push(Refusal { at: path, why });
+    }
+}
+
+/// A TLS version name of prometheus/common's `TLSVersions`.
+fn tls_version(at: &[Seg], name: &str) -> Result<TlsVersion, Refusal> {
+    match name {
+        "TLS12" => Ok(TlsVersion::Tls12),
+        "TLS13" => Ok(TlsVersion::Tls13),
+        "TLS10" | "TLS11" => Err(Refusal::new(
+            at,
+            format!("{name}: portwarden's TLS (rustls) speaks TLS 1.2 and 1.3 only"),
+        )),
+        other => Err(Refusal::new(
+            at,
+            format!("unknown TLS version: {other} (blackbox_exporter refuses it at load)"),
+        )),
+    }
+}
+
+fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, Refusal> {
+    let raw: RawModule = serde_norway::from_value(value.clone())
+        .map_err(|e| Refusal::new(&[], format!("cannot read: {e}")))?;
     if raw.prober != "tcp" {
-        return Err(format!(
-            "prober {:?} is not supported (portwarden serves tcp modules only)",
-            raw.prober
+        return Err(Refusal::new(
+            &[key("prober")],
+            format!(
+                "prober {:?} is not supported (portwarden serves tcp modules only)",
+                raw.prober
+            ),
         ));
     }
     let timeout = match raw.timeout.as_deref() {
         None => None,
-        Some(t) => Some(humantime::parse_duration(t).map_err(|e| format!("timeout {t:?}: {e}"))?),
+        Some(t) => Some(
+            humantime::parse_duration(t)
+                .map_err(|e| Refusal::new(&[key("timeout")], format!("{t:?}: {e}")))?,
+        ),
     };
     let tcp = raw.tcp;
     let prefer_v6 = match tcp.preferred_ip_protocol.as_deref() {
         None | Some("") | Some("ip6") => true,
         Some("ip4") => false,
-        Some(other) => return Err(format!("preferred_ip_protocol {other:?} is not ip4 or ip6")),
+        Some(other) => {
+            return Err(Refusal::new(
+                &[key("tcp"), key("preferred_ip_protocol")],
+                format!("{other:?} is not ip4 or ip6"),
+            ))
+        }
     };
     let source = match tcp.source_ip_address.as_deref() {
         None | Some("") => None,
-        Some(a) => Some(
-            a.parse::<IpAddr>()
-                .map_err(|_| format!("source_ip_address {a:?} is not an address"))?,
-        ),
+        Some(a) => Some(a.parse::<IpAddr>().map_err(|_| {
+            Refusal::new(
+                &[key("tcp"), key("source_ip_address")],
+                format!("{a:?} is not an address"),
+            )
+        })?),
     };
     let mut steps = Vec::new();
     let mut has_expect = false;
+    let mut upgraded = tcp.tls;
     for (i, s) in tcp.query_response.iter().enumerate() {
-        if s.starttls {
-            return Err(format!(
-                "query_response[{i}]: starttls is not supported yet"
-            ));
-        }
-        if s.expect_bytes.is_some() || s.labels.is_some() {
-            return Err(format!(
-                "query_response[{i}]: expect_bytes and labels are not supported"
-            ));
-        }
-        if let Some(expect) = s.expect.as_deref().filter(|e| !e.is_empty()) {
+        let at = |k: &str| [key("tcp"), key("query_response"), Seg::Index(i), key(k)];
+        let expect = s.expect.as_deref().filter(|e| !e.is_empty());
+        if let Some(expect) = expect {
             // blackbox matches line by line: ^ and $ anchor at every line.
             let m = Matcher::regex(&format!("(?m){expect}"))
-                .map_err(|e| format!("query_response[{i}].expect: {e}"))?;
+                .map_err(|e| Refusal::new(&at("expect"), e.to_string()))?;
             steps.push(Step::Expect(Expectation::one(m)));
             has_expect = true;
         }
         if let Some(send) = s.send.as_deref().filter(|s| !s.is_empty()) {
+            if expect.is_some() && send.contains('$') {
+                return Err(Refusal::new(
+                    &at("send"),
+                    "\"$\" after an expect: blackbox expands the expect's capture groups \
+                     into send ($1, ${name}, $$ for a dollar); portwarden does not",
+                ));
+            }
             steps.push(Step::Send(format!("{send}\n").into_bytes()));
+        }
+        if s.starttls {
+            if upgraded {
+                let why = if tcp.tls {
+                    "starttls on a connection that tls: true already encrypts"
+                } else {
+                    "a second starttls on a connection already upgraded"
+                };
+                return Err(Refusal::new(
+                    &at("starttls"),
+                    format!("{why} (blackbox_exporter registers its TLS metrics twice and the probe fails)"),
+                ));
+            }
+            upgraded = true;
+            steps.push(Step::Tls);
         }
     }
     let tls = &tcp.tls_config;
-    if tls.cert_file.is_some() {
-        return Err("tls_config.cert_file (client certificates) is not supported".into());
+    let tls_at = |k: &str| [key("tcp"), key("tls_config"), key(k)];
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    // Relative paths: against the working directory (`base`), as blackbox opens them.
+    let file = |v: &Option<String>| nonempty(v).map(|f| base.join(f));
+    let client_cert = match (file(&tls.cert_file), file(&tls.key_file)) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+        (Some(_), None) => {
+            return Err(Refusal::new(
+                &tls_at("cert_file"),
+                "cert_file without key_file (blackbox fails every probe: \"client cert file \
+                 specified without client key file\")",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(Refusal::new(
+                &tls_at("key_file"),
+                "key_file without cert_file (blackbox fails every probe: \"client key file \
+                 specified without client cert file\")",
+            ))
+        }
+    };
+    let min_version = match nonempty(&tls.min_version) {
+        None => None,
+        Some(v) => Some(tls_version(&tls_at("min_version"), &v)?),
+    };
+    let max_version = match nonempty(&tls.max_version) {
+        None => None,
+        Some(v) => Some(tls_version(&tls_at("max_version"), &v)?),
+    };
+    if let (Some(min), Some(max)) = (min_version, max_version) {
+        if max < min {
+            return Err(Refusal::new(
+                &tls_at("max_version"),
+                "max_version is below min_version (blackbox fails every probe of it)",
+            ));
+        }
     }
     let verify = if tls.insecure_skip_verify {
         Verify::Insecure
-    } else if let Some(ca) = tls.ca_file.as_deref().filter(|c| !c.is_empty()) {
-        Verify::CaFile(base.join(ca))
+    } else if let Some(ca) = file(&tls.ca_file) {
+        Verify::CaFile(ca)
     } else {
         Verify::SystemRoots
     };
+    let tls_client = upgraded.then(|| {
+        let spec = TlsSpec {
+            verify,
+            client_cert,
+            min_version,
+            max_version,
+            ..TlsSpec::default()
+        };
+        TlsClient::new(&spec).map_err(|e| e.to_string())
+    });
     Ok(TcpModule {
         timeout: timeout.filter(|t| !t.is_zero()),
         prefer_v6,
         fallback: tcp.ip_protocol_fallback.unwrap_or(true),
         source,
         tls: tcp.tls,
-        verify,
-        server_name: tls.server_name.clone().filter(|s| !s.is_empty()),
+        reports_tls: upgraded,
+        server_name: nonempty(&tls.server_name),
+        tls_client,
         steps,
         has_expect,
         yaml: serde_norway::to_string(value).unwrap_or_default(),
     })
+}
+
+/// Finds where a node is in the YAML text: serde_norway gives an error the position of the
+/// node it was deserializing, so the document is walked along the path and a deliberate
+/// error raised at the last key (or element). Used at load only, for warnings.
+mod locate {
+    use std::fmt;
+
+    use serde::de::{
+        DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    };
+
+    use super::Seg;
+
+    const HERE: &str = "portwarden-locate-here";
+
+    /// The 1-based line of the node at `path`, if it is there.
+    pub(super) fn line(text: &str, path: &[Seg]) -> Option<usize> {
+        let de = serde_norway::Deserializer::from_str(text);
+        match Walk(path).deserialize(de) {
+            Err(e) if e.to_string().contains(HERE) => e.location().map(|l| l.line()),
+            _ => None,
+        }
+    }
+
+    struct Walk<'p>(&'p [Seg]);
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            if self.0.is_empty() {
+                d.deserialize_any(Here)
+            } else {
+                d.deserialize_any(self)
+            }
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping or a sequence")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let Some((Seg::Key(want), rest)) = self.0.split_first() else {
+                return Ok(());
+            };
+            let seed = || KeySeed {
+                want,
+                last: rest.is_empty(),
+            };
+            while let Some(found) = map.next_key_seed(seed())? {
+                if found {
+                    return map.next_value_seed(Walk(rest));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let Some((Seg::Index(want), rest)) = self.0.split_first() else {
+                return Ok(());
+            };
+            for _ in 0..*want {
+                if seq.next_element::<IgnoredAny>()?.is_none() {
+                    return Ok(());
+                }
+            }
+            seq.next_element_seed(Walk(rest)).map(|_| ())
+        }
+    }
+
+    /// A map key: whether it is the wanted one; the error when it is the last of the path.
+    struct KeySeed<'p> {
+        want: &'p str,
+        last: bool,
+    }
+
+    impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for KeySeed<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<bool, E> {
+            match (v == self.want, self.last) {
+                (true, true) => Err(E::custom(HERE)),
+                (found, _) => Ok(found),
+            }
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E: Error>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+
+    /// Fails on whatever node it is given (a whole sequence element).
+    struct Here;
+
+    impl<'de> Visitor<'de> for Here {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(HERE)
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+            Err(E::custom(HERE))
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+            Err(E::custom(HERE))
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+            Err(E::custom(HERE))
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+            Err(E::custom(HERE))
+        }
+        fn visit_str<E: Error>(self, _: &str) -> Result<(), E> {
+            Err(E::custom(HERE))
+        }
+        fn visit_unit<E: Error>(self) -> Result<(), E> {
+            Err(E::custom(HERE))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(A::Error::custom(HERE))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(A::Error::custom(HERE))
+        }
+    }
 }
 
 /// The `/probe` route, merged into the API's router.
@@ -394,7 +817,13 @@ struct Outcome {
 struct TlsGauges {
     earliest_expiry: f64,
     last_chain_expiry: f64,
-    version: String,
+    version: &'static str,
+    /// `probe_ssl_last_chain_info`'s labels: the leaf's SHA-256, subject and issuer as Go
+    /// writes them, its DNS names joined by `,`.
+    fingerprint: String,
+    subject: String,
+    issuer: String,
+    dns_names: String,
 }
 
 async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: f64) -> Outcome {
@@ -439,16 +868,26 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
     spec.limits.idle_timeout = remaining;
     spec.steps = module.steps.clone();
     spec.implicit_tls = module.tls;
-    spec.tls.verify = module.verify.clone();
-    if module.tls {
-        // blackbox: tls_config.server_name, else the hostname parameter, else the target host.
+    if module.reports_tls {
+        // tls_config.server_name, else the hostname parameter (as later blackbox versions
+        // do; 0.23 ignores it for tcp), else the target's host name (an address sends none
+        // and is verified against the certificate's IP entries, as Go does).
         spec.tls.sni = module
             .server_name
             .clone()
             .or_else(|| hostname.map(str::to_string))
             .or_else(|| matches!(parsed.host, Host::Name(_)).then(|| host_text.clone()));
     }
-    let probe = match Probe::new(spec) {
+    let probe = match &module.tls_client {
+        None => Probe::new(spec),
+        Some(Ok(client)) => Probe::with_tls_client(spec, client),
+        Some(Err(e)) => {
+            out.log
+                .push(format!("Error creating TLS configuration: {e}"));
+            return finish(out);
+        }
+    };
+    let probe = match probe {
         Ok(p) => p,
         Err(e) => {
             out.log.push(format!("Error setting up the probe: {e}"));
@@ -463,8 +902,10 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
             result.reason,
             Some(Reason::UnexpectedResponse | Reason::NoData)
         );
-    if module.tls {
-        if let Some(t) = &result.tls {
+    if module.reports_tls {
+        // Set once the handshake succeeded (at connect or at the starttls step), as
+        // blackbox registers them then; a later failure keeps them.
+        if let Some(t) = result.tls {
             out.tls = Some(TlsGauges {
                 earliest_expiry: t.earliest_expiry_unix as f64,
                 last_chain_expiry: if t.verified {
@@ -472,7 +913,11 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
                 } else {
                     GO_ZERO_TIME
                 },
-                version: tls_version_name(&t.version).to_string(),
+                version: tls_version_name(&t.version),
+                fingerprint: t.leaf_sha256,
+                subject: t.leaf_subject_rfc2253,
+                issuer: t.leaf_issuer_rfc2253,
+                dns_names: t.leaf_dns_names.join(","),
             });
         }
     }
@@ -586,6 +1031,20 @@ impl Outcome {
                 sample("", t.last_chain_expiry),
             ));
             families.push((
+                "probe_ssl_last_chain_info",
+                "Contains SSL leaf certificate information",
+                sample(
+                    &format!(
+                        "{{fingerprint_sha256=\"{}\",issuer=\"{}\",subject=\"{}\",subjectalternative=\"{}\"}}",
+                        label_value(&t.fingerprint),
+                        label_value(&t.issuer),
+                        label_value(&t.subject),
+                        label_value(&t.dns_names)
+                    ),
+                    1.0,
+                ),
+            ));
+            families.push((
                 "probe_tls_version_info",
                 "Returns the TLS version used or NaN when unknown",
                 sample(&format!("{{version=\"{}\"}}", t.version), 1.0),
@@ -601,6 +1060,20 @@ impl Outcome {
         }
         text
     }
+}
+
+/// A label value escaped for the text format: `\`, `"` and newlines.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn sample(labels: &str, v: f64) -> String {
@@ -668,26 +1141,231 @@ modules:
         - send: "QUIT"
   http_2xx:
     prober: http
+    http:
+      method: GET
   smtp_starttls:
     prober: tcp
     tcp:
       query_response:
         - expect: "^220"
+        - send: "STARTTLS"
+        - expect: "^220"
         - starttls: true
+        - send: "QUIT"
 "#;
         let (m, warnings) = Modules::parse(yml, Path::new(".")).unwrap();
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(
+            warnings,
+            vec![
+                "module \"http_2xx\": prober (line 12): prober \"http\" is not supported \
+                 (portwarden serves tcp modules only) (/probe answers 400 for it)"
+            ]
+        );
         let Some(Module::Tcp(b)) = m.modules.get("tcp_banner") else {
             panic!("tcp_banner")
         };
         assert_eq!(b.timeout, Some(Duration::from_secs(2)));
-        assert!(!b.prefer_v6 && b.fallback && b.has_expect);
+        assert!(!b.prefer_v6 && b.fallback && b.has_expect && !b.reports_tls);
         assert_eq!(b.steps.len(), 2);
+        assert!(b.tls_client.is_none());
         assert!(matches!(
             m.modules.get("http_2xx"),
             Some(Module::Unsupported(_))
         ));
         assert!(matches!(m.modules.get("tcp_connect"), Some(Module::Tcp(_))));
+        let Some(Module::Tcp(s)) = m.modules.get("smtp_starttls") else {
+            panic!("smtp_starttls")
+        };
+        assert!(!s.tls && s.reports_tls);
+        assert!(matches!(s.tls_client, Some(Ok(_))));
+        assert!(matches!(
+            &s.steps[..],
+            [
+                Step::Expect(_),
+                Step::Send(ehlo),
+                Step::Expect(_),
+                Step::Tls,
+                Step::Send(quit)
+            ] if ehlo == b"STARTTLS\n" && quit == b"QUIT\n"
+        ));
+    }
+
+    /// The module `m` of a file holding `body` (indented under it), translated.
+    fn module(body: &str) -> (Result<TcpModule, String>, Vec<String>) {
+        let yml = format!("modules:\n  m:\n{}", indent(body));
+        let (mut m, warnings) = Modules::parse(&yml, Path::new("/etc/bb")).unwrap();
+        let got = match m.modules.remove("m") {
+            Some(Module::Tcp(t)) => Ok(*t),
+            Some(Module::Unsupported(why)) => Err(why),
+            None => panic!("no module m"),
+        };
+        (got, warnings)
+    }
+
+    fn indent(body: &str) -> String {
+        body.lines().map(|l| format!("    {l}\n")).collect()
+    }
+
+    fn refusal(body: &str) -> String {
+        match module(body).0 {
+            Err(why) => why,
+            Ok(_) => panic!("translated:\n{body}"),
+        }
+    }
+
+    #[test]
+    fn tls_config_translates_client_certificates_versions_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["prober".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.path().join("client.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("client.key"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
+        let yml = "modules:\n  m:\n    prober: tcp\n    tcp:\n      tls: true\n      tls_config:\n        \
+                   ca_file: ca.pem\n        cert_file: client.pem\n        key_file: client.key\n        \
+                   server_name: mail.test\n        min_version: TLS12\n        max_version: TLS13\n";
+        let (m, warnings) = Modules::parse(yml, dir.path()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let Some(Module::Tcp(t)) = m.modules.get("m") else {
+            panic!("m")
+        };
+        assert!(t.tls && t.reports_tls);
+        assert_eq!(t.server_name.as_deref(), Some("mail.test"));
+        assert!(matches!(t.tls_client, Some(Ok(_))), "{:?}", t.tls_client);
+
+        // A file that is not there: loaded, warned about, and every probe fails.
+        let (got, warnings) =
+            module("prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    ca_file: missing.pem\n");
+        let t = got.unwrap();
+        let Some(Err(e)) = &t.tls_client else {
+            panic!("{:?}", t.tls_client)
+        };
+        assert!(e.contains("/etc/bb/missing.pem"), "{e}");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("module \"m\": tls_config: CA file /etc/bb/missing.pem"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_key_and_its_line() {
+        let cases = [
+            (
+                "prober: tcp\ntcp:\n  query_response:\n    - expect_bytes: \"\\x00\"\n",
+                "tcp.query_response[0].expect_bytes (line 6): \"expect_bytes\" is a key of later \
+                 blackbox_exporter versions; 0.23 refuses it and portwarden does not translate it",
+            ),
+            (
+                "prober: tcp\ntcp:\n  query_response:\n    - expect: \"^220\"\n    - expect: \"(?P<v>.*)\"\n      labels:\n        - name: v\n          value: \"${v}\"\n",
+                "tcp.query_response[1].labels (line 8): \"labels\" is a key of later \
+                 blackbox_exporter versions; 0.23 refuses it and portwarden does not translate it",
+            ),
+            (
+                "prober: tcp\ntimeout: 5s\nretries: 3\n",
+                "retries (line 5): unknown key \"retries\" (blackbox_exporter refuses it at load)",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    ca: \"-----BEGIN\"\n",
+                "tcp.tls_config.ca (line 7): \"ca\" is a key of later blackbox_exporter versions; \
+                 0.23 refuses it and portwarden does not translate it",
+            ),
+            (
+                "prober: tcp\ntcp:\n  query_response:\n    - expect: \"^220 (.*)\"\n      send: \"HELO $1\"\n",
+                "tcp.query_response[0].send (line 7): \"$\" after an expect: blackbox expands the \
+                 expect's capture groups into send ($1, ${name}, $$ for a dollar); portwarden does not",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  query_response:\n    - starttls: true\n",
+                "tcp.query_response[0].starttls (line 7): starttls on a connection that tls: true \
+                 already encrypts (blackbox_exporter registers its TLS metrics twice and the probe fails)",
+            ),
+            (
+                "prober: tcp\ntcp:\n  query_response:\n    - starttls: true\n    - starttls: true\n",
+                "tcp.query_response[1].starttls (line 7): a second starttls on a connection already \
+                 upgraded (blackbox_exporter registers its TLS metrics twice and the probe fails)",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    cert_file: c.pem\n",
+                "tcp.tls_config.cert_file (line 7): cert_file without key_file (blackbox fails \
+                 every probe: \"client cert file specified without client key file\")",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    key_file: c.key\n",
+                "tcp.tls_config.key_file (line 7): key_file without cert_file (blackbox fails \
+                 every probe: \"client key file specified without client cert file\")",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    min_version: TLS10\n",
+                "tcp.tls_config.min_version (line 7): TLS10: portwarden's TLS (rustls) speaks \
+                 TLS 1.2 and 1.3 only",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    max_version: TLS14\n",
+                "tcp.tls_config.max_version (line 7): unknown TLS version: TLS14 \
+                 (blackbox_exporter refuses it at load)",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    min_version: TLS13\n    max_version: TLS12\n",
+                "tcp.tls_config.max_version (line 8): max_version is below min_version \
+                 (blackbox fails every probe of it)",
+            ),
+            (
+                "prober: tcp\ntcp:\n  query_response:\n    - expect: \"(\"\n",
+                "tcp.query_response[0].expect (line 6): ",
+            ),
+        ];
+        for (body, want) in cases {
+            let got = refusal(body);
+            assert!(
+                got.starts_with(want),
+                "for:\n{body}\ngot:  {got}\nwant: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_and_other_modules_still_load() {
+        let yml = "modules:\n  good:\n    prober: tcp\n  bad:\n    prober: tcp\n    tcp:\n      \
+                   tsl: true\n      query_response:\n        - expect: x\n          sned: y\n";
+        let (m, warnings) = Modules::parse(yml, Path::new(".")).unwrap();
+        assert!(matches!(m.modules.get("good"), Some(Module::Tcp(_))));
+        let Some(Module::Unsupported(why)) = m.modules.get("bad") else {
+            panic!("bad")
+        };
+        assert_eq!(
+            why,
+            "tcp.tsl (line 7): unknown key \"tsl\" (blackbox_exporter refuses it at load); \
+             tcp.query_response[0].sned (line 10): unknown key \"sned\" (blackbox_exporter refuses it at load)"
+        );
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings[0].starts_with("module \"bad\": tcp.tsl (line 7)"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn last_chain_info_labels_are_escaped_for_the_text_format() {
+        assert_eq!(label_value(r#"CN=a\,b "q""#), r#"CN=a\\,b \"q\""#);
+        let out = Outcome {
+            tls: Some(TlsGauges {
+                earliest_expiry: 1.0,
+                last_chain_expiry: 1.0,
+                version: "TLS 1.3",
+                fingerprint: "ab".into(),
+                subject: "CN=x".into(),
+                issuer: "CN=ca".into(),
+                dns_names: "x,y".into(),
+            }),
+            ..Outcome::default()
+        };
+        assert!(out.exposition().contains(
+            "probe_ssl_last_chain_info{fingerprint_sha256=\"ab\",issuer=\"CN=ca\",subject=\"CN=x\",subjectalternative=\"x,y\"} 1\n"
+        ));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use common::free_port;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -167,40 +167,104 @@ fn refused_port() -> (u16, socket2::Socket) {
     (port, s)
 }
 
-/// A TLS server for `localhost` / 127.0.0.1 signed by a test CA; returns its port and the
-/// CA file. The leaf expires 2030-01-01, the CA 2035-01-01.
-fn tls_server(dir: &Path) -> (u16, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+/// A test CA, a leaf for `localhost` / 127.0.0.1 and a client certificate, all PEM files
+/// in `dir` (`ca.pem`, `client.pem`, `client.key`). The leaf expires 2030-01-01, the CA
+/// 2035-01-01. Subjects have several attributes and characters Go escapes, so the
+/// `probe_ssl_last_chain_info` labels test the formatting.
+struct TestPki {
+    leaf: rcgen::Certificate,
+    leaf_key: rcgen::KeyPair,
+    ca: rcgen::Certificate,
+}
+
+fn test_pki(dir: &Path) -> TestPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "portwarden test ca");
+    ca_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Portwarden");
+    ca_params.distinguished_name.push(DnType::CountryName, "DE");
     ca_params.not_after = rcgen::date_time_ymd(2035, 1, 1);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let mut leaf_params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "probe.test".to_string(),
+        "127.0.0.1".to_string(),
+    ])
+    .unwrap();
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
+    leaf_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Portwarden, Tests");
+    leaf_params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, "#probe");
     leaf_params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "prober");
+    client_params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+    TestPki { leaf, leaf_key, ca }
+}
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+impl TestPki {
+    /// A server configuration presenting the leaf; with `client_auth`, a client
+    /// certificate signed by the test CA is required.
+    fn server_config(&self, client_auth: bool) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.ca.der().clone()).unwrap();
+            builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap(),
+            )
+        } else {
+            builder.with_no_client_auth()
+        };
+        Arc::new(
+            builder
+                .with_single_cert(
+                    vec![self.leaf.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(self.leaf_key.serialize_der().into()),
+                )
+                .unwrap(),
         )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    }
+}
+
+/// Serves each connection with `session` on its own task of a runtime in a thread.
+fn tokio_server<F, Fut>(session: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     l.set_nonblocking(true).unwrap();
@@ -210,26 +274,67 @@ fn tls_server(dir: &Path) -> (u16, PathBuf) {
             .build()
             .unwrap();
         rt.block_on(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let l = tokio::net::TcpListener::from_std(l).unwrap();
             loop {
                 let Ok((s, _)) = l.accept().await else {
                     continue;
                 };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut tls) = acceptor.accept(s).await {
-                        let _ = tls.write_all(b"220 tls ready\r\n").await;
-                        let _ = tls.flush().await;
-                        let mut buf = [0u8; 256];
-                        let _ =
-                            tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
-                    }
-                });
+                tokio::spawn(session(s));
             }
         });
     });
-    (port, ca_file)
+    port
+}
+
+/// A TLS server: handshake, `220 tls ready`, then it reads until the client goes.
+fn tls_server(config: Arc<rustls::ServerConfig>) -> u16 {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio_server(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if let Ok(mut tls) = acceptor.accept(s).await {
+                let _ = tls.write_all(b"220 tls ready\r\n").await;
+                let _ = tls.flush().await;
+                let mut buf = [0u8; 256];
+                let _ = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
+            }
+        }
+    })
+}
+
+/// A server that upgrades in place: `220 plain ready`, then on `STARTTLS` it answers
+/// `220 go ahead`, does the TLS handshake and says `250 secure` inside TLS; anything
+/// else gets `500 unknown command`.
+fn starttls_server(config: Arc<rustls::ServerConfig>) -> u16 {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio_server(move |mut s| {
+        let acceptor = acceptor.clone();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = s.write_all(b"220 plain ready\r\n").await;
+            // Byte by byte: the handshake follows on the same socket.
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while let Ok(1) = s.read(&mut b).await {
+                line.push(b[0]);
+                if b[0] == b'\n' {
+                    break;
+                }
+            }
+            if line != b"STARTTLS\n" {
+                let _ = s.write_all(b"500 unknown command\r\n").await;
+                return;
+            }
+            let _ = s.write_all(b"220 go ahead\r\n").await;
+            if let Ok(mut tls) = acceptor.accept(s).await {
+                let _ = tls.write_all(b"250 secure\r\n").await;
+                let _ = tls.flush().await;
+                let mut buf = [0u8; 256];
+                let _ = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
+            }
+        }
+    })
 }
 
 fn blackbox_yml(ca_file: &Path) -> String {
@@ -272,6 +377,78 @@ fn blackbox_yml(ca_file: &Path) -> String {
       tls: true
       tls_config:
         insecure_skip_verify: true
+  tcp_tls12:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: ca.pem
+        server_name: probe.test
+        max_version: TLS12
+  tcp_starttls:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "^220 plain"
+        - send: "STARTTLS"
+        - expect: "^220 go"
+        - starttls: true
+        - expect: "^250 secure"
+        - send: "QUIT"
+      tls_config:
+        ca_file: ca.pem
+        server_name: localhost
+  tcp_starttls_untrusted:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "^220 plain"
+        - send: "STARTTLS"
+        - expect: "^220 go"
+        - starttls: true
+        - expect: "^250 secure"
+  tcp_starttls_refused:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "^220 plain"
+        - send: "HELLO"
+        - expect: "^220 go"
+        - starttls: true
+      tls_config:
+        ca_file: ca.pem
+  tcp_mtls:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: ca.pem
+        cert_file: client.pem
+        key_file: client.key
+        server_name: localhost
+      query_response:
+        - expect: "^220"
+  tcp_mtls_no_cert:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: ca.pem
+        server_name: localhost
+      query_response:
+        - expect: "^220"
   http_2xx:
     prober: http
 "#,
@@ -279,25 +456,32 @@ fn blackbox_yml(ca_file: &Path) -> String {
     )
 }
 
-/// Both exporters on the same config.
+/// Both exporters on the same config, started in the same working directory (relative
+/// TLS file names are resolved against it, by both).
 struct Pair {
     blackbox: Proc,
     ours: Proc,
     _dir: tempfile::TempDir,
     tls_port: u16,
+    starttls_port: u16,
+    mtls_port: u16,
 }
 
 fn start_pair() -> Option<Pair> {
     let binary = blackbox_binary()?;
     let dir = tempfile::tempdir().unwrap();
-    let (tls_port, ca_file) = tls_server(dir.path());
+    let pki = test_pki(dir.path());
+    let tls_port = tls_server(pki.server_config(false));
+    let starttls_port = starttls_server(pki.server_config(false));
+    let mtls_port = tls_server(pki.server_config(true));
     let yml = dir.path().join("blackbox.yml");
-    std::fs::write(&yml, blackbox_yml(&ca_file)).unwrap();
+    std::fs::write(&yml, blackbox_yml(&dir.path().join("ca.pem"))).unwrap();
 
     let bb_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut bb = Command::new(binary);
     bb.arg(format!("--config.file={}", yml.display()))
-        .arg(format!("--web.listen-address={bb_addr}"));
+        .arg(format!("--web.listen-address={bb_addr}"))
+        .current_dir(dir.path());
     let blackbox = Proc::spawn(bb, bb_addr, "/-/healthy");
 
     let our_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -315,13 +499,16 @@ fn start_pair() -> Option<Pair> {
     pw.arg("run")
         .arg("-c")
         .arg(&config)
-        .env("PORTWARDEN_LOG", "info");
+        .env("PORTWARDEN_LOG", "info")
+        .current_dir(dir.path());
     let ours = Proc::spawn(pw, our_addr, "/healthz");
     Some(Pair {
         blackbox,
         ours,
         _dir: dir,
         tls_port,
+        starttls_port,
+        mtls_port,
     })
 }
 
@@ -334,20 +521,17 @@ impl Pair {
         let (os, otext) = get(self.ours.addr, &path, &[]).unwrap();
         assert_eq!(os, bs, "status for {query}: ours {otext}, blackbox {btext}");
         let (b, o) = (samples(&btext), samples(&otext));
-        // probe_ssl_last_chain_info carries a certificate fingerprint we do not have yet.
-        let names = |m: &BTreeMap<String, f64>| -> Vec<String> {
-            m.keys()
-                .filter(|k| !k.starts_with("probe_ssl_last_chain_info"))
-                .cloned()
-                .collect()
-        };
+        if std::env::var("SHOW").is_ok() {
+            eprintln!("== {query}\n-- blackbox:\n{btext}-- ours:\n{otext}");
+        }
+        let names = |m: &BTreeMap<String, f64>| -> Vec<String> { m.keys().cloned().collect() };
         assert_eq!(
             names(&o),
             names(&b),
             "metric names for {query}:\nours:\n{otext}\nblackbox:\n{btext}"
         );
         for (k, v) in &b {
-            if TIMINGS.contains(&k.as_str()) || k.starts_with("probe_ssl_last_chain_info") {
+            if TIMINGS.contains(&k.as_str()) {
                 continue;
             }
             assert_eq!(
@@ -406,6 +590,90 @@ fn probe_agrees_with_blackbox_exporter_on_the_tcp_prober() {
         tls["probe_ssl_last_chain_expiry_timestamp_seconds"],
         -62_135_596_800.0
     );
+}
+
+/// The one `probe_ssl_last_chain_info` series of `m`.
+fn last_chain_info(m: &BTreeMap<String, f64>) -> &str {
+    let found: Vec<&String> = m
+        .keys()
+        .filter(|k| k.starts_with("probe_ssl_last_chain_info{"))
+        .collect();
+    assert_eq!(found.len(), 1, "{m:?}");
+    found[0]
+}
+
+#[test]
+fn probe_agrees_with_blackbox_exporter_on_starttls_client_certificates_and_chain_info() {
+    let Some(pair) = start_pair() else { return };
+
+    // The leaf's details as Go writes them: most specific first, RFC 2253 escapes (the
+    // text format then doubles each backslash), DNS names only.
+    let tls = pair.compare(&format!(
+        "module=tcp_tls&target=127.0.0.1:{}",
+        pair.tls_port
+    ));
+    let info = last_chain_info(&tls);
+    for part in [
+        r#"issuer="CN=portwarden test ca,O=Portwarden,C=DE""#,
+        r#"subject="CN=localhost,OU=\\#probe,O=Portwarden\\, Tests""#,
+        r#"subjectalternative="localhost,probe.test""#,
+    ] {
+        assert!(info.contains(part), "{part} in {info}");
+    }
+    assert_eq!(tls[info], 1.0);
+
+    // max_version TLS12 and a relative ca_file (against the working directory).
+    let tls12 = pair.compare(&format!(
+        "module=tcp_tls12&target=127.0.0.1:{}",
+        pair.tls_port
+    ));
+    assert_eq!(tls12["probe_success"], 1.0);
+    assert_eq!(tls12["probe_tls_version_info{version=\"TLS 1.2\"}"], 1.0);
+
+    // STARTTLS in place: plain banner, STARTTLS, the handshake, the dialog inside TLS.
+    let st = pair.compare(&format!(
+        "module=tcp_starttls&target=127.0.0.1:{}",
+        pair.starttls_port
+    ));
+    assert_eq!(st["probe_success"], 1.0);
+    assert_eq!(st["probe_ssl_earliest_cert_expiry"], 1_893_456_000.0);
+    assert_eq!(
+        st["probe_ssl_last_chain_expiry_timestamp_seconds"],
+        1_893_456_000.0
+    );
+    assert_eq!(st["probe_tls_version_info{version=\"TLS 1.3\"}"], 1.0);
+    assert_eq!(last_chain_info(&st), last_chain_info(&tls));
+
+    // A certificate the system roots do not trust: the handshake fails, no TLS metrics.
+    let untrusted = pair.compare(&format!(
+        "module=tcp_starttls_untrusted&target=127.0.0.1:{}",
+        pair.starttls_port
+    ));
+    assert_eq!(untrusted["probe_success"], 0.0);
+    assert!(!untrusted.contains_key("probe_tls_version_info{version=\"TLS 1.3\"}"));
+
+    // The server refuses the request for TLS: a regex failure before any handshake.
+    let refused = pair.compare(&format!(
+        "module=tcp_starttls_refused&target=127.0.0.1:{}",
+        pair.starttls_port
+    ));
+    assert_eq!(refused["probe_success"], 0.0);
+    assert_eq!(refused["probe_failed_due_to_regex"], 1.0);
+
+    // A server that requires a client certificate: with it, both succeed.
+    let mtls = pair.compare(&format!(
+        "module=tcp_mtls&target=127.0.0.1:{}",
+        pair.mtls_port
+    ));
+    assert_eq!(mtls["probe_success"], 1.0);
+    // Without it, both fail the same way: in TLS 1.3 the client's handshake completes (so
+    // the TLS metrics are there) and the server's alert ends the first read.
+    let no_cert = pair.compare(&format!(
+        "module=tcp_mtls_no_cert&target=127.0.0.1:{}",
+        pair.mtls_port
+    ));
+    assert_eq!(no_cert["probe_success"], 0.0);
+    assert_eq!(no_cert["probe_failed_due_to_regex"], 0.0);
 }
 
 #[test]

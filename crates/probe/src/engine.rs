@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use crate::escape::escape_for_display;
 use crate::expect::{Expectation, Verdict};
 use crate::result::{Attempt, ProbeResult, Reason, State, Timings, TlsInfo};
-use crate::spec::{ProbeSpec, Step, Verify};
+use crate::spec::{ProbeSpec, Step};
 use crate::starttls::StartTls;
 use crate::target::{resolve, Family, Host};
 use crate::tls;
@@ -374,7 +374,7 @@ impl<'a> Session<'a> {
                 ),
             )),
             Ok(Ok(stream)) => {
-                let verified = !matches!(self.spec.tls.verify, Verify::Insecure);
+                let verified = prepared.verifies;
                 self.tls = Some(tls::session_info(
                     stream.get_ref().1,
                     &prepared.server_name,

@@ -63,9 +63,39 @@ pub enum SpecError {
     EmptyExpectation { step: usize },
 }
 
+/// A TLS client configuration prepared once (CA and client certificate files read, the
+/// versions chosen) for many probes of the same settings, e.g. one `/probe` module.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    verifies: bool,
+}
+
+impl TlsClient {
+    /// Reads the files `spec` names. Errors name the file and the problem. `spec.sni` and
+    /// `spec.cert_days` are not part of it (each probe's own spec carries them).
+    pub fn new(spec: &TlsSpec) -> Result<Self, SpecError> {
+        Ok(Self {
+            config: tls::client_config(spec).map_err(SpecError::Tls)?,
+            verifies: !matches!(spec.verify, Verify::Insecure),
+        })
+    }
+}
+
 impl Probe {
     /// Checks `spec` and prepares what every run shares.
     pub fn new(spec: ProbeSpec) -> Result<Self, SpecError> {
+        Self::build(spec, None)
+    }
+
+    /// As [`Probe::new`], with TLS from `client` instead of `spec.tls`'s verification,
+    /// client certificate and versions (which are not read): no file is touched. The server
+    /// name still comes from `spec.tls.sni` and the target.
+    pub fn with_tls_client(spec: ProbeSpec, client: &TlsClient) -> Result<Self, SpecError> {
+        Self::build(spec, Some(client))
+    }
+
+    fn build(spec: ProbeSpec, client: Option<&TlsClient>) -> Result<Self, SpecError> {
         let l = &spec.limits;
         if l.deadline.is_zero() {
             return Err(SpecError::BadLimit(
@@ -91,7 +121,16 @@ impl Probe {
             }
         }
         let tls = if spec.uses_tls() {
-            Some(tls::PreparedTls::new(&spec.tls, &spec.target.host).map_err(SpecError::Tls)?)
+            let prepared = match client {
+                None => tls::PreparedTls::new(&spec.tls, &spec.target.host),
+                Some(c) => tls::PreparedTls::with_config(
+                    c.config.clone(),
+                    c.verifies,
+                    &spec.tls,
+                    &spec.target.host,
+                ),
+            };
+            Some(prepared.map_err(SpecError::Tls)?)
         } else {
             None
         };

@@ -20,6 +20,8 @@ pub(crate) struct PreparedTls {
     pub(crate) config: Arc<ClientConfig>,
     /// Sent as SNI (for names) and verified against the certificate.
     pub(crate) server_name: ServerName<'static>,
+    /// Whether the configuration verifies the chain (not `Verify::Insecure`).
+    pub(crate) verifies: bool,
 }
 
 impl PreparedTls {
@@ -28,6 +30,21 @@ impl PreparedTls {
         Ok(Self {
             config: client_config(spec)?,
             server_name: server_name(spec, host)?,
+            verifies: !matches!(spec.verify, Verify::Insecure),
+        })
+    }
+
+    /// With a configuration built earlier: only the server name is checked.
+    pub(crate) fn with_config(
+        config: Arc<ClientConfig>,
+        verifies: bool,
+        spec: &TlsSpec,
+        host: &Host,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            config,
+            server_name: server_name(spec, host)?,
+            verifies,
         })
     }
 }

@@ -18,7 +18,7 @@ use common::*;
 use probe::expect::ReplyParser;
 use probe::{
     CertDays, ClientCert, Expectation, Family, Matcher, Probe, ProbeResult, ProbeSpec, Reason,
-    SpecError, StartTls, State, Step, Thresholds, TlsSpec, TlsVersion, Verify,
+    SpecError, StartTls, State, Step, Thresholds, TlsClient, TlsSpec, TlsVersion, Verify,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
@@ -1092,6 +1092,26 @@ async fn tls_version_bounds_are_offered_and_checked() {
         err,
         SpecError::Tls("TLS max version TLS 1.2 is below min version TLS 1.3".into())
     );
+}
+
+#[tokio::test]
+async fn a_shared_tls_client_reads_its_files_once() {
+    let pki = Pki::new("tls-client-shared");
+    let leaf = pki.ca.issue(&["localhost"], Validity::days(90));
+    let addr = tls_banner_server(server_config(&leaf, None), b"220 tls ready\r\n").await;
+    let client = TlsClient::new(&pki.tls_spec()).unwrap();
+    // The CA file is gone: a probe built with the client does not look for it.
+    std::fs::remove_file(&pki.ca_file).unwrap();
+    let r = Probe::with_tls_client(tls_probe(addr, pki.tls_spec()), &client)
+        .unwrap()
+        .run()
+        .await;
+    assert_ok(&r);
+    assert!(r.tls.unwrap().verified);
+    assert!(matches!(
+        Probe::new(tls_probe(addr, pki.tls_spec())),
+        Err(SpecError::Tls(_))
+    ));
 }
 
 // ---------------------------------------------------------------- setup errors
