@@ -477,6 +477,7 @@
   }
   function flushEvents() {
     pendingTimer = null;
+    if (route.view === 'incidents') refreshIncidents();
     const many = pendingNames.has('*') || pendingNames.size > 10;
     if (many) {
       // One list instead of many monitors, at most every 2 s.
@@ -526,6 +527,13 @@
     for (const kind of ['monitor_down', 'monitor_up', 'monitor_warning', 'monitor_flapping', 'monitor_changed',
       'config_reloaded', 'action_taken', 'action_failed', 'gave_up', 'transition', 'state']) {
       es.addEventListener(kind, onEvent);
+    }
+    // The daemon's listener watcher noticed a change: the panel asks again once the API's
+    // shared listing (at most 2 s old) is past it.
+    for (const kind of ['listener_appeared', 'listener_vanished', 'listener_owner_changed']) {
+      es.addEventListener(kind, () => {
+        if (route.view === 'listeners') setTimeout(refreshListeners, 2100);
+      });
     }
     es.addEventListener('error', () => {
       if (es.readyState === EventSource.CLOSED) {

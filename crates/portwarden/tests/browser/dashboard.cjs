@@ -160,6 +160,7 @@ async function statusOf(page, name, want, timeout) {
     // 3c. Incidents across monitors: the outage of "web" seen above.
     await page.click('nav a[href="#/incidents"]');
     await page.waitForSelector('#inc-rows tr[data-monitor="web"]', { timeout: 10000 });
+    await page.screenshot({ path: path.join(out, 'incidents.png'), fullPage: true });
 
     // 4. Phone width and dark scheme render without errors; the listeners table fits the width.
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
