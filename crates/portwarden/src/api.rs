@@ -23,9 +23,21 @@ use crate::schedule::{LagSummary, MonitorView, Scheduler};
 use crate::state::Status;
 use crate::store::{MonitorHistory, Store, StoreHealth, StoreState, StoreStats};
 
-/// What the handlers share.
+/// What the handlers share: one allocation, so the clone axum makes for every request (for
+/// the handler and the auth middleware) is a reference count, not a dozen.
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiShared>);
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiShared;
+
+    fn deref(&self) -> &ApiShared {
+        &self.0
+    }
+}
+
+/// The handlers' shared handles, behind [`ApiState`].
+pub struct ApiShared {
     pub scheduler: Arc<Scheduler>,
     pub store: Store,
     pub started: SystemTime,
@@ -136,11 +148,11 @@ pub fn router(state: ApiState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    mut state: ApiState,
+    mut state: ApiShared,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     state.stop = shutdown.clone();
-    let app = router(state);
+    let app = router(ApiState(Arc::new(state)));
     match tls {
         None => {
             axum::serve(listener, app)

@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiShared};
 use crate::config::{self, Config};
 use crate::events::{EventBus, EventKind};
 use crate::monitor::Monitor;
@@ -251,7 +251,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         &firewall_status,
         &shutdown,
     );
-    let api_state = ApiState {
+    let api_state = ApiShared {
         scheduler: scheduler.clone(),
         store: store.clone(),
         started: SystemTime::now(),
