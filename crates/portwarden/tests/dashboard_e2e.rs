@@ -310,8 +310,14 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
         .expect("run node");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    // The figures, visible with --nocapture.
+    // The figures, visible with --nocapture, and kept beside the screenshots for the report
+    // scripts/test prints at the end.
     println!("{stdout}");
+    let figures: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("10k:") || l.starts_with("DASHBOARD_10K"))
+        .collect();
+    std::fs::write(out.join("figures.txt"), figures.join("\n") + "\n").unwrap();
     let log = small.log.lock().unwrap().clone();
     assert!(
         run.status.success(),
