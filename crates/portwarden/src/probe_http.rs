@@ -23,9 +23,10 @@
 //! module then answering 400 while the others run: keys 0.23 does not know (it refuses
 //! the whole file), keys of later versions (`expect_bytes`, `labels`, inline `ca` / `cert`
 //! / `key`), `$` capture expansion in a `send` after an `expect`, TLS 1.0 / 1.1 (rustls
-//! speaks 1.2 and 1.3), and settings with which blackbox fails every probe (`cert_file`
-//! without `key_file`, `max_version` below `min_version`, `starttls` twice or after
-//! `tls: true`).
+//! speaks 1.2 and 1.3). Settings with which blackbox loads the module but fails every probe
+//! (`cert_file` without `key_file`, `max_version` below `min_version`, an unreadable file,
+//! `starttls` twice or after `tls: true`) are translated to fail the same way, with a
+//! warning at load.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -142,16 +143,20 @@ impl Modules {
         let mut warnings = Vec::new();
         for (name, raw) in file.modules {
             let mut refusals = unknown_keys(&raw);
+            let mut failing = Vec::new();
             let translated = if refusals.is_empty() {
-                translate(&raw, base).map_err(|r| refusals.push(r)).ok()
+                translate(&raw, base, &mut failing)
+                    .map_err(|r| refusals.push(r))
+                    .ok()
             } else {
                 None
             };
             let module = match translated {
                 Some(m) => {
-                    if let Some(Err(e)) = &m.tls_client {
+                    for f in &failing {
                         warnings.push(format!(
-                            "module {name:?}: tls_config: {e} (every probe of it fails, as in blackbox)"
+                            "module {name:?}: {} (every probe of it fails, as in blackbox)",
+                            f.describe(text, &name)
                         ));
                     }
                     Module::Tcp(Box::new(m))
@@ -411,7 +416,13 @@ fn tls_version(at: &[Seg], name: &str) -> Result<TlsVersion, Refusal> {
     }
 }
 
-fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, Refusal> {
+/// Translates one module. `failing` gets what blackbox loads but fails every probe of (the
+/// module is translated to fail the same way).
+fn translate(
+    value: &serde_norway::Value,
+    base: &Path,
+    failing: &mut Vec<Refusal>,
+) -> Result<TcpModule, Refusal> {
     let raw: RawModule = serde_norway::from_value(value.clone())
         .map_err(|e| Refusal::new(&[], format!("cannot read: {e}")))?;
     if raw.prober != "tcp" {
@@ -474,16 +485,15 @@ fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, Refu
             steps.push(Step::Send(format!("{send}\n").into_bytes()));
         }
         if s.starttls {
+            // A handshake inside TLS fails (blackbox tries it and the server hangs up;
+            // the engine refuses it at once); the first handshake's metrics stay.
             if upgraded {
                 let why = if tcp.tls {
                     "starttls on a connection that tls: true already encrypts"
                 } else {
                     "a second starttls on a connection already upgraded"
                 };
-                return Err(Refusal::new(
-                    &at("starttls"),
-                    format!("{why} (blackbox_exporter registers its TLS metrics twice and the probe fails)"),
-                ));
+                failing.push(Refusal::new(&at("starttls"), why));
             }
             upgraded = true;
             steps.push(Step::Tls);
@@ -494,22 +504,27 @@ fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, Refu
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     // Relative paths: against the working directory (`base`), as blackbox opens them.
     let file = |v: &Option<String>| nonempty(v).map(|f| base.join(f));
+    // prometheus/common's NewTLSConfig errors, word for word: blackbox loads the module
+    // and every probe that sets up TLS fails with them.
+    let mut setup_error = None;
     let client_cert = match (file(&tls.cert_file), file(&tls.key_file)) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
         (Some(_), None) => {
-            return Err(Refusal::new(
-                &tls_at("cert_file"),
-                "cert_file without key_file (blackbox fails every probe: \"client cert file \
-                 specified without client key file\")",
-            ))
+            let why = format!(
+                "client cert file {:?} specified without client key file",
+                tls.cert_file.as_deref().unwrap_or_default()
+            );
+            setup_error = Some((tls_at("cert_file"), why));
+            None
         }
         (None, Some(_)) => {
-            return Err(Refusal::new(
-                &tls_at("key_file"),
-                "key_file without cert_file (blackbox fails every probe: \"client key file \
-                 specified without client cert file\")",
-            ))
+            let why = format!(
+                "client key file {:?} specified without client cert file",
+                tls.key_file.as_deref().unwrap_or_default()
+            );
+            setup_error = Some((tls_at("key_file"), why));
+            None
         }
     };
     let min_version = match nonempty(&tls.min_version) {
@@ -522,10 +537,9 @@ fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, Refu
     };
     if let (Some(min), Some(max)) = (min_version, max_version) {
         if max < min {
-            return Err(Refusal::new(
-                &tls_at("max_version"),
-                "max_version is below min_version (blackbox fails every probe of it)",
-            ));
+            let why = "tls_config.max_version must be greater than or equal to \
+                       tls_config.min_version if both are specified";
+            setup_error = Some((tls_at("max_version"), why.to_string()));
         }
     }
     let verify = if tls.insecure_skip_verify {
@@ -536,6 +550,10 @@ fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, Refu
         Verify::SystemRoots
     };
     let tls_client = upgraded.then(|| {
+        if let Some((at, why)) = setup_error {
+            failing.push(Refusal::new(&at, why.clone()));
+            return Err(why);
+        }
         let spec = TlsSpec {
             verify,
             client_cert,
@@ -543,7 +561,13 @@ fn translate(value: &serde_norway::Value, base: &Path) -> Result<TcpModule, Refu
             max_version,
             ..TlsSpec::default()
         };
-        TlsClient::new(&spec).map_err(|e| e.to_string())
+        TlsClient::new(&spec).map_err(|e| {
+            failing.push(Refusal::new(
+                &[key("tcp"), key("tls_config")],
+                e.to_string(),
+            ));
+            e.to_string()
+        })
     });
     Ok(TcpModule {
         timeout: timeout.filter(|t| !t.is_zero()),
@@ -1246,9 +1270,63 @@ modules:
         assert!(e.contains("/etc/bb/missing.pem"), "{e}");
         assert_eq!(warnings.len(), 1);
         assert!(
-            warnings[0].starts_with("module \"m\": tls_config: CA file /etc/bb/missing.pem"),
+            warnings[0]
+                .starts_with("module \"m\": tcp.tls_config (line 6): CA file /etc/bb/missing.pem"),
             "{warnings:?}"
         );
+        assert!(warnings[0].ends_with("(every probe of it fails, as in blackbox)"));
+    }
+
+    #[test]
+    fn settings_blackbox_fails_every_probe_of_load_and_fail_the_same_way() {
+        let cases = [
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    cert_file: c.pem\n",
+                "tcp.tls_config.cert_file (line 7): client cert file \"c.pem\" specified without client key file",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    key_file: c.key\n",
+                "tcp.tls_config.key_file (line 7): client key file \"c.key\" specified without client cert file",
+            ),
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    min_version: TLS13\n    max_version: TLS12\n",
+                "tcp.tls_config.max_version (line 8): tls_config.max_version must be greater than or \
+                 equal to tls_config.min_version if both are specified",
+            ),
+        ];
+        for (body, want) in cases {
+            let (got, warnings) = module(body);
+            let m = got.unwrap();
+            assert!(matches!(m.tls_client, Some(Err(_))), "{body}");
+            assert_eq!(
+                warnings,
+                vec![format!(
+                    "module \"m\": {want} (every probe of it fails, as in blackbox)"
+                )]
+            );
+        }
+        // Without TLS blackbox never builds the TLS configuration: nothing fails.
+        let (got, warnings) = module("prober: tcp\ntcp:\n  tls_config:\n    cert_file: c.pem\n");
+        assert!(got.unwrap().tls_client.is_none());
+        assert!(warnings.is_empty());
+        // A handshake inside TLS: the engine's Step::Tls fails on a TLS connection.
+        for (body, want) in [
+            (
+                "prober: tcp\ntcp:\n  tls: true\n  query_response:\n    - starttls: true\n",
+                "tcp.query_response[0].starttls (line 7): starttls on a connection that tls: true already encrypts",
+            ),
+            (
+                "prober: tcp\ntcp:\n  query_response:\n    - starttls: true\n    - starttls: true\n",
+                "tcp.query_response[1].starttls (line 7): a second starttls on a connection already upgraded",
+            ),
+        ] {
+            let (got, warnings) = module(body);
+            assert!(got.unwrap().reports_tls);
+            assert_eq!(
+                warnings,
+                vec![format!("module \"m\": {want} (every probe of it fails, as in blackbox)")]
+            );
+        }
     }
 
     #[test]
@@ -1279,26 +1357,6 @@ modules:
                  expect's capture groups into send ($1, ${name}, $$ for a dollar); portwarden does not",
             ),
             (
-                "prober: tcp\ntcp:\n  tls: true\n  query_response:\n    - starttls: true\n",
-                "tcp.query_response[0].starttls (line 7): starttls on a connection that tls: true \
-                 already encrypts (blackbox_exporter registers its TLS metrics twice and the probe fails)",
-            ),
-            (
-                "prober: tcp\ntcp:\n  query_response:\n    - starttls: true\n    - starttls: true\n",
-                "tcp.query_response[1].starttls (line 7): a second starttls on a connection already \
-                 upgraded (blackbox_exporter registers its TLS metrics twice and the probe fails)",
-            ),
-            (
-                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    cert_file: c.pem\n",
-                "tcp.tls_config.cert_file (line 7): cert_file without key_file (blackbox fails \
-                 every probe: \"client cert file specified without client key file\")",
-            ),
-            (
-                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    key_file: c.key\n",
-                "tcp.tls_config.key_file (line 7): key_file without cert_file (blackbox fails \
-                 every probe: \"client key file specified without client cert file\")",
-            ),
-            (
                 "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    min_version: TLS10\n",
                 "tcp.tls_config.min_version (line 7): TLS10: portwarden's TLS (rustls) speaks \
                  TLS 1.2 and 1.3 only",
@@ -1307,11 +1365,6 @@ modules:
                 "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    max_version: TLS14\n",
                 "tcp.tls_config.max_version (line 7): unknown TLS version: TLS14 \
                  (blackbox_exporter refuses it at load)",
-            ),
-            (
-                "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    min_version: TLS13\n    max_version: TLS12\n",
-                "tcp.tls_config.max_version (line 8): max_version is below min_version \
-                 (blackbox fails every probe of it)",
             ),
             (
                 "prober: tcp\ntcp:\n  query_response:\n    - expect: \"(\"\n",

@@ -4,6 +4,11 @@
 //! non-timing values. Also the same 400s. Plus `/metrics` through the real daemon: one
 //! monitor up and one down give the right gauges and counters.
 //!
+//! Also STARTTLS in place, client certificates, `probe_ssl_last_chain_info`, modules
+//! blackbox loads but fails every probe of, and keys 0.23 refuses (the real exporter's
+//! `--config.check` names the line; portwarden refuses that module alone, naming the key
+//! and the same line). `SHOW=1` prints both expositions of every comparison.
+//!
 //! Without the exporter the comparisons are skipped with a note, except under `CI=true`,
 //! where a missing binary fails loudly.
 
@@ -449,6 +454,37 @@ fn blackbox_yml(ca_file: &Path) -> String {
         server_name: localhost
       query_response:
         - expect: "^220"
+  tcp_mtls_no_key:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: ca.pem
+        cert_file: client.pem
+  tcp_tls_min_above_max:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: ca.pem
+        min_version: TLS13
+        max_version: TLS12
+  tcp_tls_then_starttls:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: ca.pem
+        server_name: localhost
+      query_response:
+        - expect: "^220"
+        - starttls: true
   http_2xx:
     prober: http
 "#,
@@ -674,6 +710,23 @@ fn probe_agrees_with_blackbox_exporter_on_starttls_client_certificates_and_chain
     ));
     assert_eq!(no_cert["probe_success"], 0.0);
     assert_eq!(no_cert["probe_failed_due_to_regex"], 0.0);
+
+    // Modules blackbox loads but whose every probe fails: the same 200 and gauges.
+    for module in ["tcp_mtls_no_key", "tcp_tls_min_above_max"] {
+        let m = pair.compare(&format!(
+            "module={module}&target=127.0.0.1:{}",
+            pair.mtls_port
+        ));
+        assert_eq!(m["probe_success"], 0.0, "{module}");
+        assert!(!m.contains_key("probe_tls_version_info{version=\"TLS 1.3\"}"));
+    }
+    // A handshake inside TLS fails; the first handshake's metrics stay.
+    let twice = pair.compare(&format!(
+        "module=tcp_tls_then_starttls&target=127.0.0.1:{}",
+        pair.tls_port
+    ));
+    assert_eq!(twice["probe_success"], 0.0);
+    assert_eq!(twice["probe_tls_version_info{version=\"TLS 1.3\"}"], 1.0);
 }
 
 #[test]
@@ -769,4 +822,84 @@ fn metrics_show_a_monitor_up_and_one_down() {
     assert_eq!(m["portwarden_monitors"], 2.0);
     assert_eq!(m["portwarden_store_up"], 1.0);
     assert!(m.contains_key("portwarden_scheduler_start_lag_seconds{quantile=\"0.99\"}"));
+}
+
+/// Keys blackbox 0.23 refuses (later versions' `expect_bytes` and `labels`, a typo): the
+/// real exporter refuses the whole file naming the line; portwarden refuses only the module,
+/// naming the key and the same line, and serves the others.
+#[test]
+fn keys_blackbox_0_23_refuses_are_refused_per_module_with_key_and_line() {
+    let Some(binary) = blackbox_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let banner = banner_server(b"220 ready\r\n");
+    let cases = [
+        ("expect_bytes", "        - expect_bytes: \"220\"\n"),
+        ("labels", "        - expect: \"^220\"\n          labels:\n            - name: a\n              value: b\n"),
+        ("sned", "        - sned: \"QUIT\"\n"),
+    ];
+    for (key, step) in cases {
+        let yml = dir.path().join(format!("{key}.yml"));
+        let text = format!(
+            "modules:\n  good:\n    prober: tcp\n    tcp:\n      preferred_ip_protocol: ip4\n  \
+             bad:\n    prober: tcp\n    tcp:\n      query_response:\n{step}"
+        );
+        std::fs::write(&yml, &text).unwrap();
+        let line = text
+            .lines()
+            .position(|l| l.contains(&format!("{key}:")))
+            .unwrap()
+            + 1;
+        let out = Command::new(binary)
+            .arg("--config.check")
+            .arg(format!("--config.file={}", yml.display()))
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}: blackbox accepted it");
+        assert!(
+            log.contains(&format!("line {line}: field {key} not found")),
+            "{key}: {log}"
+        );
+
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.path().join(format!("{key}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nlisten = \"{addr}\"\nstate_dir = \"state-{key}\"\nblackbox_config = \"{key}.yml\"\n\n\
+                 [[monitor]]\nname = \"self\"\ntarget = \"{addr}\"\n"
+            ),
+        )
+        .unwrap();
+        let mut pw = Command::new(env!("CARGO_BIN_EXE_portwarden"));
+        pw.arg("run")
+            .arg("-c")
+            .arg(&config)
+            .env("PORTWARDEN_LOG", "info")
+            .current_dir(dir.path());
+        let ours = Proc::spawn(pw, addr, "/healthz");
+        let (status, body) = get(
+            addr,
+            &format!("/probe?module=bad&target=127.0.0.1:{banner}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(status, 400, "{key}: {body}");
+        let at = format!("tcp.query_response[0].{key} (line {line})");
+        assert!(body.contains(&at), "{key}: {body}");
+        assert!(
+            ours.log.lock().unwrap().contains(&at),
+            "{key}: the warning at load"
+        );
+        let (status, text) = get(
+            addr,
+            &format!("/probe?module=good&target=127.0.0.1:{banner}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(samples(&text)["probe_success"], 1.0, "{text}");
+    }
 }
