@@ -654,6 +654,11 @@
     $('m-last').textContent = c
       ? 'Last check ' + fmtAgo(c.at) + ': ' + (c.reason || c.state) + (c.message ? ' — ' + c.message : '') + ' (' + fmtMs(c.duration) + ')'
       : 'Not checked yet.';
+    if (d.cert_expiry != null) {
+      const days = Math.floor((d.cert_expiry * 1000 - Date.now()) / 86400000);
+      $('m-last').textContent += ' Certificate expires ' + fmtTime(d.cert_expiry * 1000) +
+        (days < 0 ? ' (expired).' : ' (in ' + days + (days === 1 ? ' day).' : ' days).'));
+    }
     const h = d.history;
     drawChart(h ? h.results.slice().reverse() : []);
     const up = $('m-uptime');
