@@ -85,13 +85,19 @@ impl ApiAuth {
     }
 }
 
-/// The middleware: refuses mutations (and, with `read_token`, reads under `/api/v1/`) without
-/// the right bearer token.
+/// The middleware: refuses mutations (and, with `read_token`, reads under `/api/v1/`,
+/// `/metrics` and `/probe`) without the right bearer token.
 pub async fn authorize(State(s): State<ApiState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let reading = matches!(*request.method(), Method::GET | Method::HEAD);
     let needs_token = if reading {
-        s.auth.read_token && path.starts_with("/api/v1/") && path != "/api/v1/openapi.json"
+        // `/probe` makes the daemon connect wherever the request says: beyond loopback it
+        // must not be open to anyone who can reach the port. Prometheus sends the token
+        // with `authorization: { credentials_file: ... }` in the scrape job.
+        s.auth.read_token
+            && ((path.starts_with("/api/v1/") && path != "/api/v1/openapi.json")
+                || path == "/metrics"
+                || path == "/probe")
     } else {
         true
     };

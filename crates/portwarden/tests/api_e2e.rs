@@ -388,6 +388,19 @@ fn read_token_guards_reads_too() {
         d.request("GET", "/api/v1/openapi.json", None, "").status,
         200
     );
+    // /metrics and /probe (which connects wherever it is told) need it as well.
+    let probe = format!(
+        "/probe?module=tcp_connect&target=127.0.0.1:{}",
+        service.port
+    );
+    for path in ["/metrics", probe.as_str()] {
+        assert_eq!(d.request("GET", path, None, "").status, 401, "{path}");
+        assert_eq!(
+            d.request("GET", path, Some(TOKEN), "").status,
+            200,
+            "{path}"
+        );
+    }
 }
 
 #[test]
