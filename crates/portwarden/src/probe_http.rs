@@ -11,8 +11,10 @@
 //! is missing`), and the probe timeout is `min(module timeout,
 //! X-Prometheus-Scrape-Timeout-Seconds − 0.5 s)`, 120 s with neither.
 //!
-//! Translated as blackbox 0.23 runs them: `query_response` `expect` / `send` / `starttls`
-//! (the connection is upgraded in place after that entry's expect and send: [`Step::Tls`]),
+//! Translated as blackbox 0.23 runs them: `query_response` `expect` (per line: `(?mR)`),
+//! `send` (with the expect's capture groups expanded into it: [`Step::SendExpanded`]),
+//! `starttls` (the connection is upgraded in place after that entry's expect and send:
+//! [`Step::Tls`]),
 //! `tls`, and `tls_config` `ca_file`, `cert_file` + `key_file`, `server_name`,
 //! `insecure_skip_verify`, `min_version` / `max_version` (TLS12, TLS13). Relative file names
 //! are resolved against the working directory, as blackbox opens them. With TLS the gauges
@@ -22,8 +24,7 @@
 //! Refused at load, one warning per problem naming the module, the key and its line, the
 //! module then answering 400 while the others run: keys 0.23 does not know (it refuses
 //! the whole file), keys of later versions (`expect_bytes`, `labels`, inline `ca` / `cert`
-//! / `key`), `$` capture expansion in a `send` after an `expect`, TLS 1.0 / 1.1 (rustls
-//! speaks 1.2 and 1.3). Settings with which blackbox loads the module but fails every probe
+//! / `key`), TLS 1.0 / 1.1 (rustls speaks 1.2 and 1.3). Settings with which blackbox loads the module but fails every probe
 //! (`cert_file` without `key_file`, `max_version` below `min_version`, an unreadable file,
 //! `starttls` twice or after `tls: true`) are translated to fail the same way, with a
 //! warning at load.
@@ -468,21 +469,23 @@ fn translate(
         let at = |k: &str| [key("tcp"), key("query_response"), Seg::Index(i), key(k)];
         let expect = s.expect.as_deref().filter(|e| !e.is_empty());
         if let Some(expect) = expect {
-            // blackbox matches line by line: ^ and $ anchor at every line.
-            let m = Matcher::regex(&format!("(?m){expect}"))
+            // blackbox matches line by line, lines without their `\n` or `\r\n`: ^ and $
+            // anchor at every line, before a `\r\n` too, and `.` takes no line end (CRLF
+            // mode, R).
+            let m = Matcher::regex(&format!("(?mR){expect}"))
                 .map_err(|e| Refusal::new(&at("expect"), e.to_string()))?;
             steps.push(Step::Expect(Expectation::one(m)));
             has_expect = true;
         }
         if let Some(send) = s.send.as_deref().filter(|s| !s.is_empty()) {
+            let line = format!("{send}\n").into_bytes();
+            // After an expect blackbox expands the match's capture groups into send ($1,
+            // ${name}, $$); without a `$` that is the text itself, so no work per probe.
             if expect.is_some() && send.contains('$') {
-                return Err(Refusal::new(
-                    &at("send"),
-                    "\"$\" after an expect: blackbox expands the expect's capture groups \
-                     into send ($1, ${name}, $$ for a dollar); portwarden does not",
-                ));
+                steps.push(Step::SendExpanded(line));
+            } else {
+                steps.push(Step::Send(line));
             }
-            steps.push(Step::Send(format!("{send}\n").into_bytes()));
         }
         if s.starttls {
             // A handshake inside TLS fails (blackbox tries it and the server hangs up;
@@ -1330,6 +1333,34 @@ modules:
     }
 
     #[test]
+    fn send_after_an_expect_expands_capture_groups_as_blackbox_does() {
+        let (got, warnings) = module(
+            "prober: tcp\ntcp:\n  query_response:\n    - expect: \"^220 (?P<host>\\\\S+)\"\n      \
+             send: \"HELO ${host}\"\n    - send: \"COST $5\"\n    - expect: \"^250\"\n      send: \"QUIT\"\n",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let m = got.unwrap();
+        assert!(
+            matches!(
+                &m.steps[..],
+                [
+                    Step::Expect(_),
+                    Step::SendExpanded(helo),
+                    Step::Send(cost),
+                    Step::Expect(_),
+                    Step::Send(quit),
+                ] if helo == b"HELO ${host}\n" && cost == b"COST $5\n" && quit == b"QUIT\n"
+            ),
+            "{:?}",
+            m.steps
+        );
+        let Step::Expect(e) = &m.steps[0] else {
+            panic!("expect")
+        };
+        assert_eq!(e.to_string(), r"matches /(?mR)^220 (?P<host>\S+)/");
+    }
+
+    #[test]
     fn refusals_name_the_key_and_its_line() {
         let cases = [
             (
@@ -1350,11 +1381,6 @@ modules:
                 "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    ca: \"-----BEGIN\"\n",
                 "tcp.tls_config.ca (line 7): \"ca\" is a key of later blackbox_exporter versions; \
                  0.23 refuses it and portwarden does not translate it",
-            ),
-            (
-                "prober: tcp\ntcp:\n  query_response:\n    - expect: \"^220 (.*)\"\n      send: \"HELO $1\"\n",
-                "tcp.query_response[0].send (line 7): \"$\" after an expect: blackbox expands the \
-                 expect's capture groups into send ($1, ${name}, $$ for a dollar); portwarden does not",
             ),
             (
                 "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    min_version: TLS10\n",

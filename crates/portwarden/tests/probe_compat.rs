@@ -150,6 +150,32 @@ fn banner_server(banner: &'static [u8]) -> u16 {
     port
 }
 
+/// A server that hands out a token in its banner (after a first line) and wants it back:
+/// `AUTH abc123` gets `250 ok`, anything else `500 bad token`.
+fn token_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            thread::spawn(move || {
+                let _ = s.write_all(b"220-hello\r\n220 token=abc123 ready\r\n");
+                let mut line = String::new();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                if r.read_line(&mut line).is_ok() {
+                    let reply: &[u8] = if line == "AUTH abc123\n" {
+                        b"250 ok\r\n"
+                    } else {
+                        b"500 bad token\r\n"
+                    };
+                    let _ = s.write_all(reply);
+                }
+            });
+        }
+    });
+    port
+}
+
 /// A server that accepts and stays silent.
 fn silent_server() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -454,6 +480,33 @@ fn blackbox_yml(ca_file: &Path) -> String {
         server_name: localhost
       query_response:
         - expect: "^220"
+  tcp_token_named:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "^220 token=(?P<tok>\\w+) ready$"
+          send: "AUTH ${{tok}}"
+        - expect: "^250 ok$"
+  tcp_token_numbered:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "token=(\\w+)"
+          send: "AUTH $1"
+        - expect: "^250"
+  tcp_token_missing_group:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "token=(\\w+)"
+          send: "AUTH $2"
+        - expect: "^250"
   tcp_mtls_no_key:
     prober: tcp
     timeout: 2s
@@ -727,6 +780,24 @@ fn probe_agrees_with_blackbox_exporter_on_starttls_client_certificates_and_chain
     ));
     assert_eq!(twice["probe_success"], 0.0);
     assert_eq!(twice["probe_tls_version_info{version=\"TLS 1.3\"}"], 1.0);
+}
+
+/// `send` after `expect` expands the match's capture groups (named, numbered, missing), and
+/// `$` anchors before a `\r\n` (blackbox matches lines without their line end).
+#[test]
+fn probe_agrees_with_blackbox_exporter_on_capture_expansion_and_line_ends() {
+    let Some(pair) = start_pair() else { return };
+    let token = token_server();
+    for (module, success, regex) in [
+        ("tcp_token_named", 1.0, 0.0),
+        ("tcp_token_numbered", 1.0, 0.0),
+        // `$2` is empty: the server answers `500 bad token` and closes.
+        ("tcp_token_missing_group", 0.0, 1.0),
+    ] {
+        let m = pair.compare(&format!("module={module}&target=127.0.0.1:{token}"));
+        assert_eq!(m["probe_success"], success, "{module}");
+        assert_eq!(m["probe_failed_due_to_regex"], regex, "{module}");
+    }
 }
 
 #[test]

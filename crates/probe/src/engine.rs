@@ -19,7 +19,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::escape::escape_for_display;
-use crate::expect::{Expectation, Verdict};
+use crate::expect::{Expectation, Matcher, Verdict};
 use crate::result::{Attempt, ProbeResult, Reason, State, Timings, TlsInfo};
 use crate::spec::{ProbeSpec, Step};
 use crate::starttls::StartTls;
@@ -124,6 +124,8 @@ pub(crate) struct Session<'a> {
     received: Vec<u8>,
     /// Where the current expect step's data begins in `received`.
     window: usize,
+    /// The data the last expect step matched, as a range of `received`.
+    matched: (usize, usize),
     truncated: bool,
     /// An expectation matched: the peer speaks the protocol and deserves its quit string.
     identified: bool,
@@ -143,6 +145,7 @@ impl<'a> Session<'a> {
             deadline: start + probe.spec.limits.deadline,
             received: Vec::new(),
             window: 0,
+            matched: (0, 0),
             truncated: false,
             identified: false,
             timings: Timings::default(),
@@ -392,9 +395,13 @@ impl<'a> Session<'a> {
             tokio::time::sleep(self.spec.send_delay.min(self.remaining())).await;
         }
         let spec = self.spec;
-        for step in &spec.steps {
+        for (i, step) in spec.steps.iter().enumerate() {
             let done = match step {
                 Step::Send(bytes) => self.send(&mut conn, bytes).await,
+                Step::SendExpanded(template) => {
+                    let bytes = self.expand(capture_regex(&spec.steps[..i]), template);
+                    self.send(&mut conn, &bytes).await
+                }
                 Step::Expect(expectation) => self.expect(&mut conn, expectation).await,
                 Step::StartTls(protocol) => {
                     if let Err(f) = self.negotiate_starttls(&mut conn, *protocol).await {
@@ -436,7 +443,7 @@ impl<'a> Session<'a> {
             let done = match &step {
                 Step::Send(bytes) => self.send(conn, bytes).await,
                 Step::Expect(expectation) => self.expect(conn, expectation).await,
-                Step::StartTls(_) | Step::Tls => Ok(()),
+                Step::StartTls(_) | Step::Tls | Step::SendExpanded(_) => Ok(()),
             };
             if let Err(mut f) = done {
                 if f.reason == Reason::UnexpectedResponse {
@@ -467,6 +474,7 @@ impl<'a> Session<'a> {
         loop {
             match expectation.evaluate(&self.received[self.window..]) {
                 Verdict::Matched => {
+                    self.matched = (self.window, self.received.len());
                     self.window = self.received.len();
                     self.identified = true;
                     return Ok(());
@@ -525,6 +533,20 @@ impl<'a> Session<'a> {
                 }
             }
         }
+    }
+
+    /// `template` with the capture groups of `regex` on the data the last expect matched;
+    /// as written if the regex does not match there (an "any" expectation matched by
+    /// another of its matchers).
+    fn expand(&self, regex: Option<&regex::bytes::Regex>, template: &[u8]) -> Vec<u8> {
+        let (from, to) = self.matched;
+        let captures = regex.and_then(|re| re.captures(&self.received[from..to]));
+        let Some(captures) = captures else {
+            return template.to_vec();
+        };
+        let mut out = Vec::with_capacity(template.len() + 32);
+        captures.expand(template, &mut out);
+        out
     }
 
     /// The failure when a read waited in vain: silence before any data is a read timeout;
@@ -670,6 +692,18 @@ impl<'a> Session<'a> {
             truncated: self.truncated,
             tls: self.tls,
         }
+    }
+}
+
+/// The regex whose capture groups a `SendExpanded` after `before` uses: the first regex of
+/// the expect step right before it.
+pub(crate) fn capture_regex(before: &[Step]) -> Option<&regex::bytes::Regex> {
+    match before.last() {
+        Some(Step::Expect(e)) => e.matchers.iter().find_map(|m| match m {
+            Matcher::Regex(re) => Some(re),
+            _ => None,
+        }),
+        _ => None,
     }
 }
 

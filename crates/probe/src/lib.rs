@@ -61,6 +61,9 @@ pub enum SpecError {
     /// An expect step has no matcher: "any of nothing" and "all of nothing" mean nothing.
     #[error("expect step {step} has no matcher")]
     EmptyExpectation { step: usize },
+    /// A send step expands capture groups but the step before it is no regex expect.
+    #[error("send step {step} expands capture groups, but step {} is no regex expect", step - 1)]
+    ExpansionWithoutRegex { step: usize },
 }
 
 /// A TLS client configuration prepared once (CA and client certificate files read, the
@@ -119,6 +122,11 @@ impl Probe {
             if matches!(step, Step::Expect(e) if e.matchers.is_empty()) {
                 return Err(SpecError::EmptyExpectation { step: i + 1 });
             }
+            if matches!(step, Step::SendExpanded(_))
+                && engine::capture_regex(&spec.steps[..i]).is_none()
+            {
+                return Err(SpecError::ExpansionWithoutRegex { step: i + 1 });
+            }
         }
         let tls = if spec.uses_tls() {
             let prepared = match client {
@@ -140,7 +148,7 @@ impl Probe {
         let writes = spec
             .steps
             .iter()
-            .filter(|s| matches!(s, Step::Send(_)))
+            .filter(|s| matches!(s, Step::Send(_) | Step::SendExpanded(_)))
             .count()
             + usize::from(spec.quit.is_some());
         let nodelay = spec.uses_tls() || writes > 1;

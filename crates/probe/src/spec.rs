@@ -15,6 +15,13 @@ use crate::target::{Family, Target};
 pub enum Step {
     /// Write these bytes.
     Send(Vec<u8>),
+    /// Write these bytes after expanding `$1`, `$name`, `${name}` (and `$$` for a dollar)
+    /// with the capture groups of the first regex of the expect step right before it, on
+    /// the data that step matched; a group that took no part expands to nothing (the regex
+    /// crate's `Captures::expand`, the same syntax as Go's `Regexp.Expand`). Checked by
+    /// [`crate::Probe::new`]: the step before must be an expect with a regex.
+    /// blackbox_exporter's `send` after an `expect` in one `query_response` entry.
+    SendExpanded(Vec<u8>),
     /// Read until the expectation is decided.
     Expect(Expectation),
     /// Negotiate STARTTLS for this protocol, then do the TLS handshake.

@@ -1114,6 +1114,74 @@ async fn a_shared_tls_client_reads_its_files_once() {
     ));
 }
 
+// ---------------------------------------------------------------- capture expansion
+
+/// A server that hands out a token in its banner and wants it back: `AUTH <token>`.
+async fn token_server() -> SocketAddr {
+    serve(|mut s| async move {
+        let _ = s
+            .write_all(b"220-hello\r\n220 token=abc123 ready\r\n")
+            .await;
+        if let Some(line) = read_line(&mut s).await {
+            let reply: &[u8] = if line == b"AUTH abc123 $ end\n" {
+                b"250 ok\r\n"
+            } else {
+                b"500 bad token\r\n"
+            };
+            let _ = s.write_all(reply).await;
+        }
+        drain(&mut s).await;
+    })
+    .await
+}
+
+fn token_spec(addr: SocketAddr, expect: &str, send: &str) -> ProbeSpec {
+    let mut spec = expecting(addr, Matcher::regex(expect).unwrap());
+    spec.steps
+        .push(Step::SendExpanded(send.as_bytes().to_vec()));
+    spec.steps
+        .push(Step::Expect(Expectation::one(prefix("250 ok"))));
+    spec
+}
+
+#[tokio::test]
+async fn send_expanded_uses_the_capture_groups_of_the_previous_match() {
+    let addr = token_server().await;
+    for (expect, send) in [
+        (
+            r"(?mR)^220 token=(?P<tok>\w+) ready$",
+            "AUTH ${tok} $$ end\n",
+        ),
+        (r"(?mR)^220 token=(\w+)", "AUTH $1 $$ end\n"),
+    ] {
+        let r = run(token_spec(addr, expect, send)).await;
+        assert_ok(&r);
+    }
+    // A group that is not there expands to nothing: the server gets the wrong token.
+    let r = run(token_spec(
+        addr,
+        r"(?m)^220 token=(\w+)",
+        "AUTH $2 $$ end\n",
+    ))
+    .await;
+    assert_failed(&r, State::Critical, Reason::UnexpectedResponse);
+    assert!(r.message.contains("500 bad token"), "{}", r.message);
+}
+
+#[test]
+fn send_expanded_needs_a_regex_expect_right_before() {
+    let mut spec = expecting(closed_port(), prefix("220"));
+    spec.steps.push(Step::SendExpanded(b"$1\n".to_vec()));
+    assert_eq!(
+        Probe::new(spec).unwrap_err(),
+        SpecError::ExpansionWithoutRegex { step: 2 }
+    );
+    assert_eq!(
+        SpecError::ExpansionWithoutRegex { step: 2 }.to_string(),
+        "send step 2 expands capture groups, but step 1 is no regex expect"
+    );
+}
+
 // ---------------------------------------------------------------- setup errors
 
 #[test]
