@@ -673,6 +673,26 @@ async fn verifies_a_chain_against_a_ca_file_and_reports_the_certificate() {
     assert!(r.timings.tls.is_some());
 }
 
+/// The test server keeps Nagle on, as most servers do: its banner waits for the ACK of
+/// the TLS 1.3 session tickets it sent first. Regression: Linux delayed that ACK by 40 ms,
+/// and every TLS probe measured it.
+#[tokio::test]
+async fn tls_banner_after_session_tickets_is_not_held_by_a_delayed_ack() {
+    let pki = Pki::new("quickack");
+    let leaf = pki.ca.issue(&["localhost"], Validity::days(90));
+    let addr = tls_banner_server(server_config(&leaf, None), b"220 tls ready\r\n").await;
+    let mut fastest = Duration::MAX;
+    for _ in 0..3 {
+        let (r, took) = run_timed(tls_probe(addr, pki.tls_spec())).await;
+        assert_ok(&r);
+        fastest = fastest.min(took);
+    }
+    assert!(
+        fastest < Duration::from_millis(25),
+        "fastest of 3: {fastest:?}"
+    );
+}
+
 #[tokio::test]
 async fn rejects_an_expired_certificate() {
     let pki = Pki::new("expired");
