@@ -935,11 +935,9 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
         if let Some(t) = result.tls {
             out.tls = Some(TlsGauges {
                 earliest_expiry: t.earliest_expiry_unix as f64,
-                last_chain_expiry: if t.verified {
-                    t.earliest_expiry_unix as f64
-                } else {
-                    GO_ZERO_TIME
-                },
+                last_chain_expiry: t
+                    .verified_chain_expiry_unix
+                    .map_or(GO_ZERO_TIME, |e| e as f64),
                 version: tls_version_name(&t.version),
                 fingerprint: t.leaf_sha256,
                 subject: t.leaf_subject_rfc2253,
@@ -1049,12 +1047,13 @@ impl Outcome {
         if let Some(t) = &self.tls {
             families.push((
                 "probe_ssl_earliest_cert_expiry",
-                "Returns earliest SSL cert expiry date",
+                // 0.23's texts, word for word (its constants swapped the meanings).
+                "Returns last SSL chain expiry in unixtime",
                 sample("", t.earliest_expiry),
             ));
             families.push((
                 "probe_ssl_last_chain_expiry_timestamp_seconds",
-                "Returns last SSL chain expiry in unixtime",
+                "Returns last SSL chain expiry in timestamp",
                 sample("", t.last_chain_expiry),
             ));
             families.push((

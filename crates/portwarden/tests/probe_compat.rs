@@ -257,6 +257,61 @@ fn test_pki(dir: &Path) -> TestPki {
     TestPki { leaf, leaf_key, ca }
 }
 
+/// A chain whose two expiry gauges differ: `chain-ca.pem` holds a root expiring
+/// 2029-01-01 that signed an intermediate (2032) that signed the leaf (2030); the server
+/// also presents an expired cross-signature of the intermediate (by an untrusted CA,
+/// 2021-01-01), first. blackbox: earliest expiry 2021 (every presented certificate),
+/// last chain expiry 2029 (the verified chain, root included).
+fn chain_server_config(dir: &Path) -> Arc<rustls::ServerConfig> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca = |cn: &str, from: (i32, u8, u8), until: (i32, u8, u8)| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        p.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
+        p
+    };
+    let root_key = KeyPair::generate().unwrap();
+    let root = ca("chain root", (2020, 1, 1), (2029, 1, 1))
+        .self_signed(&root_key)
+        .unwrap();
+    let old_key = KeyPair::generate().unwrap();
+    let old = ca("old root", (2015, 1, 1), (2040, 1, 1))
+        .self_signed(&old_key)
+        .unwrap();
+    let inter_key = KeyPair::generate().unwrap();
+    let inter = ca("chain intermediate", (2020, 1, 1), (2032, 1, 1))
+        .signed_by(&inter_key, &root, &root_key)
+        .unwrap();
+    let cross = ca("chain intermediate", (2019, 1, 1), (2021, 1, 1))
+        .signed_by(&inter_key, &old, &old_key)
+        .unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "chain leaf");
+    leaf_params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &inter, &inter_key)
+        .unwrap();
+    std::fs::write(dir.join("chain-ca.pem"), root.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone(), cross.der().clone(), inter.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap(),
+    )
+}
+
 impl TestPki {
     /// A server configuration presenting the leaf; with `client_auth`, a client
     /// certificate signed by the test CA is required.
@@ -507,6 +562,15 @@ fn blackbox_yml(ca_file: &Path) -> String {
         - expect: "token=(\\w+)"
           send: "AUTH $2"
         - expect: "^250"
+  tcp_tls_chain:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config:
+        ca_file: chain-ca.pem
+        server_name: localhost
   tcp_mtls_no_key:
     prober: tcp
     timeout: 2s
@@ -554,6 +618,7 @@ struct Pair {
     tls_port: u16,
     starttls_port: u16,
     mtls_port: u16,
+    chain_port: u16,
 }
 
 fn start_pair() -> Option<Pair> {
@@ -563,6 +628,7 @@ fn start_pair() -> Option<Pair> {
     let tls_port = tls_server(pki.server_config(false));
     let starttls_port = starttls_server(pki.server_config(false));
     let mtls_port = tls_server(pki.server_config(true));
+    let chain_port = tls_server(chain_server_config(dir.path()));
     let yml = dir.path().join("blackbox.yml");
     std::fs::write(&yml, blackbox_yml(&dir.path().join("ca.pem"))).unwrap();
 
@@ -598,6 +664,7 @@ fn start_pair() -> Option<Pair> {
         tls_port,
         starttls_port,
         mtls_port,
+        chain_port,
     })
 }
 
@@ -609,6 +676,17 @@ impl Pair {
         let (bs, btext) = get(self.blackbox.addr, &path, &[]).unwrap();
         let (os, otext) = get(self.ours.addr, &path, &[]).unwrap();
         assert_eq!(os, bs, "status for {query}: ours {otext}, blackbox {btext}");
+        // HELP and TYPE lines too: the same texts, word for word.
+        let meta = |t: &str| -> Vec<String> {
+            let mut m: Vec<String> = t
+                .lines()
+                .filter(|l| l.starts_with('#'))
+                .map(str::to_string)
+                .collect();
+            m.sort();
+            m
+        };
+        assert_eq!(meta(&otext), meta(&btext), "HELP/TYPE for {query}");
         let (b, o) = (samples(&btext), samples(&otext));
         if std::env::var("SHOW").is_ok() {
             eprintln!("== {query}\n-- blackbox:\n{btext}-- ours:\n{otext}");
@@ -710,6 +788,19 @@ fn probe_agrees_with_blackbox_exporter_on_starttls_client_certificates_and_chain
         assert!(info.contains(part), "{part} in {info}");
     }
     assert_eq!(tls[info], 1.0);
+
+    // The two expiry gauges part: every presented certificate for the earliest, the
+    // verified chain (root included, the expired cross-signature left out) for the last.
+    let chain = pair.compare(&format!(
+        "module=tcp_tls_chain&target=127.0.0.1:{}",
+        pair.chain_port
+    ));
+    assert_eq!(chain["probe_success"], 1.0);
+    assert_eq!(chain["probe_ssl_earliest_cert_expiry"], 1_609_459_200.0);
+    assert_eq!(
+        chain["probe_ssl_last_chain_expiry_timestamp_seconds"],
+        1_861_920_000.0
+    );
 
     // max_version TLS12 and a relative ca_file (against the working directory).
     let tls12 = pair.compare(&format!(

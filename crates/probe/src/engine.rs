@@ -388,6 +388,7 @@ impl<'a> Session<'a> {
                     stream.get_ref().1,
                     &prepared.server_name,
                     verified,
+                    &prepared.anchors,
                 ));
                 Ok(Conn::Tls(Box::new(stream)))
             }

@@ -71,6 +71,7 @@ pub enum SpecError {
 #[derive(Debug, Clone)]
 pub struct TlsClient {
     config: std::sync::Arc<rustls::ClientConfig>,
+    anchors: std::sync::Arc<tls::Anchors>,
     verifies: bool,
 }
 
@@ -78,8 +79,10 @@ impl TlsClient {
     /// Reads the files `spec` names. Errors name the file and the problem. `spec.sni` and
     /// `spec.cert_days` are not part of it (each probe's own spec carries them).
     pub fn new(spec: &TlsSpec) -> Result<Self, SpecError> {
+        let (config, anchors) = tls::client_config(spec).map_err(SpecError::Tls)?;
         Ok(Self {
-            config: tls::client_config(spec).map_err(SpecError::Tls)?,
+            config,
+            anchors,
             verifies: !matches!(spec.verify, Verify::Insecure),
         })
     }
@@ -133,6 +136,7 @@ impl Probe {
                 None => tls::PreparedTls::new(&spec.tls, &spec.target.host),
                 Some(c) => tls::PreparedTls::with_config(
                     c.config.clone(),
+                    c.anchors.clone(),
                     c.verifies,
                     &spec.tls,
                     &spec.target.host,

@@ -175,8 +175,7 @@ pub struct TlsInfo {
     pub not_after: String,
     /// The earliest notAfter of the whole chain, Unix seconds.
     pub earliest_expiry_unix: i64,
-    /// The last notAfter of the chain, Unix seconds (blackbox_exporter's
-    /// `probe_ssl_last_chain_expiry_timestamp_seconds`).
+    /// The latest notAfter of the presented chain, Unix seconds.
     pub last_expiry_unix: i64,
     /// Whole days until the earliest expiry (negative once expired).
     pub days_left: i64,
@@ -192,6 +191,11 @@ pub struct TlsInfo {
     pub leaf_issuer_rfc2253: String,
     /// The leaf's DNS subject alternative names, in certificate order.
     pub leaf_dns_names: Vec<String>,
+    /// When the verified chain stops being valid, as Go's verified chains give it: over every
+    /// path from the leaf to a trusted root valid now, the earliest notAfter (the root's
+    /// included); the latest of those. `None` when the chain was not verified. blackbox's
+    /// `probe_ssl_last_chain_expiry_timestamp_seconds`.
+    pub verified_chain_expiry_unix: Option<i64>,
 }
 
 /// Everything a probe found.

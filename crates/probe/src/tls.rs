@@ -1,6 +1,7 @@
 //! TLS with rustls: the client configuration (built once per probe, not per connection),
 //! the handshake, and what the server's certificate chain says.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,21 +23,26 @@ pub(crate) struct PreparedTls {
     pub(crate) server_name: ServerName<'static>,
     /// Whether the configuration verifies the chain (not `Verify::Insecure`).
     pub(crate) verifies: bool,
+    /// The trusted roots, for the verified chain's expiry.
+    pub(crate) anchors: Arc<Anchors>,
 }
 
 impl PreparedTls {
     /// Loads the files `spec` names and checks the server name. Errors name the culprit.
     pub(crate) fn new(spec: &TlsSpec, host: &Host) -> Result<Self, String> {
+        let (config, anchors) = client_config(spec)?;
         Ok(Self {
-            config: client_config(spec)?,
+            config,
             server_name: server_name(spec, host)?,
             verifies: !matches!(spec.verify, Verify::Insecure),
+            anchors,
         })
     }
 
     /// With a configuration built earlier: only the server name is checked.
     pub(crate) fn with_config(
         config: Arc<ClientConfig>,
+        anchors: Arc<Anchors>,
         verifies: bool,
         spec: &TlsSpec,
         host: &Host,
@@ -45,12 +51,31 @@ impl PreparedTls {
             config,
             server_name: server_name(spec, host)?,
             verifies,
+            anchors,
         })
     }
 }
 
-/// Builds the rustls client configuration for `spec`. Errors name the file and the problem.
-pub(crate) fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, String> {
+/// The trusted roots' subjects (DER) with their validity (Unix seconds, not before / not
+/// after): where a verified chain ends, and when.
+#[derive(Debug, Default)]
+pub(crate) struct Anchors(HashMap<Vec<u8>, Vec<(i64, i64)>>);
+
+impl Anchors {
+    fn add(&mut self, der: &[u8]) {
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) {
+            let v = cert.validity();
+            self.0
+                .entry(cert.subject().as_raw().to_vec())
+                .or_default()
+                .push((v.not_before.timestamp(), v.not_after.timestamp()));
+        }
+    }
+}
+
+/// Builds the rustls client configuration for `spec`, and the set of roots it trusts (empty
+/// when it verifies nothing). Errors name the file and the problem.
+pub(crate) fn client_config(spec: &TlsSpec) -> Result<(Arc<ClientConfig>, Arc<Anchors>), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let min = spec.min_version.unwrap_or(TlsVersion::Tls12);
     let max = spec.max_version.unwrap_or(TlsVersion::Tls13);
@@ -69,14 +94,21 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, String>
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("TLS setup: {e}"))?;
+    let mut anchors = Arc::new(Anchors::default());
     let builder = match &spec.verify {
-        Verify::SystemRoots => builder.with_root_certificates(system_roots()),
+        Verify::SystemRoots => {
+            let (roots, system_anchors) = system_roots();
+            anchors = system_anchors;
+            builder.with_root_certificates(roots)
+        }
         Verify::CaFile(path) => {
             let mut roots = RootCertStore::empty();
+            let mut file_anchors = Anchors::default();
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| format!("CA file {}: {e}", path.display()))?;
             for cert in certs {
                 let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                file_anchors.add(cert.as_ref());
                 roots
                     .add(cert)
                     .map_err(|e| format!("CA file {}: {e}", path.display()))?;
@@ -87,6 +119,7 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, String>
                     path.display()
                 ));
             }
+            anchors = Arc::new(file_anchors);
             builder.with_root_certificates(roots)
         }
         Verify::Insecure => builder
@@ -112,7 +145,7 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, String>
                 .map_err(|e| format!("client certificate {}: {e}", cc.cert.display()))?
         }
     };
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), anchors))
 }
 
 fn version_name(v: TlsVersion) -> &'static str {
@@ -123,18 +156,22 @@ fn version_name(v: TlsVersion) -> &'static str {
 }
 
 /// The system's trusted roots, loaded once per process (reading them takes milliseconds).
-fn system_roots() -> Arc<RootCertStore> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+fn system_roots() -> (Arc<RootCertStore>, Arc<Anchors>) {
+    static ROOTS: OnceLock<(Arc<RootCertStore>, Arc<Anchors>)> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
             let found = rustls_native_certs::load_native_certs();
             for e in &found.errors {
                 tracing::warn!(error = %e, "could not load some system root certificates");
             }
+            let mut anchors = Anchors::default();
+            for cert in &found.certs {
+                anchors.add(cert.as_ref());
+            }
             let mut roots = RootCertStore::empty();
             let (added, ignored) = roots.add_parsable_certificates(found.certs);
             tracing::debug!(added, ignored, "loaded system root certificates");
-            Arc::new(roots)
+            (Arc::new(roots), Arc::new(anchors))
         })
         .clone()
 }
@@ -156,6 +193,7 @@ pub(crate) fn session_info(
     conn: &rustls::ClientConnection,
     name: &ServerName<'_>,
     verified: bool,
+    anchors: &Anchors,
 ) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
@@ -187,16 +225,24 @@ pub(crate) fn session_info(
         leaf_subject_rfc2253: String::new(),
         leaf_issuer_rfc2253: String::new(),
         leaf_dns_names: Vec::new(),
+        verified_chain_expiry_unix: None,
     };
     let chain = conn.peer_certificates().unwrap_or(&[]);
     info.chain_len = chain.len();
     let mut expiries = Vec::with_capacity(chain.len());
+    let mut nodes = Vec::with_capacity(chain.len());
     for (i, der) in chain.iter().enumerate() {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
             continue;
         };
         let not_after = cert.validity().not_after;
         expiries.push(not_after.timestamp());
+        nodes.push(ChainNode {
+            subject: cert.subject().as_raw().to_vec(),
+            issuer: cert.issuer().as_raw().to_vec(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: not_after.timestamp(),
+        });
         if i == 0 {
             info.subject = cert.subject().to_string();
             info.issuer = cert.issuer().to_string();
@@ -224,8 +270,67 @@ pub(crate) fn session_info(
         info.earliest_expiry_unix = earliest;
         info.last_expiry_unix = last;
         info.days_left = (earliest - now_unix()).div_euclid(86_400);
+        if verified {
+            // Should the subjects not lead to a root (a name encoded differently), the
+            // presented chain's earliest expiry is the best estimate.
+            info.verified_chain_expiry_unix =
+                Some(verified_chain_expiry(&nodes, anchors, now_unix()).unwrap_or(earliest));
+        }
     }
     info
+}
+
+/// A presented certificate, as chain building needs it.
+struct ChainNode {
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+}
+
+/// Most certificates of a presented chain that chain building looks at.
+const MAX_CHAIN: usize = 16;
+
+/// blackbox_exporter's `getLastChainExpiry` over Go's verified chains: every path from the
+/// leaf (`nodes[0]`) through presented certificates to a trusted root, all valid at `now`,
+/// linked by issuer and subject names (signatures were checked by the verifier); for each
+/// the earliest notAfter, the root's included; the latest of those. A presented
+/// certificate that no valid path uses (an expired cross-signature) does not count.
+fn verified_chain_expiry(nodes: &[ChainNode], anchors: &Anchors, now: i64) -> Option<i64> {
+    let valid = |nb: i64, na: i64| nb <= now && now <= na;
+    let nodes = &nodes[..nodes.len().min(MAX_CHAIN)];
+    fn walk(
+        nodes: &[ChainNode],
+        anchors: &Anchors,
+        valid: &dyn Fn(i64, i64) -> bool,
+        at: usize,
+        used: u16,
+        path_min: i64,
+    ) -> Option<i64> {
+        let node = &nodes[at];
+        if !valid(node.not_before, node.not_after) {
+            return None;
+        }
+        let path_min = path_min.min(node.not_after);
+        let mut best: Option<i64> = None;
+        for &(nb, na) in anchors.0.get(&node.issuer).into_iter().flatten() {
+            if valid(nb, na) {
+                best = best.max(Some(path_min.min(na)));
+            }
+        }
+        for (next, cand) in nodes.iter().enumerate() {
+            let bit = 1u16 << next;
+            if used & bit == 0 && cand.subject == node.issuer {
+                let found = walk(nodes, anchors, valid, next, used | bit, path_min);
+                best = best.max(found);
+            }
+        }
+        best
+    }
+    if nodes.is_empty() {
+        return None;
+    }
+    walk(nodes, anchors, &valid, 0, 1, i64::MAX)
 }
 
 /// A Unix time as RFC 3339, for messages; the number itself if it is out of range.
@@ -474,6 +579,53 @@ mod tests {
             ]),
             "CN=x,2.5.4.12=#1304426f7373"
         );
+    }
+
+    fn node(subject: &str, issuer: &str, not_before: i64, not_after: i64) -> ChainNode {
+        ChainNode {
+            subject: subject.as_bytes().to_vec(),
+            issuer: issuer.as_bytes().to_vec(),
+            not_before,
+            not_after,
+        }
+    }
+
+    #[test]
+    fn verified_chain_expiry_takes_the_best_valid_path_to_a_root() {
+        let mut anchors = Anchors::default();
+        anchors.0.insert(b"root".to_vec(), vec![(0, 500)]);
+        anchors.0.insert(b"old root".to_vec(), vec![(0, 50)]);
+        let now = 100;
+        // leaf <- inter <- root (the root expires first: it counts).
+        let chain = [node("leaf", "inter", 0, 900), node("inter", "root", 0, 800)];
+        assert_eq!(verified_chain_expiry(&chain, &anchors, now), Some(500));
+        // An expired cross-signature of inter, presented too, is on no valid path.
+        let chain = [
+            node("leaf", "inter", 0, 900),
+            node("inter", "old root", 0, 90),
+            node("inter", "root", 0, 800),
+        ];
+        assert_eq!(verified_chain_expiry(&chain, &anchors, now), Some(500));
+        // Two valid paths: the latest-expiring one.
+        anchors.0.insert(b"new root".to_vec(), vec![(0, 700)]);
+        let chain = [
+            node("leaf", "inter", 0, 900),
+            node("inter", "root", 0, 800),
+            node("inter", "new root", 0, 600),
+        ];
+        assert_eq!(verified_chain_expiry(&chain, &anchors, now), Some(600));
+        // The leaf issued by a root directly; nothing reaching a root.
+        assert_eq!(
+            verified_chain_expiry(&[node("leaf", "root", 0, 300)], &anchors, now),
+            Some(300)
+        );
+        assert_eq!(
+            verified_chain_expiry(&[node("leaf", "elsewhere", 0, 300)], &anchors, now),
+            None
+        );
+        // A cycle of names ends.
+        let chain = [node("a", "b", 0, 900), node("b", "a", 0, 900)];
+        assert_eq!(verified_chain_expiry(&chain, &anchors, now), None);
     }
 
     #[test]
