@@ -14,20 +14,19 @@
 //! Translated as blackbox 0.23 runs them: `query_response` `expect` (per line: `(?mR)`),
 //! `send` (with the expect's capture groups expanded into it: [`Step::SendExpanded`]),
 //! `starttls` (the connection is upgraded in place after that entry's expect and send:
-//! [`Step::Tls`]),
-//! `tls`, and `tls_config` `ca_file`, `cert_file` + `key_file`, `server_name`,
-//! `insecure_skip_verify`, `min_version` / `max_version` (TLS12, TLS13). Relative file names
-//! are resolved against the working directory, as blackbox opens them. With TLS the gauges
-//! include `probe_ssl_last_chain_info` (leaf SHA-256, subject and issuer as Go writes them,
-//! DNS names).
+//! [`Step::Tls`]), `tls`, and `tls_config` `ca_file`, `cert_file` + `key_file`,
+//! `server_name`, `insecure_skip_verify`, `min_version` / `max_version` (TLS12, TLS13).
+//! Relative file names are resolved against the working directory, as blackbox opens them.
+//! With TLS the gauges include `probe_ssl_last_chain_info` (leaf SHA-256, subject and issuer
+//! as Go writes them, DNS names) and the last chain expiry over the verified chains.
 //!
 //! Refused at load, one warning per problem naming the module, the key and its line, the
-//! module then answering 400 while the others run: keys 0.23 does not know (it refuses
-//! the whole file), keys of later versions (`expect_bytes`, `labels`, inline `ca` / `cert`
-//! / `key`), TLS 1.0 / 1.1 (rustls speaks 1.2 and 1.3). Settings with which blackbox loads the module but fails every probe
-//! (`cert_file` without `key_file`, `max_version` below `min_version`, an unreadable file,
-//! `starttls` twice or after `tls: true`) are translated to fail the same way, with a
-//! warning at load.
+//! module then answering 400 while the others run: keys 0.23 does not know (it refuses the
+//! whole file), keys of later versions (`expect_bytes`, `labels`, inline `ca` / `cert` /
+//! `key`), TLS 1.0 / 1.1 (rustls speaks 1.2 and 1.3). Settings with which blackbox loads the
+//! module but fails every probe (`cert_file` without `key_file`, `max_version` below
+//! `min_version`, an unreadable file, `starttls` twice or after `tls: true`) are translated
+//! to fail the same way, with a warning at load.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
