@@ -69,6 +69,7 @@ struct Loaded {
     firewall: config::FirewallSettings,
     notify: notify::Settings,
     blackbox_config: Option<PathBuf>,
+    probe_modules: Vec<config::ProbeModule>,
 }
 
 fn load(source: &Source) -> anyhow::Result<Loaded> {
@@ -80,6 +81,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 files,
                 firewall,
                 notifiers,
+                probe_modules,
                 ..
             } = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::debug!(files = files.len(), "config read from {}", path.display());
@@ -92,6 +94,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 read_token: daemon.read_token,
                 api_tls: daemon.tls,
                 blackbox_config: daemon.blackbox_config,
+                probe_modules,
                 monitors,
                 listing: None,
                 notify: notify::Settings {
@@ -114,6 +117,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 read_token: false,
                 api_tls: None,
                 blackbox_config: None,
+                probe_modules: Vec::new(),
                 monitors: discover::monitors(&listing),
                 listing: Some(listing),
                 // The embedded default guards the firewall too: alert when it is switched
@@ -167,7 +171,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
     let scheme = if api_tls.is_some() { "https" } else { "http" };
-    crate::probe_http::load(loaded.blackbox_config.as_deref());
+    crate::probe_http::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
     raise_file_limit();
 
     // Bind first: a taken port is the most common start-up failure, so fail before work.
@@ -372,7 +376,7 @@ fn reload(
     let mut firewall = None;
     match load(source) {
         Ok(loaded) => {
-            crate::probe_http::load(loaded.blackbox_config.as_deref());
+            crate::probe_http::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
             firewall = Some((loaded.firewall, loaded.notify));
             let monitors = loaded.monitors.len();
             let s = scheduler.apply(loaded.monitors);

@@ -28,7 +28,7 @@
 //! `min_version`, an unreadable file, `starttls` twice or after `tls: true`) are translated
 //! to fail the same way, with a warning at load.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -47,6 +47,8 @@ use probe::{
 };
 use serde::Deserialize;
 
+use crate::config::ProbeModule;
+
 /// blackbox_exporter's `--timeout-offset` default.
 const TIMEOUT_OFFSET: f64 = 0.5;
 /// The probe timeout with neither a module timeout nor the scrape-timeout header.
@@ -62,6 +64,8 @@ const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 #[derive(Debug, Default)]
 pub struct Modules {
     modules: BTreeMap<String, Module>,
+    /// The names of the config's `[[probe_module]]`s among them.
+    native: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +93,9 @@ struct TcpModule {
     steps: Vec<Step>,
     /// Whether a step reads with a regex (so a mismatch sets `probe_failed_due_to_regex`).
     has_expect: bool,
+    /// A `[[probe_module]]` of portwarden's config: the probe as built there (protocol
+    /// preset, dialog, TLS, limits), used whole; the fields above only choose the address.
+    native: Option<Box<ProbeSpec>>,
     /// The module as written, for `debug=true`.
     yaml: String,
 }
@@ -106,7 +113,32 @@ impl TcpModule {
             tls_client: None,
             steps: Vec::new(),
             has_expect: false,
+            native: None,
             yaml: "prober: tcp\ntimeout: 5s\n".into(),
+        }
+    }
+
+    /// A `[[probe_module]]`: its spec decides everything but the address, which is chosen
+    /// as blackbox does (`family = "v4"`/`"v6"`: that family only; `"any"`: IPv6 first).
+    fn native(module: &ProbeModule) -> Self {
+        let spec = &module.spec;
+        let reports_tls = spec.uses_tls();
+        Self {
+            timeout: Some(spec.limits.deadline),
+            prefer_v6: spec.family != Family::V4,
+            fallback: spec.family == Family::Any,
+            source: spec.source,
+            tls: spec.implicit_tls,
+            reports_tls,
+            server_name: spec.tls.sni.clone(),
+            tls_client: reports_tls.then(|| TlsClient::new(&spec.tls).map_err(|e| e.to_string())),
+            steps: Vec::new(),
+            has_expect: spec.steps.iter().any(|s| matches!(s, Step::Expect(_))),
+            native: Some(Box::new(spec.clone())),
+            yaml: format!(
+                "[[probe_module]] {:?} of portwarden's config, as built:\n{spec:#?}\n",
+                module.name
+            ),
         }
     }
 }
@@ -121,7 +153,10 @@ impl Modules {
             "tcp_connect".to_string(),
             Module::Tcp(Box::new(TcpModule::connect())),
         );
-        Self { modules }
+        Self {
+            modules,
+            native: BTreeSet::new(),
+        }
     }
 
     /// Reads a `blackbox.yml`: its modules replace nothing but add to `tcp_connect` (a module
@@ -176,10 +211,11 @@ impl Modules {
     }
 }
 
-/// Loads the modules of `path` (or only the built-in ones for `None`); on error the running
-/// modules stay and the error is logged.
-pub fn load(path: Option<&Path>) {
-    let modules = match path {
+/// Loads the modules of `path` (or only the built-in ones for `None`) and the config's
+/// `[[probe_module]]`s, which win over a `blackbox.yml` module of the same name. A
+/// `blackbox.yml` that cannot be read keeps the running modules from it (logged).
+pub fn load(path: Option<&Path>, native: &[ProbeModule]) {
+    let mut modules = match path {
         None => Modules::builtin(),
         Some(p) => match Modules::read(p) {
             Ok((m, warnings)) => {
@@ -189,11 +225,30 @@ pub fn load(path: Option<&Path>) {
                 m
             }
             Err(e) => {
-                tracing::warn!("/probe keeps its modules: {e:#}");
-                return;
+                tracing::warn!("/probe keeps the modules it had from it: {e:#}");
+                let running = MODULES.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut kept = Modules::default();
+                for (name, m) in &running.modules {
+                    if !running.native.contains(name) {
+                        kept.modules.insert(name.clone(), m.clone());
+                    }
+                }
+                kept
             }
         },
     };
+    for m in native {
+        if modules.modules.contains_key(&m.name) && m.name != "tcp_connect" {
+            tracing::warn!(
+                "/probe module {:?}: the [[probe_module]] of that name replaces the blackbox.yml one",
+                m.name
+            );
+        }
+        modules.native.insert(m.name.clone());
+        modules
+            .modules
+            .insert(m.name.clone(), Module::Tcp(Box::new(TcpModule::native(m))));
+    }
     *MODULES.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(modules);
 }
 
@@ -582,6 +637,7 @@ fn translate(
         tls_client,
         steps,
         has_expect,
+        native: None,
         yaml: serde_norway::to_string(value).unwrap_or_default(),
     })
 }
@@ -880,20 +936,35 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
         return finish(out);
     };
     out.log.push(format!("Resolved target address ip={ip}"));
-    let mut spec = ProbeSpec::connect(Target {
+    let address = Target {
         host: Host::Ip(ip),
         port: parsed.port,
-    });
-    spec.family = Family::Any;
-    spec.source = module.source;
+    };
     let remaining = budget
         .saturating_sub(start.elapsed())
         .max(Duration::from_millis(1));
-    spec.limits.deadline = remaining;
-    spec.limits.connect_timeout = remaining;
-    spec.limits.idle_timeout = remaining;
-    spec.steps = module.steps.clone();
-    spec.implicit_tls = module.tls;
+    let mut spec = match &module.native {
+        Some(native) => {
+            // The module's own limits, within what the scrape leaves.
+            let mut spec = ProbeSpec::clone(native);
+            spec.target = address;
+            spec.limits.deadline = remaining;
+            spec.limits.connect_timeout = spec.limits.connect_timeout.min(remaining);
+            spec.limits.idle_timeout = spec.limits.idle_timeout.min(remaining);
+            spec
+        }
+        None => {
+            let mut spec = ProbeSpec::connect(address);
+            spec.limits.deadline = remaining;
+            spec.limits.connect_timeout = remaining;
+            spec.limits.idle_timeout = remaining;
+            spec.steps = module.steps.clone();
+            spec.implicit_tls = module.tls;
+            spec
+        }
+    };
+    spec.family = Family::Any;
+    spec.source = module.source;
     if module.reports_tls {
         // tls_config.server_name, else the hostname parameter (as later blackbox versions
         // do; 0.23 ignores it for tcp), else the target's host name (an address sends none
@@ -922,7 +993,9 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
     };
     let result = probe.run().await;
     out.log.push(result.message.clone());
-    out.success = result.state == probe::State::Ok;
+    // A warning (a native module's response-time or certificate-age threshold) still
+    // answered correctly: blackbox has no warning state, so it counts as success.
+    out.success = matches!(result.state, probe::State::Ok | probe::State::Warning);
     out.failed_due_to_regex = module.has_expect
         && matches!(
             result.reason,

@@ -1,5 +1,8 @@
-//! `/metrics` through the real daemon: a TLS monitor against a real `openssl s_server`
-//! exposes its certificate's expiry, and a monitor removed by a reload leaves no series behind.
+//! `/metrics` and `/probe`'s own modules through the real daemon: a TLS monitor against a real
+//! `openssl s_server` exposes its certificate's expiry; a monitor removed by a reload leaves no
+//! series behind; `[[probe_module]]`s (portwarden's presets and dialogs behind blackbox's
+//! `/probe` contract) against a real SMTP server (aiosmtpd) and a real TLS server, added by a
+//! reload, and bounded by the scrape timeout.
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
@@ -202,4 +205,188 @@ fn a_removed_monitor_leaves_no_series_after_a_reload() {
     );
     assert!(text.contains("portwarden_checks_total{monitor=\"kept\",result=\"ok\"}"));
     drop((a, b));
+}
+
+/// Debian's python3 with aiosmtpd; `None` (test skipped) when missing, except under CI.
+fn aiosmtpd() -> Option<&'static str> {
+    let python = "/usr/bin/python3";
+    let ok = Command::new(python)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3-aiosmtpd is missing (scripts/install-test-deps installs it)"
+        );
+        eprintln!("skipped: python3-aiosmtpd is not installed");
+        return None;
+    }
+    Some(python)
+}
+
+/// A server that greets with `banner` and then waits, one thread per connection.
+fn banner_server(banner: &'static [u8]) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.write_all(banner);
+                let mut sink = [0u8; 256];
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+/// A listener that accepts (in the kernel's backlog) and never says a word.
+fn silent_server() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+const SMTP_MODULE: &str =
+    "[[probe_module]]\nname = \"smtp\"\nprotocol = \"smtp\"\ntimeout = \"5s\"\n";
+
+#[test]
+fn a_probe_module_speaks_smtp_to_a_real_server_and_arrives_by_reload() {
+    let Some(python) = aiosmtpd() else { return };
+    let smtp_port = free_port();
+    let smtp = Command::new(python)
+        .args(["-m", "aiosmtpd", "-n", "-l"])
+        .arg(format!("127.0.0.1:{smtp_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _smtp = Killed(smtp);
+    wait_until("aiosmtpd", 15, || {
+        TcpStream::connect(("127.0.0.1", smtp_port)).is_ok()
+    });
+    let refusing = banner_server(b"554 5.3.2 not accepting mail\r\n");
+
+    let dir = temp_dir("probe-module");
+    let (daemon, port) = start_daemon(&dir, "");
+    let path =
+        |module: &str, target: u16| format!("/probe?module={module}&target=127.0.0.1:{target}");
+    // Not configured yet: blackbox's 400 for an unknown module.
+    assert!(get(port, &path("smtp", smtp_port)).is_none());
+
+    let file = dir.join("portwarden.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(SMTP_MODULE);
+    std::fs::write(&file, text).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_until("the module after the reload", 15, || {
+        get(port, &path("smtp", smtp_port)).is_some()
+    });
+
+    let ok = samples(&get(port, &path("smtp", smtp_port)).unwrap());
+    assert_eq!(ok["probe_success"], 1.0, "{ok:?}");
+    assert_eq!(ok["probe_failed_due_to_regex"], 0.0);
+    assert_eq!(ok["probe_ip_protocol"], 4.0);
+    // A server that answers 554: the smtp preset's greeting check fails it, as a regex would.
+    let refused = samples(&get(port, &path("smtp", refusing)).unwrap());
+    assert_eq!(refused["probe_success"], 0.0, "{refused:?}");
+    assert_eq!(refused["probe_failed_due_to_regex"], 1.0);
+    // debug=true shows the module as built.
+    let debug = get(port, &(path("smtp", smtp_port) + "&debug=true")).unwrap();
+    assert!(debug.contains("[[probe_module]] \"smtp\""), "{debug}");
+}
+
+#[test]
+fn a_tls_probe_module_reports_the_certificate_and_the_scrape_timeout_bounds_it() {
+    let dir = temp_dir("probe-module-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "20",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (apt-get install openssl)");
+    assert!(made.success());
+    let tls_port = free_port();
+    let server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{tls_port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Killed(server);
+    wait_until("openssl s_server", 10, || {
+        TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+    });
+    let (_silent, silent_port) = silent_server();
+
+    let (_daemon, port) = start_daemon(
+        &dir,
+        "[[probe_module]]\nname = \"tls\"\ntls = { verify = \"none\" }\n\n\
+         [[probe_module]]\nname = \"banner\"\nexpect = { prefix = \"220\" }\ntimeout = \"10s\"\n",
+    );
+    let tls = samples(
+        &get(
+            port,
+            &format!("/probe?module=tls&target=127.0.0.1:{tls_port}"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(tls["probe_success"], 1.0, "{tls:?}");
+    let expiry = tls["probe_ssl_earliest_cert_expiry"];
+    let in_days = (expiry
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64())
+        / 86_400.0;
+    assert!(
+        (19.0..=20.01).contains(&in_days),
+        "expires in {in_days} days"
+    );
+    assert!(
+        tls.keys()
+            .any(|k| k.starts_with("probe_tls_version_info{version=\"TLS 1.")),
+        "{tls:?}"
+    );
+
+    // The module allows 10 s; a scrape that allows 1.5 s gets an answer after about 1 s.
+    let started = std::time::Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /probe?module=banner&target=127.0.0.1:{silent_port} HTTP/1.1\r\nHost: x\r\n\
+         X-Prometheus-Scrape-Timeout-Seconds: 1.5\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let took = started.elapsed();
+    let body = raw.split_once("\r\n\r\n").unwrap().1;
+    let m = samples(body);
+    assert_eq!(m["probe_success"], 0.0, "{raw}");
+    assert!(
+        (0.9..1.5).contains(&m["probe_duration_seconds"]),
+        "duration {}",
+        m["probe_duration_seconds"]
+    );
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
 }

@@ -38,12 +38,23 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// In file order (directory: file-name order, then order within each file).
     pub monitors: Vec<Monitor>,
+    /// `[[probe_module]]`s, served by `/probe?module=NAME`.
+    pub probe_modules: Vec<ProbeModule>,
     #[allow(dead_code)] // read by the notification, firewall and action issues
     pub notifiers: Vec<NotifierConfig>,
     /// `[firewall]`, or its defaults when absent.
     pub firewall: FirewallSettings,
     /// The files that were read, in order.
     pub files: Vec<PathBuf>,
+}
+
+/// `[[probe_module]]`: a probe for `/probe?module=NAME&target=HOST:PORT`, built from a
+/// monitor's probe keys; the request supplies the target.
+#[derive(Debug, Clone)]
+pub struct ProbeModule {
+    pub name: String,
+    /// The probe as built; its target is a stand-in replaced by each request's.
+    pub spec: probe::ProbeSpec,
 }
 
 /// `[daemon]`.

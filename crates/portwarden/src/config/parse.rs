@@ -19,7 +19,14 @@ use super::schema::{DaemonSection, DefaultsSection, FirewallSection, MonitorSect
 use super::Problems;
 
 /// The top-level keys a config file may have.
-pub const SECTIONS: &[&str] = &["daemon", "defaults", "monitor", "notifier", "firewall"];
+pub const SECTIONS: &[&str] = &[
+    "daemon",
+    "defaults",
+    "monitor",
+    "notifier",
+    "firewall",
+    "probe_module",
+];
 
 /// A section of one file, deserialized as far as it goes.
 #[derive(Debug)]
@@ -54,6 +61,8 @@ pub struct Parsed {
     pub firewall: Option<Section<FirewallSection>>,
     pub monitors: Vec<Section<MonitorSection>>,
     pub notifiers: Vec<Section<NotifierEntry>>,
+    /// `[[probe_module]]`: a monitor's probe keys without a target, for `/probe`.
+    pub probe_modules: Vec<Section<MonitorSection>>,
 }
 
 /// Reads `path`: one file, or every `*.toml` of a directory in file-name order.
@@ -165,7 +174,7 @@ fn parse_file(index: usize, files: &[SourceFile], parsed: &mut Parsed, problems:
                     _ => parsed.firewall = Some(section(index, file, value, name, problems)),
                 }
             }
-            "monitor" | "notifier" => {
+            "monitor" | "notifier" | "probe_module" => {
                 let span = value.span();
                 let DeValue::Array(items) = value.into_inner() else {
                     problems.push(
@@ -186,6 +195,10 @@ fn parse_file(index: usize, files: &[SourceFile], parsed: &mut Parsed, problems:
                     if name == "monitor" {
                         parsed
                             .monitors
+                            .push(section(index, file, item, label, problems));
+                    } else if name == "probe_module" {
+                        parsed
+                            .probe_modules
                             .push(section(index, file, item, label, problems));
                     } else {
                         parsed
