@@ -844,9 +844,10 @@ async fn probe_handler(Query(q): Query<ProbeQuery>, headers: HeaderMap) -> Respo
             )
         }
     };
-    let outcome = run(module, target, q.hostname.as_deref(), timeout).await;
+    let debug = q.debug.as_deref() == Some("true");
+    let outcome = run(module, target, q.hostname.as_deref(), timeout, debug).await;
     let text = outcome.exposition();
-    if q.debug.as_deref() == Some("true") {
+    if debug {
         let body = format!(
             "Logs for the probe:\n{}\n\n\nMetrics that would have been returned:\n{text}\n\n\nModule configuration:\n{}\n",
             outcome.log.join("\n"),
@@ -892,6 +893,8 @@ struct Outcome {
     ip_hash: f64,
     failed_due_to_regex: bool,
     tls: Option<TlsGauges>,
+    /// Whether the request asked for `debug=true`: only then is `log` written.
+    debug: bool,
     log: Vec<String>,
 }
 
@@ -908,10 +911,19 @@ struct TlsGauges {
     dns_names: String,
 }
 
-async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: f64) -> Outcome {
+async fn run(
+    module: &TcpModule,
+    target: &str,
+    hostname: Option<&str>,
+    timeout: f64,
+    debug: bool,
+) -> Outcome {
     let start = Instant::now();
     let budget = Duration::from_secs_f64(timeout.max(0.001));
-    let mut out = Outcome::default();
+    let mut out = Outcome {
+        debug,
+        ..Outcome::default()
+    };
     let finish = |mut out: Outcome| {
         out.duration = start.elapsed().as_secs_f64();
         out
@@ -919,23 +931,22 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
     let parsed = match Target::parse_with_default(target, None) {
         Ok(t) => t,
         Err(e) => {
-            out.log
-                .push(format!("Error splitting target address and port: {e}"));
+            out.note(|| format!("Error splitting target address and port: {e}"));
             return finish(out);
         }
     };
-    let host_text = match &parsed.host {
-        Host::Ip(ip) => ip.to_string(),
-        other => other.to_string(),
+    // An address needs no lookup, so no timer either (this runs per request).
+    let resolved = match parsed.host {
+        Host::Ip(_) => Ok(choose_address(module, &parsed, &mut out).await),
+        _ => tokio::time::timeout(budget, choose_address(module, &parsed, &mut out)).await,
     };
-    let resolved = tokio::time::timeout(budget, choose_address(module, &parsed, &mut out)).await;
     let Ok(Some(ip)) = resolved else {
         if resolved.is_err() {
-            out.log.push("Error resolving address: timed out".into());
+            out.note(|| "Error resolving address: timed out".into());
         }
         return finish(out);
     };
-    out.log.push(format!("Resolved target address ip={ip}"));
+    out.note(|| format!("Resolved target address ip={ip}"));
     let address = Target {
         host: Host::Ip(ip),
         port: parsed.port,
@@ -973,26 +984,29 @@ async fn run(module: &TcpModule, target: &str, hostname: Option<&str>, timeout: 
             .server_name
             .clone()
             .or_else(|| hostname.map(str::to_string))
-            .or_else(|| matches!(parsed.host, Host::Name(_)).then(|| host_text.clone()));
+            .or_else(|| match &parsed.host {
+                Host::Name(_) => Some(parsed.host.to_string()),
+                Host::Ip(_) => None,
+            });
     }
     let probe = match &module.tls_client {
         None => Probe::new(spec),
         Some(Ok(client)) => Probe::with_tls_client(spec, client),
         Some(Err(e)) => {
-            out.log
-                .push(format!("Error creating TLS configuration: {e}"));
+            out.note(|| format!("Error creating TLS configuration: {e}"));
             return finish(out);
         }
     };
     let probe = match probe {
         Ok(p) => p,
         Err(e) => {
-            out.log.push(format!("Error setting up the probe: {e}"));
+            out.note(|| format!("Error setting up the probe: {e}"));
             return finish(out);
         }
     };
-    let result = probe.run().await;
-    out.log.push(result.message.clone());
+    let mut result = probe.run().await;
+    let message = std::mem::take(&mut result.message);
+    out.note(|| message);
     // A warning (a native module's response-time or certificate-age threshold) still
     // answered correctly: blackbox has no warning state, so it counts as success.
     out.success = matches!(result.state, probe::State::Ok | probe::State::Warning);
@@ -1031,7 +1045,7 @@ async fn choose_address(module: &TcpModule, target: &Target, out: &mut Outcome) 
             Ok(a) => a.map(|s: SocketAddr| s.ip()).collect(),
             Err(e) => {
                 out.dns_lookup = started.elapsed().as_secs_f64();
-                out.log.push(format!("Error resolving address: {e}"));
+                out.note(|| format!("Error resolving address: {e}"));
                 return None;
             }
         },
@@ -1044,8 +1058,7 @@ async fn choose_address(module: &TcpModule, target: &Target, out: &mut Outcome) 
         None => None,
     };
     let Some(ip) = chosen else {
-        out.log
-            .push("Error resolving address: no suitable address found".into());
+        out.note(|| "Error resolving address: no suitable address found".into());
         return None;
     };
     out.ip_protocol = if ip.is_ipv6() { 6.0 } else { 4.0 };
@@ -1082,87 +1095,136 @@ fn tls_version_name(engine: &str) -> &'static str {
 }
 
 impl Outcome {
-    /// The Prometheus text format, metric families sorted by name as Go's registry does.
+    /// Adds a line to the debug log; the line is not even made without `debug=true`.
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.debug {
+            self.log.push(line());
+        }
+    }
+
+    /// The Prometheus text format, metric families in name order as Go's registry writes
+    /// them. Written straight into one buffer: this runs for every request.
     fn exposition(&self) -> String {
-        let mut families: Vec<(&str, &str, String)> = vec![
-            (
-                "probe_dns_lookup_time_seconds",
-                "Returns the time taken for probe dns lookup in seconds",
-                sample("", self.dns_lookup),
-            ),
-            (
-                "probe_duration_seconds",
-                "Returns how long the probe took to complete in seconds",
-                sample("", self.duration),
-            ),
-            (
-                "probe_failed_due_to_regex",
-                "Indicates if probe failed due to regex",
-                sample("", f64::from(u8::from(self.failed_due_to_regex))),
-            ),
-            (
-                "probe_ip_addr_hash",
-                "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
-                sample("", self.ip_hash),
-            ),
-            (
-                "probe_ip_protocol",
-                "Specifies whether probe ip protocol is IP4 or IP6",
-                sample("", self.ip_protocol),
-            ),
-            (
-                "probe_success",
-                "Displays whether or not the probe was a success",
-                sample("", f64::from(u8::from(self.success))),
-            ),
-        ];
+        let mut text = String::with_capacity(1536);
+        let flag = |b: bool| f64::from(u8::from(b));
+        gauge(
+            &mut text,
+            "probe_dns_lookup_time_seconds",
+            "Returns the time taken for probe dns lookup in seconds",
+            &[],
+            self.dns_lookup,
+        );
+        gauge(
+            &mut text,
+            "probe_duration_seconds",
+            "Returns how long the probe took to complete in seconds",
+            &[],
+            self.duration,
+        );
+        gauge(
+            &mut text,
+            "probe_failed_due_to_regex",
+            "Indicates if probe failed due to regex",
+            &[],
+            flag(self.failed_due_to_regex),
+        );
+        gauge(
+            &mut text,
+            "probe_ip_addr_hash",
+            "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+            &[],
+            self.ip_hash,
+        );
+        gauge(
+            &mut text,
+            "probe_ip_protocol",
+            "Specifies whether probe ip protocol is IP4 or IP6",
+            &[],
+            self.ip_protocol,
+        );
         if let Some(t) = &self.tls {
-            families.push((
+            // 0.23's texts, word for word (its constants swapped the meanings).
+            gauge(
+                &mut text,
                 "probe_ssl_earliest_cert_expiry",
-                // 0.23's texts, word for word (its constants swapped the meanings).
                 "Returns last SSL chain expiry in unixtime",
-                sample("", t.earliest_expiry),
-            ));
-            families.push((
+                &[],
+                t.earliest_expiry,
+            );
+            gauge(
+                &mut text,
                 "probe_ssl_last_chain_expiry_timestamp_seconds",
                 "Returns last SSL chain expiry in timestamp",
-                sample("", t.last_chain_expiry),
-            ));
-            families.push((
+                &[],
+                t.last_chain_expiry,
+            );
+            gauge(
+                &mut text,
                 "probe_ssl_last_chain_info",
                 "Contains SSL leaf certificate information",
-                sample(
-                    &format!(
-                        "{{fingerprint_sha256=\"{}\",issuer=\"{}\",subject=\"{}\",subjectalternative=\"{}\"}}",
-                        label_value(&t.fingerprint),
-                        label_value(&t.issuer),
-                        label_value(&t.subject),
-                        label_value(&t.dns_names)
-                    ),
-                    1.0,
-                ),
-            ));
-            families.push((
+                &[
+                    ("fingerprint_sha256", &t.fingerprint),
+                    ("issuer", &t.issuer),
+                    ("subject", &t.subject),
+                    ("subjectalternative", &t.dns_names),
+                ],
+                1.0,
+            );
+        }
+        gauge(
+            &mut text,
+            "probe_success",
+            "Displays whether or not the probe was a success",
+            &[],
+            flag(self.success),
+        );
+        if let Some(t) = &self.tls {
+            gauge(
+                &mut text,
                 "probe_tls_version_info",
                 "Returns the TLS version used or NaN when unknown",
-                sample(&format!("{{version=\"{}\"}}", t.version), 1.0),
-            ));
-        }
-        families.sort_by(|a, b| a.0.cmp(b.0));
-        let mut text = String::with_capacity(1024);
-        for (name, help, value) in families {
-            let _ = write!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{value}\n"
+                &[("version", t.version)],
+                1.0,
             );
         }
         text
     }
 }
 
+/// One gauge family with one sample: `# HELP`, `# TYPE` and the sample line.
+fn gauge(out: &mut String, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+    for part in [
+        "# HELP ",
+        name,
+        " ",
+        help,
+        "\n# TYPE ",
+        name,
+        " gauge\n",
+        name,
+    ] {
+        out.push_str(part);
+    }
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (label, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(label);
+            out.push_str("=\"");
+            push_label_value(out, v);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    push_go_float(out, value);
+    out.push('\n');
+}
+
 /// A label value escaped for the text format: `\`, `"` and newlines.
-fn label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+fn push_label_value(out: &mut String, v: &str) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -1171,39 +1233,45 @@ fn label_value(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
-}
-
-fn sample(labels: &str, v: f64) -> String {
-    format!("{labels} {}", go_float(v))
 }
 
 /// Go's `strconv.FormatFloat(v, 'g', -1, 64)`, the text format's number style.
-fn go_float(v: f64) -> String {
+fn push_go_float(out: &mut String, v: f64) {
     if v.is_nan() {
-        return "NaN".into();
+        out.push_str("NaN");
+        return;
     }
     if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
     }
     if v == 0.0 {
-        return "0".into();
+        out.push('0');
+        return;
     }
-    let e = format!("{v:e}");
-    let Some((mantissa, exp)) = e.split_once('e') else {
-        return format!("{v}");
+    // Rust's shortest round-trip digits in Go's layout: plain for exponents -4 to 5 (Go's
+    // 'g' with the shortest precision), else `d.ddde±XX`.
+    let start = out.len();
+    let _ = write!(out, "{v:e}");
+    let Some(e_at) = out[start..].find('e').map(|i| start + i) else {
+        return;
     };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..6).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
+    let exp: i32 = out[e_at + 1..].parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        out.truncate(start);
+        let _ = write!(out, "{v}");
     } else {
-        format!("{v}")
+        out.truncate(e_at + 1);
+        out.push(if exp < 0 { '-' } else { '+' });
+        let _ = write!(out, "{:02}", exp.abs());
     }
+}
+
+#[cfg(test)]
+fn go_float(v: f64) -> String {
+    let mut s = String::new();
+    push_go_float(&mut s, v);
+    s
 }
 
 #[cfg(test)]
@@ -1500,7 +1568,9 @@ modules:
 
     #[test]
     fn last_chain_info_labels_are_escaped_for_the_text_format() {
-        assert_eq!(label_value(r#"CN=a\,b "q""#), r#"CN=a\\,b \"q\""#);
+        let mut escaped = String::new();
+        push_label_value(&mut escaped, r#"CN=a\,b "q""#);
+        assert_eq!(escaped, r#"CN=a\\,b \"q\""#);
         let out = Outcome {
             tls: Some(TlsGauges {
                 earliest_expiry: 1.0,
