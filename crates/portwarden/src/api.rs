@@ -141,6 +141,9 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::api_control::BODY_LIMIT,
         ))
+        // After the layers, so outside them: `/probe` is the high-rate path (a Prometheus
+        // server scrapes it once per target and interval) and checks the token itself.
+        .merge(crate::probe_http::routes())
         .with_state(state)
 }
 

@@ -34,7 +34,8 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 #[derive(Clone, Default)]
 pub struct ApiAuth {
     token: Option<Arc<[u8]>>,
-    read_token: bool,
+    /// Reads need the token too (`[daemon] read_token`).
+    pub read_token: bool,
 }
 
 impl std::fmt::Debug for ApiAuth {
@@ -77,6 +78,30 @@ impl ApiAuth {
         Ok(Self { token, read_token })
     }
 
+    /// Whether the request's `Authorization: Bearer` header carries the token.
+    pub fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+        if self.token.is_none() {
+            return Err(ApiError::Forbidden(
+                "no API token is configured: set [daemon] api_token_env (an environment \
+                 variable holding the token) or api_token_file (a file holding it) and restart \
+                 portwarden"
+                    .into(),
+            ));
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match presented {
+            Some(t) if self.accepts(t.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::Unauthorized("wrong API token".into())),
+            None => Err(ApiError::Unauthorized(
+                "send the API token as Authorization: Bearer TOKEN".into(),
+            )),
+        }
+    }
+
     /// Whether `presented` is the token, in time independent of where they differ.
     fn accepts(&self, presented: &[u8]) -> bool {
         self.token
@@ -85,44 +110,25 @@ impl ApiAuth {
     }
 }
 
-/// The middleware: refuses mutations (and, with `read_token`, reads under `/api/v1/`,
-/// `/metrics` and `/probe`) without the right bearer token.
+/// The middleware: refuses mutations (and, with `read_token`, reads under `/api/v1/` and
+/// `/metrics`) without the right bearer token. `/probe` is served outside it and calls
+/// [`ApiAuth::check`] itself.
 pub async fn authorize(State(s): State<ApiState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let reading = matches!(*request.method(), Method::GET | Method::HEAD);
     let needs_token = if reading {
-        // `/probe` makes the daemon connect wherever the request says: beyond loopback it
-        // must not be open to anyone who can reach the port. Prometheus sends the token
-        // with `authorization: { credentials_file: ... }` in the scrape job.
         s.auth.read_token
             && ((path.starts_with("/api/v1/") && path != "/api/v1/openapi.json")
-                || path == "/metrics"
-                || path == "/probe")
+                || path == "/metrics")
     } else {
         true
     };
     if !needs_token {
         return next.run(request).await;
     }
-    if s.auth.token.is_none() {
-        return ApiError::Forbidden(
-            "no API token is configured: set [daemon] api_token_env (an environment variable \
-             holding the token) or api_token_file (a file holding it) and restart portwarden"
-                .into(),
-        )
-        .into_response();
-    }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(t) if s.auth.accepts(t.as_bytes()) => next.run(request).await,
-        Some(_) => ApiError::Unauthorized("wrong API token".into()).into_response(),
-        None => ApiError::Unauthorized("send the API token as Authorization: Bearer TOKEN".into())
-            .into_response(),
+    match s.auth.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
     }
 }
 

@@ -178,11 +178,9 @@ pub async fn count_events(bus: EventBus, shutdown: CancellationToken) {
     }
 }
 
-/// The routes of this file and of `/probe`, merged into the API's router.
+/// The route of this file, merged into the API's router.
 pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .merge(crate::probe_http::routes())
+    Router::new().route("/metrics", get(metrics))
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {

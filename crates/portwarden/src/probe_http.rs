@@ -35,7 +35,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::Query;
+use axum::extract::{Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,6 +47,7 @@ use probe::{
 };
 use serde::Deserialize;
 
+use crate::api::ApiState;
 use crate::config::ProbeModule;
 
 /// blackbox_exporter's `--timeout-offset` default.
@@ -788,8 +789,8 @@ mod locate {
     }
 }
 
-/// The `/probe` route, merged into the API's router.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// The `/probe` route, merged into the API's router outside its middleware.
+pub fn routes() -> Router<ApiState> {
     Router::new().route("/probe", get(probe_handler))
 }
 
@@ -810,7 +811,19 @@ fn plain(status: StatusCode, text: String) -> Response {
         .into_response()
 }
 
-async fn probe_handler(Query(q): Query<ProbeQuery>, headers: HeaderMap) -> Response {
+async fn probe_handler(State(s): State<ApiState>, request: Request) -> Response {
+    // `/probe` connects wherever the request says: with `read_token` it is not open to
+    // anyone who reaches the port (Prometheus sends the token from the scrape job).
+    if s.auth.read_token {
+        if let Err(e) = s.auth.check(request.headers()) {
+            return e.into_response();
+        }
+    }
+    let q = match Query::<ProbeQuery>::try_from_uri(request.uri()) {
+        Ok(Query(q)) => q,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let headers = request.headers();
     let name = q
         .module
         .as_deref()
@@ -820,7 +833,7 @@ async fn probe_handler(Query(q): Query<ProbeQuery>, headers: HeaderMap) -> Respo
     let Some(module) = modules.modules.get(name) else {
         return plain(StatusCode::BAD_REQUEST, format!("Unknown module {name:?}"));
     };
-    let timeout = match timeout_secs(&headers, module) {
+    let timeout = match timeout_secs(headers, module) {
         Ok(t) => t,
         Err(e) => {
             return plain(

@@ -707,7 +707,7 @@ impl<'a> Session<'a> {
 pub(crate) fn capture_regex(before: &[Step]) -> Option<&regex::bytes::Regex> {
     match before.last() {
         Some(Step::Expect(e)) => e.matchers.iter().find_map(|m| match m {
-            Matcher::Regex(re) => Some(re),
+            Matcher::Regex(re) => Some(&**re),
             _ => None,
         }),
         _ => None,

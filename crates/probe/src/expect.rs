@@ -44,8 +44,9 @@ pub enum Matcher {
     Contains(Vec<u8>),
     /// The data starts with these bytes (written as text or as hex).
     Prefix(Vec<u8>),
-    /// A regular expression over the raw bytes.
-    Regex(regex::bytes::Regex),
+    /// A regular expression over the raw bytes. Shared: a spec cloned per probe (the
+    /// `/probe` endpoint does) must not rebuild the regex's cache pool every time.
+    Regex(std::sync::Arc<regex::bytes::Regex>),
     /// A preset's protocol parser.
     Reply(ReplyParser),
 }
@@ -54,7 +55,7 @@ impl Matcher {
     /// Builds a regex matcher, naming the pattern in the error.
     pub fn regex(pattern: &str) -> Result<Self, String> {
         regex::bytes::Regex::new(pattern)
-            .map(Matcher::Regex)
+            .map(|re| Matcher::Regex(std::sync::Arc::new(re)))
             .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
     }
 
