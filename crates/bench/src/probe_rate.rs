@@ -191,7 +191,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 struct WrkRun {
     rate: f64,
     bad: u64,
-    cpu: Duration,
+    cpu: sys::CpuTimes,
     box_busy: Duration,
 }
 
@@ -213,7 +213,7 @@ fn run_wrk(
         .arg(format!("http://127.0.0.1:{port}"))
         .output()
         .with_context(|| format!("running {} (apt-get install wrk)", args.wrk.display()))?;
-    let cpu = sys::cpu_times(&pid.to_string())?.since(before).total();
+    let cpu = sys::cpu_times(&pid.to_string())?.since(before);
     let box_busy = sys::box_busy_time()?.saturating_sub(box_before);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let rate = text
@@ -323,9 +323,11 @@ fn start_exporters(
 /// The figures of one layout.
 struct LayoutResult {
     layout: Layout,
-    /// Per exporter (blackbox_exporter first): rates, CPU µs per probe, box busy share.
+    /// Per exporter (blackbox_exporter first): rates, CPU µs per probe (all, and user
+    /// space alone: the exporter's own code, without the kernel's TCP work), box busy share.
     rates: [Vec<f64>; 2],
     cpu_per: [Vec<f64>; 2],
+    user_per: [Vec<f64>; 2],
     busy: [Vec<f64>; 2],
 }
 
@@ -394,6 +396,7 @@ pub fn run(args: &ProbeRateArgs) -> anyhow::Result<()> {
             layout: layout.clone(),
             rates: [Vec::new(), Vec::new()],
             cpu_per: [Vec::new(), Vec::new()],
+            user_per: [Vec::new(), Vec::new()],
             busy: [Vec::new(), Vec::new()],
         };
         for round in 0..args.rounds {
@@ -403,7 +406,8 @@ pub fn run(args: &ProbeRateArgs) -> anyhow::Result<()> {
                 let (who, port, pid) = exporters.servers[i];
                 let w = run_wrk(args, &layout, port, &script, pid)?;
                 let probes = (w.rate * args.duration as f64).max(1.0);
-                let cpu_per = w.cpu.as_secs_f64() * 1e6 / probes;
+                let cpu_per = w.cpu.total().as_secs_f64() * 1e6 / probes;
+                let user_per = w.cpu.user.as_secs_f64() * 1e6 / probes;
                 let busy = w.box_busy.as_secs_f64() / (args.duration as f64 * cpus as f64);
                 eprintln!(
                     "{} round {}: {who}: {:.0} probes/s, {} bad, server CPU {cpu_per:.1} µs/probe, box {:.0}% busy",
@@ -416,6 +420,7 @@ pub fn run(args: &ProbeRateArgs) -> anyhow::Result<()> {
                 anyhow::ensure!(w.bad == 0, "{who}: {} failed requests", w.bad);
                 r.rates[i].push(w.rate);
                 r.cpu_per[i].push(cpu_per);
+                r.user_per[i].push(user_per);
                 r.busy[i].push(busy);
             }
         }
@@ -432,8 +437,10 @@ pub fn run(args: &ProbeRateArgs) -> anyhow::Result<()> {
         args.rounds,
         sys::machine()
     );
-    println!("| layout | exporter | probes/s (median) | runs | server CPU per probe | box busy |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| layout | exporter | probes/s (median) | runs | server CPU per probe | of it user space | box busy |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for r in &results {
         let cpus_note = match (&r.layout.server_cpus, &r.layout.load_cpus) {
             (Some(s), Some(l)) => format!(" (server on CPU {s}, wrk and fleet on {l})"),
@@ -441,7 +448,7 @@ pub fn run(args: &ProbeRateArgs) -> anyhow::Result<()> {
         };
         for (i, who) in ["blackbox_exporter", "portwarden"].iter().enumerate() {
             println!(
-                "| {}{cpus_note} | {who} | {:.0} | {} | {:.1} µs | {:.0}% |",
+                "| {}{cpus_note} | {who} | {:.0} | {} | {:.1} µs | {:.1} µs | {:.0}% |",
                 r.layout.name,
                 median(r.rates[i].clone()),
                 r.rates[i]
@@ -450,6 +457,7 @@ pub fn run(args: &ProbeRateArgs) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 median(r.cpu_per[i].clone()),
+                median(r.user_per[i].clone()),
                 median(r.busy[i].clone()) * 100.0
             );
         }
