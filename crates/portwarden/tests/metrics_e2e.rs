@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{free_port, temp_dir, wait_until};
+use common::{aiosmtpd, free_port, temp_dir, wait_until};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -74,14 +74,13 @@ fn start_daemon(dir: &Path, config: &str) -> (Killed, u16) {
     (daemon, port)
 }
 
-#[test]
-fn a_tls_monitor_exposes_its_certificate_expiry() {
-    let dir = temp_dir("metrics-tls");
+/// A real TLS server (`openssl s_server`) with a fresh self-signed certificate valid for
+/// `days`; returns the server, its port and the certificate's file.
+fn openssl_server(dir: &Path, days: u32) -> (Killed, u16, std::path::PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "45",
-        ])
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days"])
+        .arg(days.to_string())
         .args(["-subj", "/CN=localhost", "-keyout"])
         .arg(&key)
         .arg("-out")
@@ -90,6 +89,30 @@ fn a_tls_monitor_exposes_its_certificate_expiry() {
         .status()
         .expect("openssl (apt-get install openssl)");
     assert!(made.success());
+    let port = free_port();
+    let server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Killed(server);
+    wait_until("openssl s_server", 10, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (server, port, cert)
+}
+
+#[test]
+fn a_tls_monitor_exposes_its_certificate_expiry() {
+    let dir = temp_dir("metrics-tls");
+    let (_server, tls_port, cert) = openssl_server(&dir, 45);
     // The certificate's own notAfter, as Unix seconds, is what the gauge must say.
     let enddate = Command::new("openssl")
         .args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in"])
@@ -108,23 +131,6 @@ fn a_tls_monitor_exposes_its_certificate_expiry() {
         .parse()
         .unwrap();
 
-    let tls_port = free_port();
-    let server = Command::new("openssl")
-        .args(["s_server", "-quiet", "-accept"])
-        .arg(format!("127.0.0.1:{tls_port}"))
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Killed(server);
-    wait_until("openssl s_server", 10, || {
-        TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
-    });
     // A plain monitor beside it: it must get no expiry series.
     let plain = TcpListener::bind("127.0.0.1:0").unwrap();
     let plain_port = plain.local_addr().unwrap().port();
@@ -205,24 +211,6 @@ fn a_removed_monitor_leaves_no_series_after_a_reload() {
     );
     assert!(text.contains("portwarden_checks_total{monitor=\"kept\",result=\"ok\"}"));
     drop((a, b));
-}
-
-/// Debian's python3 with aiosmtpd; `None` (test skipped) when missing, except under CI.
-fn aiosmtpd() -> Option<&'static str> {
-    let python = "/usr/bin/python3";
-    let ok = Command::new(python)
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3-aiosmtpd is missing (scripts/install-test-deps installs it)"
-        );
-        eprintln!("skipped: python3-aiosmtpd is not installed");
-        return None;
-    }
-    Some(python)
 }
 
 /// A server that greets with `banner` and then waits, one thread per connection.
@@ -306,36 +294,7 @@ fn a_probe_module_speaks_smtp_to_a_real_server_and_arrives_by_reload() {
 #[test]
 fn a_tls_probe_module_reports_the_certificate_and_the_scrape_timeout_bounds_it() {
     let dir = temp_dir("probe-module-tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "20",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl (apt-get install openssl)");
-    assert!(made.success());
-    let tls_port = free_port();
-    let server = Command::new("openssl")
-        .args(["s_server", "-quiet", "-accept"])
-        .arg(format!("127.0.0.1:{tls_port}"))
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Killed(server);
-    wait_until("openssl s_server", 10, || {
-        TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
-    });
+    let (_server, tls_port, _cert) = openssl_server(&dir, 20);
     let (_silent, silent_port) = silent_server();
 
     let (_daemon, port) = start_daemon(

@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{free_port, temp_dir, wait_until};
+use common::{aiosmtpd, free_port, temp_dir, wait_until};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -515,24 +515,6 @@ print("ready", flush=True)
 sys.stdin.read()
 c.stop()
 "#;
-
-/// Debian's python3 with aiosmtpd; `None` (test skipped) when missing, except under CI.
-fn aiosmtpd() -> Option<&'static str> {
-    let python = "/usr/bin/python3";
-    let ok = Command::new(python)
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3-aiosmtpd is missing (scripts/install-test-deps installs it)"
-        );
-        eprintln!("skipped: python3-aiosmtpd is not installed");
-        return None;
-    }
-    Some(python)
-}
 
 #[test]
 fn over_smtp_down_and_up_wait_for_a_server_that_starts_after_a_sigkill() {

@@ -42,3 +42,22 @@ pub fn wait_until(what: &str, secs: u64, done: impl Fn() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Debian's python3 with aiosmtpd (a real SMTP server); `None` (the test skips) when it is
+/// missing, except under `CI=true`, where that fails.
+pub fn aiosmtpd() -> Option<&'static str> {
+    let python = "/usr/bin/python3";
+    let ok = std::process::Command::new(python)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3-aiosmtpd is missing (scripts/install-test-deps installs it)"
+        );
+        eprintln!("skipped: python3-aiosmtpd is not installed");
+        return None;
+    }
+    Some(python)
+}
