@@ -59,7 +59,7 @@ pub struct ApiShared {
     /// Cancelled at shutdown: ends event streams (set by [`serve`]).
     pub stop: CancellationToken,
     /// The latest socket listing, shared by `GET /api/v1/listeners` requests.
-    pub listeners: crate::api_listeners::ListenerCache,
+    pub listeners: crate::ownership::ListingCache,
 }
 
 /// One place that maps errors to HTTP status and a JSON body.

@@ -3,75 +3,31 @@
 //! unit) and the configured monitors whose target reaches it.
 //!
 //! Listing walks `/proc` (every process's file descriptors), so requests share one listing at
-//! most [`MAX_AGE`] old ([`ListenerCache`]): however many requests arrive, `/proc` is walked at
+//! most [`MAX_AGE`] old (a [`ListingCache`], as the owner checks use): however many requests arrive, `/proc` is walked at
 //! most once per [`MAX_AGE`], one walk at a time, on a blocking thread. Without root, sockets
 //! of other users' processes show no owner; the answer says so (`sees_all_owners`, `note`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use sockets::{ListOptions, Listing, Protocol};
-use tokio::time::Instant;
+use sockets::{ListOptions, Protocol};
 
 use crate::api::{ApiError, ApiState};
+use crate::ownership::ListingCache;
 use crate::schedule::MonitorView;
 
 /// How old a listing may be before a request lists again.
 pub const MAX_AGE: Duration = Duration::from_secs(2);
 
-/// One listing and when it was taken.
-#[derive(Debug, Clone)]
-struct Taken {
-    at: SystemTime,
-    fresh_until: Instant,
-    listing: Arc<Result<Listing, String>>,
-}
-
-/// The latest listing, shared by every request (cheap to clone).
-#[derive(Debug, Clone, Default)]
-pub struct ListenerCache {
-    latest: Arc<Mutex<Option<Taken>>>,
-    refresh: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl ListenerCache {
-    fn fresh(&self) -> Option<Taken> {
-        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        latest
-            .as_ref()
-            .filter(|t| Instant::now() < t.fresh_until)
-            .cloned()
-    }
-
-    /// A listing no older than [`MAX_AGE`]; one request lists while the others wait for it.
-    async fn get(&self) -> Taken {
-        if let Some(t) = self.fresh() {
-            return t;
-        }
-        let _one_at_a_time = self.refresh.lock().await;
-        if let Some(t) = self.fresh() {
-            return t;
-        }
-        let at = SystemTime::now();
-        let listing = tokio::task::spawn_blocking(|| {
-            sockets::list(ListOptions { udp: true }).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|_| Err("the listing task failed".into()));
-        let taken = Taken {
-            at,
-            fresh_until: Instant::now() + MAX_AGE,
-            listing: Arc::new(listing),
-        };
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(taken.clone());
-        taken
-    }
+/// The cache `GET /api/v1/listeners` requests share: TCP and UDP, at most [`MAX_AGE`] old.
+pub fn cache() -> ListingCache {
+    ListingCache::new(MAX_AGE, ListOptions { udp: true })
 }
 
 /// The routes of this file, merged into the API's router.
@@ -137,7 +93,7 @@ pub(crate) struct ListenerOwner {
         (status = 503, description = "The sockets cannot be listed on this host", body = crate::api::ErrorBody),
     ))]
 pub(crate) async fn listeners(State(s): State<ApiState>) -> Result<Json<Listeners>, ApiError> {
-    let taken = s.listeners.get().await;
+    let taken = s.listeners.get_listed().await;
     let listing = match taken.listing.as_ref() {
         Ok(l) => l,
         Err(e) => return Err(ApiError::Unavailable(format!("cannot list sockets: {e}"))),
@@ -331,17 +287,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn requests_share_one_listing_for_two_seconds() {
-        let cache = ListenerCache::default();
-        let first = cache.get().await;
+    async fn requests_share_one_listing_until_it_is_stale() {
+        // A short age, so the test sees it go stale.
+        let cache = ListingCache::new(Duration::from_millis(200), ListOptions { udp: true });
+        let first = cache.get_listed().await;
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let second = cache.get().await;
-        assert!(Arc::ptr_eq(&first.listing, &second.listing));
+        let second = cache.get_listed().await;
+        assert!(std::sync::Arc::ptr_eq(&first.listing, &second.listing));
         assert_eq!(first.at, second.at);
         // Once stale, the next request lists again and sees the new socket.
-        cache.latest.lock().unwrap().as_mut().unwrap().fresh_until = Instant::now();
-        let third = cache.get().await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let third = cache.get_listed().await;
         let listing = third.listing.as_ref().as_ref().unwrap();
         assert!(listing.listeners.iter().any(|x| x.local == addr));
     }

@@ -268,7 +268,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         auth: api_auth,
         db_path: state_dir.join("portwarden.db"),
         stop: shutdown.child_token(),
-        listeners: Default::default(),
+        listeners: crate::api_listeners::cache(),
     };
     let api_shutdown = shutdown.child_token();
     let api_task = tokio::spawn(api::serve(api_listener, api_tls, api_state, api_shutdown));

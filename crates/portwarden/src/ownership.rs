@@ -1,7 +1,7 @@
 //! Joins a probe result with the owner check: "the socket on this port must belong to X".
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use probe::{ProbeResult, Reason, State};
 use sockets::owner::{self, ExpectedOwner, OwnerVerdict};
@@ -55,34 +55,51 @@ pub fn judge(
 /// A listing, or why there is none; shared between checks.
 pub type SharedListing = Arc<Result<Listing, SocketsError>>;
 
-/// The socket listing shared by every owner check of the daemon: read at most once per
-/// `max_age`, on a blocking thread, so 10,000 monitors with an owner cost one listing.
+/// A socket listing shared by many readers: taken at most once per `max_age`, one walk of
+/// `/proc` at a time on a blocking thread, the other readers waiting for it. The daemon's
+/// owner checks share one (10,000 monitors with an owner cost one listing), and
+/// `GET /api/v1/listeners` requests another (with UDP).
 #[derive(Debug, Clone)]
 pub struct ListingCache {
     max_age: Duration,
-    latest: Arc<Mutex<Option<(Instant, SharedListing)>>>,
+    options: ListOptions,
+    latest: Arc<Mutex<Option<Listed>>>,
     refresh: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// One listing and when it was taken.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub at: SystemTime,
+    taken: Instant,
+    pub listing: SharedListing,
+}
+
 impl ListingCache {
-    pub fn new(max_age: Duration) -> Self {
+    pub fn new(max_age: Duration, options: ListOptions) -> Self {
         Self {
             max_age,
+            options,
             latest: Arc::new(Mutex::new(None)),
             refresh: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
-    fn fresh(&self) -> Option<SharedListing> {
+    fn fresh(&self) -> Option<Listed> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         latest
             .as_ref()
-            .filter(|(at, _)| at.elapsed() <= self.max_age)
-            .map(|(_, l)| l.clone())
+            .filter(|l| l.taken.elapsed() <= self.max_age)
+            .cloned()
     }
 
     /// A listing no older than `max_age`.
     pub async fn get(&self) -> SharedListing {
+        self.get_listed().await.listing
+    }
+
+    /// A listing no older than `max_age`, with the time it was taken.
+    pub async fn get_listed(&self) -> Listed {
         if let Some(l) = self.fresh() {
             return l;
         }
@@ -91,15 +108,20 @@ impl ListingCache {
         if let Some(l) = self.fresh() {
             return l;
         }
-        let listing = tokio::task::spawn_blocking(|| sockets::list(ListOptions::default()))
+        let options = self.options;
+        let at = SystemTime::now();
+        let listing = tokio::task::spawn_blocking(move || sockets::list(options))
             .await
             .unwrap_or(Err(SocketsError::SocketTable {
                 table: "/proc/net".into(),
                 reason: "the listing task failed".into(),
             }));
-        let listing = Arc::new(listing);
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), listing.clone()));
-        listing
+        let listed = Listed {
+            at,
+            taken: Instant::now(),
+            listing: Arc::new(listing),
+        };
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(listed.clone());
+        listed
     }
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use sockets::ListOptions;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -269,7 +270,7 @@ impl Scheduler {
                 permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
                 bus,
                 records,
-                listings: ListingCache::new(settings.listing_max_age),
+                listings: ListingCache::new(settings.listing_max_age, ListOptions::default()),
                 lag: LagStats::default(),
                 epoch: Instant::now(),
             }),
@@ -980,7 +981,7 @@ mod tests {
             permits: Arc::new(Semaphore::new(1)),
             bus: EventBus::new(),
             records: tx,
-            listings: ListingCache::new(Duration::from_secs(1)),
+            listings: ListingCache::new(Duration::from_secs(1), ListOptions::default()),
             lag: LagStats::default(),
             epoch: Instant::now(),
         });
