@@ -76,45 +76,49 @@ enum Module {
     Unsupported(String),
 }
 
-/// A `tcp` module, translated.
+/// A `tcp` module, ready to run: a blackbox.yml module translated, or a `[[probe_module]]`
+/// of portwarden's config as built there.
 #[derive(Debug, Clone)]
 struct TcpModule {
+    /// The probe without its target: steps, TLS mode and server name, limits, source. Each
+    /// request clones it, sets the address it chose and bounds the limits by its timeout.
+    template: ProbeSpec,
     timeout: Option<Duration>,
+    /// blackbox's address choice: the preferred family, and whether the other may serve.
     prefer_v6: bool,
     fallback: bool,
-    source: Option<IpAddr>,
-    /// `tls: true`: the handshake right after connecting.
-    tls: bool,
-    /// Whether the probe reports the TLS gauges (`tls: true` or a `starttls` step).
-    reports_tls: bool,
-    server_name: Option<String>,
     /// The TLS client, prepared at load (files read once); the error fails every probe of
     /// the module, as blackbox's per-probe `NewTLSConfig` error does. `None` without TLS.
     tls_client: Option<Result<TlsClient, String>>,
-    steps: Vec<Step>,
-    /// Whether a step reads with a regex (so a mismatch sets `probe_failed_due_to_regex`).
-    has_expect: bool,
-    /// A `[[probe_module]]` of portwarden's config: the probe as built there (protocol
-    /// preset, dialog, TLS, limits), used whole; the fields above only choose the address.
-    native: Option<Box<ProbeSpec>>,
     /// The module as written, for `debug=true`.
     yaml: String,
+}
+
+/// The target of a module's template, replaced by every request's.
+fn no_target() -> Target {
+    Target {
+        host: Host::Name("probe-module.invalid".into()),
+        port: 1,
+    }
+}
+
+/// A template bounded only by each request's timeout, as blackbox's probes are.
+fn unbounded_template() -> ProbeSpec {
+    let mut spec = ProbeSpec::connect(no_target());
+    spec.limits.deadline = Duration::MAX;
+    spec.limits.connect_timeout = Duration::MAX;
+    spec.limits.idle_timeout = Duration::MAX;
+    spec
 }
 
 impl TcpModule {
     fn connect() -> Self {
         Self {
+            template: unbounded_template(),
             timeout: Some(Duration::from_secs(5)),
             prefer_v6: true,
             fallback: true,
-            source: None,
-            tls: false,
-            reports_tls: false,
-            server_name: None,
             tls_client: None,
-            steps: Vec::new(),
-            has_expect: false,
-            native: None,
             yaml: "prober: tcp\ntimeout: 5s\n".into(),
         }
     }
@@ -123,24 +127,34 @@ impl TcpModule {
     /// as blackbox does (`family = "v4"`/`"v6"`: that family only; `"any"`: IPv6 first).
     fn native(module: &ProbeModule) -> Self {
         let spec = &module.spec;
-        let reports_tls = spec.uses_tls();
+        let mut template = spec.clone();
+        template.target = no_target();
         Self {
             timeout: Some(spec.limits.deadline),
             prefer_v6: spec.family != Family::V4,
             fallback: spec.family == Family::Any,
-            source: spec.source,
-            tls: spec.implicit_tls,
-            reports_tls,
-            server_name: spec.tls.sni.clone(),
-            tls_client: reports_tls.then(|| TlsClient::new(&spec.tls).map_err(|e| e.to_string())),
-            steps: Vec::new(),
-            has_expect: spec.steps.iter().any(|s| matches!(s, Step::Expect(_))),
-            native: Some(Box::new(spec.clone())),
+            tls_client: spec
+                .uses_tls()
+                .then(|| TlsClient::new(&spec.tls).map_err(|e| e.to_string())),
             yaml: format!(
                 "[[probe_module]] {:?} of portwarden's config, as built:\n{spec:#?}\n",
                 module.name
             ),
+            template,
         }
+    }
+
+    /// Whether the probe reports the TLS gauges (`tls: true` or a `starttls` step).
+    fn reports_tls(&self) -> bool {
+        self.template.uses_tls()
+    }
+
+    /// Whether a step reads an answer (so a mismatch sets `probe_failed_due_to_regex`).
+    fn has_expect(&self) -> bool {
+        self.template
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Expect(_)))
     }
 }
 
@@ -518,7 +532,6 @@ fn translate(
         })?),
     };
     let mut steps = Vec::new();
-    let mut has_expect = false;
     let mut upgraded = tcp.tls;
     for (i, s) in tcp.query_response.iter().enumerate() {
         let at = |k: &str| [key("tcp"), key("query_response"), Seg::Index(i), key(k)];
@@ -530,7 +543,6 @@ fn translate(
             let m = Matcher::regex(&format!("(?mR){expect}"))
                 .map_err(|e| Refusal::new(&at("expect"), e.to_string()))?;
             steps.push(Step::Expect(Expectation::one(m)));
-            has_expect = true;
         }
         if let Some(send) = s.send.as_deref().filter(|s| !s.is_empty()) {
             let line = format!("{send}\n").into_bytes();
@@ -627,18 +639,17 @@ fn translate(
             e.to_string()
         })
     });
+    let mut template = unbounded_template();
+    template.source = source;
+    template.implicit_tls = tcp.tls;
+    template.steps = steps;
+    template.tls.sni = nonempty(&tls.server_name);
     Ok(TcpModule {
+        template,
         timeout: timeout.filter(|t| !t.is_zero()),
         prefer_v6,
         fallback: tcp.ip_protocol_fallback.unwrap_or(true),
-        source,
-        tls: tcp.tls,
-        reports_tls: upgraded,
-        server_name: nonempty(&tls.server_name),
         tls_client,
-        steps,
-        has_expect,
-        native: None,
         yaml: serde_norway::to_string(value).unwrap_or_default(),
     })
 }
@@ -967,35 +978,21 @@ async fn run(
     let remaining = budget
         .saturating_sub(start.elapsed())
         .max(Duration::from_millis(1));
-    let mut spec = match &module.native {
-        Some(native) => {
-            // The module's own limits, within what the scrape leaves.
-            let mut spec = ProbeSpec::clone(native);
-            spec.target = address;
-            spec.limits.deadline = remaining;
-            spec.limits.connect_timeout = spec.limits.connect_timeout.min(remaining);
-            spec.limits.idle_timeout = spec.limits.idle_timeout.min(remaining);
-            spec
-        }
-        None => {
-            let mut spec = ProbeSpec::connect(address);
-            spec.limits.deadline = remaining;
-            spec.limits.connect_timeout = remaining;
-            spec.limits.idle_timeout = remaining;
-            spec.steps = module.steps.clone();
-            spec.implicit_tls = module.tls;
-            spec
-        }
-    };
+    // The module's own limits (a blackbox module has none), within what the scrape leaves.
+    let mut spec = module.template.clone();
+    spec.target = address;
     spec.family = Family::Any;
-    spec.source = module.source;
-    if module.reports_tls {
+    spec.limits.deadline = remaining;
+    spec.limits.connect_timeout = spec.limits.connect_timeout.min(remaining);
+    spec.limits.idle_timeout = spec.limits.idle_timeout.min(remaining);
+    if module.reports_tls() {
         // tls_config.server_name, else the hostname parameter (as later blackbox versions
         // do; 0.23 ignores it for tcp), else the target's host name (an address sends none
         // and is verified against the certificate's IP entries, as Go does).
-        spec.tls.sni = module
-            .server_name
-            .clone()
+        spec.tls.sni = spec
+            .tls
+            .sni
+            .take()
             .or_else(|| hostname.map(str::to_string))
             .or_else(|| match &parsed.host {
                 Host::Name(_) => Some(parsed.host.to_string()),
@@ -1023,12 +1020,12 @@ async fn run(
     // A warning (a native module's response-time or certificate-age threshold) still
     // answered correctly: blackbox has no warning state, so it counts as success.
     out.success = matches!(result.state, probe::State::Ok | probe::State::Warning);
-    out.failed_due_to_regex = module.has_expect
+    out.failed_due_to_regex = module.has_expect()
         && matches!(
             result.reason,
             Some(Reason::UnexpectedResponse | Reason::NoData)
         );
-    if module.reports_tls {
+    if module.reports_tls() {
         // Set once the handshake succeeded (at connect or at the starttls step), as
         // blackbox registers them then; a later failure keeps them.
         if let Some(t) = result.tls {
@@ -1344,8 +1341,8 @@ modules:
             panic!("tcp_banner")
         };
         assert_eq!(b.timeout, Some(Duration::from_secs(2)));
-        assert!(!b.prefer_v6 && b.fallback && b.has_expect && !b.reports_tls);
-        assert_eq!(b.steps.len(), 2);
+        assert!(!b.prefer_v6 && b.fallback && b.has_expect() && !b.reports_tls());
+        assert_eq!(b.template.steps.len(), 2);
         assert!(b.tls_client.is_none());
         assert!(matches!(
             m.modules.get("http_2xx"),
@@ -1355,10 +1352,10 @@ modules:
         let Some(Module::Tcp(s)) = m.modules.get("smtp_starttls") else {
             panic!("smtp_starttls")
         };
-        assert!(!s.tls && s.reports_tls);
+        assert!(!s.template.implicit_tls && s.reports_tls());
         assert!(matches!(s.tls_client, Some(Ok(_))));
         assert!(matches!(
-            &s.steps[..],
+            &s.template.steps[..],
             [
                 Step::Expect(_),
                 Step::Send(ehlo),
@@ -1411,8 +1408,8 @@ modules:
         let Some(Module::Tcp(t)) = m.modules.get("m") else {
             panic!("m")
         };
-        assert!(t.tls && t.reports_tls);
-        assert_eq!(t.server_name.as_deref(), Some("mail.test"));
+        assert!(t.template.implicit_tls && t.reports_tls());
+        assert_eq!(t.template.tls.sni.as_deref(), Some("mail.test"));
         assert!(matches!(t.tls_client, Some(Ok(_))), "{:?}", t.tls_client);
 
         // A file that is not there: loaded, warned about, and every probe fails.
@@ -1476,7 +1473,7 @@ modules:
             ),
         ] {
             let (got, warnings) = module(body);
-            assert!(got.unwrap().reports_tls);
+            assert!(got.unwrap().reports_tls());
             assert_eq!(
                 warnings,
                 vec![format!("module \"m\": {want} (every probe of it fails, as in blackbox)")]
@@ -1494,7 +1491,7 @@ modules:
         let m = got.unwrap();
         assert!(
             matches!(
-                &m.steps[..],
+                &m.template.steps[..],
                 [
                     Step::Expect(_),
                     Step::SendExpanded(helo),
@@ -1504,9 +1501,9 @@ modules:
                 ] if helo == b"HELO ${host}\n" && cost == b"COST $5\n" && quit == b"QUIT\n"
             ),
             "{:?}",
-            m.steps
+            m.template.steps
         );
-        let Step::Expect(e) = &m.steps[0] else {
+        let Step::Expect(e) = &m.template.steps[0] else {
             panic!("expect")
         };
         assert_eq!(e.to_string(), r"matches /(?mR)^220 (?P<host>\S+)/");
