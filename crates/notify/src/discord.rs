@@ -12,12 +12,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{self, TlsOptions, UrlSource};
-use crate::template::Texts;
+use crate::http::{JsonWebhook, WebhookKeys};
 use crate::{truncate_chars, Delivery, Notification, SendError};
 
 /// Discord refuses longer `content`.
@@ -56,29 +54,31 @@ pub struct DiscordSpec {
 /// A built `discord` notifier.
 #[derive(Debug)]
 pub struct DiscordNotifier {
-    client: reqwest::Client,
-    url: UrlSource,
+    hook: JsonWebhook,
     spec: DiscordSpec,
-    texts: Texts,
 }
 
 impl DiscordNotifier {
     pub(crate) fn new(spec: &DiscordSpec, timeout: Duration) -> Result<DiscordNotifier, String> {
         Ok(DiscordNotifier {
-            client: http::client(timeout, &TlsOptions::default())?,
-            url: UrlSource::new(
-                spec.url.as_ref(),
-                spec.url_env.as_ref(),
-                spec.url_file.as_ref(),
+            hook: JsonWebhook::new(
+                "discord",
+                WebhookKeys {
+                    url: spec.url.as_ref(),
+                    url_env: spec.url_env.as_ref(),
+                    url_file: spec.url_file.as_ref(),
+                    subject: spec.subject.as_deref(),
+                    body: spec.body.as_deref(),
+                },
+                timeout,
             )?,
-            texts: Texts::new(spec.subject.as_deref(), spec.body.as_deref())?,
             spec: spec.clone(),
         })
     }
 
     /// The JSON Discord gets.
     pub fn message(&self, n: &Notification) -> Result<serde_json::Value, SendError> {
-        let (subject, body) = http::texts(&self.texts, "discord", n)?;
+        let (subject, body) = self.hook.texts(n)?;
         let content = truncate_chars(&format!("**{subject}**\n{body}"), DISCORD_MAX_CHARS);
         let mut msg = json!({ "content": content, "allowed_mentions": { "parse": [] } });
         if let Some(u) = &self.spec.username {
@@ -91,17 +91,6 @@ impl DiscordNotifier {
     }
 
     pub(crate) async fn send(&self, n: &Notification) -> Result<Delivery, SendError> {
-        let url = self.url.resolve("discord")?;
-        let body = http::json_bytes("discord", &self.message(n)?)?;
-        let reply = http::post(
-            &self.client,
-            "discord",
-            &url,
-            HeaderMap::new(),
-            "application/json",
-            body,
-        )
-        .await?;
-        Ok(http::delivered(&reply))
+        self.hook.post(&self.message(n)?).await
     }
 }

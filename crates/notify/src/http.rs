@@ -376,6 +376,61 @@ impl UrlSource {
     }
 }
 
+/// What the chat notifiers (slack, discord, teams) share: a client, the webhook URL from one
+/// of its three sources, the subject and body templates, and posting the JSON each builds.
+#[derive(Debug)]
+pub(crate) struct JsonWebhook {
+    notifier: &'static str,
+    client: reqwest::Client,
+    url: UrlSource,
+    texts: crate::template::Texts,
+}
+
+/// The keys of a chat notifier that [`JsonWebhook`] reads.
+pub(crate) struct WebhookKeys<'a> {
+    pub url: Option<&'a String>,
+    pub url_env: Option<&'a String>,
+    pub url_file: Option<&'a String>,
+    pub subject: Option<&'a str>,
+    pub body: Option<&'a str>,
+}
+
+impl JsonWebhook {
+    pub(crate) fn new(
+        notifier: &'static str,
+        keys: WebhookKeys<'_>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            notifier,
+            client: client(timeout, &TlsOptions::default())?,
+            url: UrlSource::new(keys.url, keys.url_env, keys.url_file)?,
+            texts: crate::template::Texts::new(keys.subject, keys.body)?,
+        })
+    }
+
+    /// The subject and body for `n`.
+    pub(crate) fn texts(&self, n: &crate::Notification) -> Result<(String, String), SendError> {
+        texts(&self.texts, self.notifier, n)
+    }
+
+    /// Posts `message` as JSON to the webhook URL (read now, from its source).
+    pub(crate) async fn post(&self, message: &serde_json::Value) -> Result<Delivery, SendError> {
+        let url = self.url.resolve(self.notifier)?;
+        let body = json_bytes(self.notifier, message)?;
+        let reply = post(
+            &self.client,
+            self.notifier,
+            &url,
+            HeaderMap::new(),
+            "application/json",
+            body,
+        )
+        .await?;
+        Ok(delivered(&reply))
+    }
+}
+
 /// The subject and body of a chat-style message: the notifier's templates, or the defaults.
 pub(crate) fn texts(
     texts: &crate::template::Texts,

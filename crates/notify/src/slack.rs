@@ -13,12 +13,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{self, TlsOptions, UrlSource};
-use crate::template::Texts;
+use crate::http::{JsonWebhook, WebhookKeys};
 use crate::{truncate_chars, Delivery, Notification, SendError};
 
 /// `type = "slack"`.
@@ -60,10 +58,8 @@ pub struct SlackSpec {
 /// A built `slack` notifier.
 #[derive(Debug)]
 pub struct SlackNotifier {
-    client: reqwest::Client,
-    url: UrlSource,
+    hook: JsonWebhook,
     spec: SlackSpec,
-    texts: Texts,
 }
 
 /// Slack's three escapes for message text.
@@ -76,20 +72,24 @@ fn escape(text: &str) -> String {
 impl SlackNotifier {
     pub(crate) fn new(spec: &SlackSpec, timeout: Duration) -> Result<SlackNotifier, String> {
         Ok(SlackNotifier {
-            client: http::client(timeout, &TlsOptions::default())?,
-            url: UrlSource::new(
-                spec.url.as_ref(),
-                spec.url_env.as_ref(),
-                spec.url_file.as_ref(),
+            hook: JsonWebhook::new(
+                "slack",
+                WebhookKeys {
+                    url: spec.url.as_ref(),
+                    url_env: spec.url_env.as_ref(),
+                    url_file: spec.url_file.as_ref(),
+                    subject: spec.subject.as_deref(),
+                    body: spec.body.as_deref(),
+                },
+                timeout,
             )?,
-            texts: Texts::new(spec.subject.as_deref(), spec.body.as_deref())?,
             spec: spec.clone(),
         })
     }
 
     /// The JSON Slack gets.
     pub fn message(&self, n: &Notification) -> Result<serde_json::Value, SendError> {
-        let (subject, body) = http::texts(&self.texts, "slack", n)?;
+        let (subject, body) = self.hook.texts(n)?;
         // Slack cuts `text` at 40 000 characters; a section block at 3 000.
         let text = truncate_chars(
             &format!("*{}*\n{}", escape(&subject), escape(&body)),
@@ -115,17 +115,6 @@ impl SlackNotifier {
     }
 
     pub(crate) async fn send(&self, n: &Notification) -> Result<Delivery, SendError> {
-        let url = self.url.resolve("slack")?;
-        let body = http::json_bytes("slack", &self.message(n)?)?;
-        let reply = http::post(
-            &self.client,
-            "slack",
-            &url,
-            HeaderMap::new(),
-            "application/json",
-            body,
-        )
-        .await?;
-        Ok(http::delivered(&reply))
+        self.hook.post(&self.message(n)?).await
     }
 }

@@ -14,12 +14,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{self, TlsOptions, UrlSource};
-use crate::template::Texts;
+use crate::http::{JsonWebhook, WebhookKeys};
 use crate::{truncate_chars, Delivery, Notification, SendError};
 
 /// Which card Teams gets.
@@ -63,29 +61,31 @@ pub struct TeamsSpec {
 /// A built `teams` notifier.
 #[derive(Debug)]
 pub struct TeamsNotifier {
-    client: reqwest::Client,
-    url: UrlSource,
+    hook: JsonWebhook,
     format: TeamsFormat,
-    texts: Texts,
 }
 
 impl TeamsNotifier {
     pub(crate) fn new(spec: &TeamsSpec, timeout: Duration) -> Result<TeamsNotifier, String> {
         Ok(TeamsNotifier {
-            client: http::client(timeout, &TlsOptions::default())?,
-            url: UrlSource::new(
-                spec.url.as_ref(),
-                spec.url_env.as_ref(),
-                spec.url_file.as_ref(),
+            hook: JsonWebhook::new(
+                "teams",
+                WebhookKeys {
+                    url: spec.url.as_ref(),
+                    url_env: spec.url_env.as_ref(),
+                    url_file: spec.url_file.as_ref(),
+                    subject: spec.subject.as_deref(),
+                    body: spec.body.as_deref(),
+                },
+                timeout,
             )?,
             format: spec.format,
-            texts: Texts::new(spec.subject.as_deref(), spec.body.as_deref())?,
         })
     }
 
     /// The JSON Teams gets.
     pub fn message(&self, n: &Notification) -> Result<serde_json::Value, SendError> {
-        let (subject, body) = http::texts(&self.texts, "teams", n)?;
+        let (subject, body) = self.hook.texts(n)?;
         let body = truncate_chars(&body, 20_000);
         let problem = n.items.iter().any(|i| i.kind.is_problem());
         Ok(match self.format {
@@ -121,17 +121,6 @@ impl TeamsNotifier {
     }
 
     pub(crate) async fn send(&self, n: &Notification) -> Result<Delivery, SendError> {
-        let url = self.url.resolve("teams")?;
-        let body = http::json_bytes("teams", &self.message(n)?)?;
-        let reply = http::post(
-            &self.client,
-            "teams",
-            &url,
-            HeaderMap::new(),
-            "application/json",
-            body,
-        )
-        .await?;
-        Ok(http::delivered(&reply))
+        self.hook.post(&self.message(n)?).await
     }
 }
