@@ -6,13 +6,12 @@
 //!
 //! Runs in the machine's own namespace on loopback only; the firewall guard is off.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::children::{stamped, wait_for};
 use anyhow::{bail, Context};
 use clap::Args;
 
@@ -39,34 +38,6 @@ impl Drop for Guarded {
             let _ = Command::new("kill").args(["-9", pid.trim()]).status();
         }
         let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn stamped(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<(Instant, String)> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(
-    rx: &mpsc::Receiver<(Instant, String)>,
-    what: &str,
-    matches: impl Fn(&str) -> bool,
-) -> anyhow::Result<(Instant, String)> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((at, line)) if matches(&line) => return Ok((at, line)),
-            Ok(_) => {}
-            Err(_) => bail!("timed out waiting for {what}"),
-        }
     }
 }
 

@@ -26,6 +26,7 @@
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
 
+mod children;
 mod fleet;
 mod heal_latency;
 mod histogram;

@@ -7,13 +7,12 @@
 //! Needs `python3-aiosmtpd` (Debian). Runs in the machine's own namespace on loopback only; the
 //! daemon's firewall guard is off.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use crate::children::{free_port, stamped, wait_for, Guarded};
 use anyhow::{bail, Context};
 use clap::Args;
 
@@ -47,51 +46,6 @@ pub struct NotifyArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-struct Guarded(Vec<Child>, PathBuf);
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Lines of a child's pipe, each stamped on arrival.
-fn stamped(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<(Instant, String)> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(
-    rx: &mpsc::Receiver<(Instant, String)>,
-    what: &str,
-    matches: impl Fn(&str) -> bool,
-) -> anyhow::Result<Instant> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((at, line)) if matches(&line) => return Ok(at),
-            Ok(_) => {}
-            Err(_) => bail!("timed out waiting for {what}"),
-        }
-    }
 }
 
 /// A listener on a fixed port that can be closed and opened again.
@@ -149,7 +103,7 @@ fn measure(
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let mut guard = Guarded(Vec::new(), dir.clone());
+    let mut guard = Guarded(Vec::new(), Some(dir.clone()));
 
     let smtp_port = free_port()?;
     // Debian's python3, which has aiosmtpd (a pyenv python on PATH may not).
@@ -218,9 +172,9 @@ notify = ["mail"]
 
     for round in 0..rounds {
         drop(service.take());
-        let down = wait_for(&log, "svc DOWN in the log", |l| l.contains("svc is DOWN"))
+        let (down, _) = wait_for(&log, "svc DOWN in the log", |l| l.contains("svc is DOWN"))
             .with_context(|| format!("round {round}"))?;
-        let mailed = wait_for(&mails, "the DOWN mail", |l| {
+        let (mailed, _) = wait_for(&mails, "the DOWN mail", |l| {
             l.to_ascii_lowercase().contains("down")
         })
         .with_context(|| format!("round {round}"))?;

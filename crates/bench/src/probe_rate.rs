@@ -16,12 +16,13 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 
+use crate::children::{free_port, Guarded};
 use crate::{fleet, sys};
 
 /// Options of `bench probe-rate`.
@@ -128,21 +129,6 @@ fn pin(pid: u32, cpus: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Children killed on drop (by their own handles), and a scratch directory removed.
-struct Guarded(Vec<Child>, Option<PathBuf>);
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Some(dir) = &self.1 {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 const YML: &str = r#"modules:
   tcp_banner:
     prober: tcp
@@ -152,12 +138,6 @@ const YML: &str = r#"modules:
       query_response:
         - expect: "^220"
 "#;
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
 fn wait_ready(port: u16, path: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
