@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{free_port, temp_dir};
+use common::{free_port, temp_dir, Daemon, FAST_DEFAULTS};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -94,132 +94,21 @@ impl Drop for Service {
     }
 }
 
-/// A running `portwarden run`, killed on drop if still running.
-struct Daemon {
-    child: Child,
-    api: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(args: &[&str], api: SocketAddr) -> Self {
-        Self::start_with(Command::new(env!("CARGO_BIN_EXE_portwarden")), args, api)
-    }
-
-    fn start_with(mut command: Command, args: &[&str], api: SocketAddr) -> Self {
-        let mut child = command
-            .arg("run")
-            .args(args)
-            .env("PORTWARDEN_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portwarden run");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let d = Self { child, api, log };
-        d.wait_for("the API to answer", |d| d.get("/healthz").is_some());
-        d
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// GET returning JSON, or None if the daemon does not answer.
-    fn get(&self, path: &str) -> Option<Value> {
-        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).ok()?;
-        let body = raw.split_once("\r\n\r\n")?.1;
-        serde_json::from_str(body).ok()
-    }
-
-    fn monitor(&self, name: &str) -> Value {
-        self.get(&format!("/api/v1/monitors/{name}"))
-            .unwrap_or(Value::Null)
-    }
-
-    fn wait_for(&self, what: &str, ready: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if ready(self) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the exit code.
-    fn terminate(mut self) -> (Option<i32>, Duration, String) {
-        let started = Instant::now();
-        self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                thread::sleep(Duration::from_millis(50));
-                return (status.code(), started.elapsed(), self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "did not stop; log:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn write_config(dir: &Path, api: SocketAddr, monitors: &str) -> PathBuf {
-    let path = dir.join("portwarden.toml");
-    let text = format!(
-        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n# These daemons run in the machine's own namespace: hands off its firewall.\n[firewall]\nguard = false\n\n[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\n\n{monitors}",
-        dir.join("state").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_config(
+        dir,
+        api,
+        "",
+        &format!(
+            "[defaults]
+{FAST_DEFAULTS}
+{monitors}"
+        ),
+    )
 }
 
 fn monitor_toml(name: &str, port: u16) -> String {
     format!("[[monitor]]\nname = \"{name}\"\ntarget = \"127.0.0.1:{port}\"\nexpect = {{ prefix = \"220\" }}\n\n")
-}
-
-fn status(d: &Daemon, name: &str) -> String {
-    d.monitor(name)["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[test]
@@ -229,11 +118,11 @@ fn a_stopped_listener_goes_down_and_comes_back_up() {
     let mut service = Service::start_on(free_port());
     let port = service.port;
     let config = write_config(&dir, api, &monitor_toml("web", port));
-    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
-    d.wait_for("web ok", |d| status(d, "web") == "ok");
+    let d = Daemon::start(&config, api);
+    d.wait_for("web ok", 15, |d| d.status("web") == "ok");
 
     service.stop();
-    d.wait_for("web down", |d| status(d, "web") == "down");
+    d.wait_for("web down", 15, |d| d.status("web") == "down");
     let m = d.monitor("web");
     assert_eq!(m["last_check"]["reason"], "refused", "{m}");
     // fail_after = 2: at least two failed checks before down.
@@ -241,8 +130,8 @@ fn a_stopped_listener_goes_down_and_comes_back_up() {
 
     service.restart();
     assert_eq!(service.port, port);
-    d.wait_for("web up again", |d| status(d, "web") == "ok");
-    d.wait_for("the incident in the history", |d| {
+    d.wait_for("web up again", 15, |d| d.status("web") == "ok");
+    d.wait_for("the incident in the history", 15, |d| {
         !d.monitor("web")["history"]["incidents"][0]["end"].is_null()
     });
     let m = d.monitor("web");
@@ -281,8 +170,8 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     let a = Service::start_on(free_port());
     let b = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("a", a.port));
-    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
-    d.wait_for("a ok", |d| status(d, "a") == "ok");
+    let d = Daemon::start(&config, api);
+    d.wait_for("a ok", 15, |d| d.status("a") == "ok");
     let checks_before = d.monitor("a")["checks"].as_u64().unwrap();
 
     write_config(
@@ -291,7 +180,7 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
         &(monitor_toml("a", a.port) + &monitor_toml("b", b.port)),
     );
     d.signal("-HUP");
-    d.wait_for("b added", |d| status(d, "b") == "ok");
+    d.wait_for("b added", 15, |d| d.status("b") == "ok");
     // a is unchanged: its state and counters survive the reload.
     assert!(d.monitor("a")["checks"].as_u64().unwrap() >= checks_before);
     assert!(
@@ -307,12 +196,12 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     )
     .unwrap();
     d.signal("-HUP");
-    d.wait_for("the rejection in the log", |d| {
+    d.wait_for("the rejection in the log", 15, |d| {
         d.log().contains("new config rejected")
     });
     assert!(d.log().contains("port must be 1-65535"), "{}", d.log());
-    assert_eq!(status(&d, "a"), "ok");
-    assert_eq!(status(&d, "b"), "ok");
+    assert_eq!(d.status("a"), "ok");
+    assert_eq!(d.status("b"), "ok");
     assert_eq!(
         d.get("/api/v1/monitors").unwrap().as_array().unwrap().len(),
         2
@@ -339,11 +228,11 @@ fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
     let monitors = monitor_toml("web", service.port)
         + &format!("[[monitor]]\nname = \"pit\"\ntarget = \"127.0.0.1:{pit_port}\"\nexpect = \"x\"\ninterval = \"3s\"\ntimeout = \"2s\"\n\n");
     let config = write_config(&dir, api, &monitors);
-    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
-    d.wait_for("web checked a few times", |d| {
+    let d = Daemon::start(&config, api);
+    d.wait_for("web checked a few times", 15, |d| {
         d.monitor("web")["checks"].as_u64().unwrap_or(0) >= 5
     });
-    d.wait_for("the tarpit check in flight", |_| {
+    d.wait_for("the tarpit check in flight", 15, |_| {
         !held.lock().unwrap().is_empty()
     });
     let (code, took, log) = d.terminate();
@@ -351,9 +240,9 @@ fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
     assert!(took < Duration::from_secs(12), "took {took:?}");
     assert!(log.contains("stopped"), "{log}");
 
-    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
+    let d = Daemon::start(&config, api);
     // The history of the previous run is there once the store has opened.
-    d.wait_for("the store to open", |d| {
+    d.wait_for("the store to open", 15, |d| {
         d.get("/healthz")
             .is_some_and(|h| h["store"]["state"] == "ok")
     });
@@ -379,8 +268,8 @@ fn status_command_prints_the_daemons_monitors() {
         api,
         &(monitor_toml("web", service.port) + &monitor_toml("gone", free_port())),
     );
-    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
-    d.wait_for("gone down", |d| status(d, "gone") == "down");
+    let d = Daemon::start(&config, api);
+    d.wait_for("gone down", 15, |d| d.status("gone") == "down");
     let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
         .args(["status", "--listen", &api.to_string()])
         .output()
@@ -557,14 +446,14 @@ fn an_unwritable_store_never_stops_monitoring() {
     let config = write_config(&dir, api, &monitor_toml("web", service.port));
     // A file where the state directory should be: the database can never open.
     std::fs::write(dir.join("state"), "not a directory").unwrap();
-    let d = Daemon::start(&["-c", config.to_str().unwrap()], api);
-    d.wait_for("web ok", |d| status(d, "web") == "ok");
-    d.wait_for("the store reported failed", |d| {
+    let d = Daemon::start(&config, api);
+    d.wait_for("web ok", 15, |d| d.status("web") == "ok");
+    d.wait_for("the store reported failed", 15, |d| {
         d.get("/healthz")
             .is_some_and(|h| h["store"]["state"] == "failed" && h["status"] == "degraded")
     });
     let checks = d.monitor("web")["checks"].as_u64().unwrap();
-    d.wait_for("checks going on", |d| {
+    d.wait_for("checks going on", 15, |d| {
         d.monitor("web")["checks"].as_u64().unwrap() > checks + 2
     });
     let m = d.monitor("web");
@@ -589,9 +478,9 @@ fn tells_systemd_when_it_is_ready_reloading_and_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_portwarden"));
+    let mut command = Daemon::command(&config);
     command.env("NOTIFY_SOCKET", &socket_path);
-    let d = Daemon::start_with(command, &["-c", config.to_str().unwrap()], api);
+    let d = Daemon::spawn(command, api);
     let mut buf = [0u8; 256];
     let mut next = || {
         let n = socket.recv(&mut buf).unwrap();

@@ -19,15 +19,13 @@
 
 mod common;
 
-use common::{free_port, temp_dir, wait_until};
+use common::{api_addr, free_port, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -199,71 +197,31 @@ impl Receiver {
     }
 }
 
-/// A running `portwarden run`, SIGKILLed on drop if still running.
-struct Daemon {
-    child: Child,
-    api: SocketAddr,
-    log: Arc<Mutex<String>>,
+/// The daemon, with the healing engine's debug line (when each action was issued, in
+/// microseconds) and the act crate's safety net: a real reboot is refused in this namespace.
+fn start_daemon(config: &Path, api: SocketAddr) -> Daemon {
+    let mut command = Daemon::command(config);
+    command
+        .env("PORTWARDEN_LOG", "info,portwarden::heal=debug")
+        .env("PORTWARDEN_TEST_NO_HOST_REBOOT", "1");
+    Daemon::spawn(command, api)
 }
 
-impl Daemon {
-    fn start(config: &Path, api: SocketAddr) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["run", "-c", config.to_str().unwrap()])
-            // The engine's debug line says when each action was issued, in microseconds.
-            .env("PORTWARDEN_LOG", "info,portwarden::heal=debug")
-            // The act crate's safety net: a real reboot is refused in this namespace.
-            .env("PORTWARDEN_TEST_NO_HOST_REBOOT", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portwarden run");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let d = Self { child, api, log };
-        d.wait_for("the API to answer", 20, |d| d.get("/healthz").is_some());
-        d
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).ok()?;
-        serde_json::from_str(raw.split_once("\r\n\r\n")?.1).ok()
-    }
-
-    fn status(&self, monitor: &str) -> String {
-        self.get(&format!("/api/v1/monitors/{monitor}"))
-            .and_then(|v| v["status"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
-
+/// The healing reads these tests make besides the common ones.
+trait Healing {
     /// `GET /api/v1/actions`: newest first.
+    fn actions(&self) -> Vec<Value>;
+    /// The outcomes of the actions so far, oldest first: `exec:fixed`, `:gave_up`, …
+    fn outcomes(&self) -> Vec<String>;
+}
+
+impl Healing for Daemon {
     fn actions(&self) -> Vec<Value> {
         self.get("/api/v1/actions")
             .and_then(|v| v["actions"].as_array().cloned())
             .unwrap_or_default()
     }
 
-    /// The outcomes of the actions so far, oldest first: `exec:fixed`, `:gave_up`, …
     fn outcomes(&self) -> Vec<String> {
         let mut o: Vec<String> = self
             .actions()
@@ -279,39 +237,21 @@ impl Daemon {
         o.reverse();
         o
     }
-
-    fn wait_for(&self, what: &str, secs: u64, ready: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
-            if ready(self) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A config: fast checks, the firewall left alone, every monitor notifying `ops`.
 fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
-    let path = dir.join("portwarden.toml");
-    let text = format!(
-        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n# These daemons run in the machine's own namespace: hands off its firewall.\n[firewall]\nguard = false\n\n[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\nnotify = [\"ops\"]\n\n{rest}",
-        dir.join("state").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
+    common::write_config(
+        dir,
+        api,
+        "",
+        &format!(
+            "[defaults]
+{FAST_DEFAULTS}notify = [\"ops\"]
 
-fn api_addr() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+{rest}"
+        ),
+    )
 }
 
 #[test]
@@ -331,7 +271,7 @@ fn a_killed_server_is_started_again_by_exec_verified_recorded_and_notified() {
             fix.step("serve", ", grace = \"5s\"")
         ),
     );
-    let d = Daemon::start(&config, api);
+    let d = start_daemon(&config, api);
     d.wait_for("svc ok", 20, |d| d.status("svc") == "ok");
     let killed_ms = now_ms();
     fix.kill();
@@ -415,7 +355,7 @@ fn a_restart_storm_gives_up_after_exactly_max_actions() {
             fix.step("once", ", attempts = 10, grace = \"2s\"")
         ),
     );
-    let d = Daemon::start(&config, api);
+    let d = start_daemon(&config, api);
     d.wait_for("svc ok", 20, |d| d.status("svc") == "ok");
     fix.kill();
     d.wait_for("gave up", 40, |d| {
@@ -472,7 +412,7 @@ fn a_silenced_monitor_goes_down_and_nothing_runs() {
             fix.step("serve", ", grace = \"2s\"")
         ),
     );
-    let d = Daemon::start(&config, api);
+    let d = start_daemon(&config, api);
     d.wait_for("svc ok", 20, |d| d.status("svc") == "ok");
     let out = Command::new(BIN)
         .args([
@@ -526,7 +466,7 @@ fn a_dry_run_reboot_is_announced_held_off_and_recorded_and_nothing_reboots() {
     let receiver = Receiver::new(&dir);
     let api = api_addr();
     let config = reboot_config(&dir, api, &receiver, "1s");
-    let d = Daemon::start(&config, api);
+    let d = start_daemon(&config, api);
     d.wait_for("gave up", 30, |d| {
         d.outcomes().last().map(String::as_str) == Some(":gave_up")
     });
@@ -581,7 +521,7 @@ fn reboot_cancel_stops_a_pending_reboot() {
     let receiver = Receiver::new(&dir);
     let api = api_addr();
     let config = reboot_config(&dir, api, &receiver, "1m");
-    let d = Daemon::start(&config, api);
+    let d = start_daemon(&config, api);
     wait_until("the pending reboot", 20, || {
         !receiver.of_kind("warning").is_empty()
     });

@@ -15,12 +15,12 @@
 
 mod common;
 
-use common::{aiosmtpd, free_port, temp_dir, wait_until};
+use common::{aiosmtpd, api_addr, free_port, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -153,72 +153,13 @@ impl Receiver {
     }
 }
 
-/// A running `portwarden run`, SIGKILLed on drop if still running.
-struct Daemon {
-    child: Child,
-    api: SocketAddr,
-    log: Arc<Mutex<String>>,
+/// The notification reads these tests make besides the common ones.
+trait Notifications {
+    /// The notifier's entry in `GET /api/v1/notifications`.
+    fn queue(&self, notifier: &str) -> Value;
 }
 
-impl Daemon {
-    fn start(config: &Path, api: SocketAddr) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["run", "-c", config.to_str().unwrap()])
-            .env("PORTWARDEN_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portwarden run");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let d = Self { child, api, log };
-        d.wait_for("the API to answer", |d| d.get("/healthz").is_some());
-        d
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).ok()?;
-        serde_json::from_str(raw.split_once("\r\n\r\n")?.1).ok()
-    }
-
-    fn status(&self, monitor: &str) -> String {
-        self.get(&format!("/api/v1/monitors/{monitor}"))
-            .and_then(|v| v["status"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
-
-    fn wait_for(&self, what: &str, ready: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if ready(self) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
-    }
-
-    /// The notifier's entry in `GET /api/v1/notifications`.
+impl Notifications for Daemon {
     fn queue(&self, notifier: &str) -> Value {
         self.get("/api/v1/notifications")
             .and_then(|v| {
@@ -230,37 +171,25 @@ impl Daemon {
             })
             .unwrap_or(Value::Null)
     }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A config: fast checks, the firewall left alone, every monitor notifying `ops`.
 fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
-    let path = dir.join("portwarden.toml");
-    let text = format!(
-        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n# These daemons run in the machine's own namespace: hands off its firewall.\n[firewall]\nguard = false\n\n[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\nnotify = [\"ops\"]\n\n{rest}",
-        dir.join("state").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_config(
+        dir,
+        api,
+        "",
+        &format!(
+            "[defaults]
+{FAST_DEFAULTS}notify = [\"ops\"]
+
+{rest}"
+        ),
+    )
 }
 
 fn monitor_toml(name: &str, port: u16) -> String {
     format!("[[monitor]]\nname = \"{name}\"\ntarget = \"127.0.0.1:{port}\"\n\n")
-}
-
-fn api_addr() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
 }
 
 #[test]
@@ -279,13 +208,13 @@ fn down_and_up_survive_a_dead_receiver_and_a_sigkill_and_arrive_once_in_order() 
         ),
     );
     let d = Daemon::start(&config, api);
-    d.wait_for("svc ok", |d| d.status("svc") == "ok");
+    d.wait_for("svc ok", 20, |d| d.status("svc") == "ok");
     service.stop();
-    d.wait_for("svc down", |d| d.status("svc") == "down");
+    d.wait_for("svc down", 20, |d| d.status("svc") == "down");
     service = Service::start(service.port);
-    d.wait_for("svc up again", |d| d.status("svc") == "ok");
+    d.wait_for("svc up again", 20, |d| d.status("svc") == "ok");
     // Both wait in the outbox (committed), the receiver refusing.
-    d.wait_for("two notifications in the outbox", |d| {
+    d.wait_for("two notifications in the outbox", 20, |d| {
         let q = d.queue("ops");
         let waiting = q["pending"].as_array().map_or(0, Vec::len)
             + q["failing"].as_array().map_or(0, Vec::len);
@@ -349,7 +278,7 @@ fn a_storm_of_200_downs_is_one_grouped_message_and_misses_none() {
         ),
     );
     let d = Daemon::start(&config, api);
-    d.wait_for("every monitor ok", |d| {
+    d.wait_for("every monitor ok", 20, |d| {
         d.get("/api/v1/monitors?state=ok")
             .and_then(|v| v.as_array().map(Vec::len))
             == Some(N)
@@ -417,12 +346,12 @@ fn a_silenced_monitor_goes_down_without_a_notification_and_another_does_not() {
         said.starts_with("silence 1: quiet until ") && said.contains("(maintenance)"),
         "{said}"
     );
-    d.wait_for("both ok", |d| {
+    d.wait_for("both ok", 20, |d| {
         d.status("quiet") == "ok" && d.status("loud") == "ok"
     });
     quiet.stop();
     loud.stop();
-    d.wait_for("both down", |d| {
+    d.wait_for("both down", 20, |d| {
         d.status("quiet") == "down" && d.status("loud") == "down"
     });
     wait_until("loud's DOWN", 10, || !receiver.items().is_empty());
@@ -532,12 +461,12 @@ fn over_smtp_down_and_up_wait_for_a_server_that_starts_after_a_sigkill() {
         ),
     );
     let d = Daemon::start(&config, api);
-    d.wait_for("svc ok", |d| d.status("svc") == "ok");
+    d.wait_for("svc ok", 20, |d| d.status("svc") == "ok");
     service.stop();
-    d.wait_for("svc down", |d| d.status("svc") == "down");
+    d.wait_for("svc down", 20, |d| d.status("svc") == "down");
     service = Service::start(service.port);
-    d.wait_for("svc up again", |d| d.status("svc") == "ok");
-    d.wait_for("two mails in the outbox", |d| {
+    d.wait_for("svc up again", 20, |d| d.status("svc") == "ok");
+    d.wait_for("two mails in the outbox", 20, |d| {
         d.queue("ops")["pending"].as_array().map_or(0, Vec::len) == 2
     });
     d.kill();

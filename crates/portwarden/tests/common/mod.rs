@@ -1,7 +1,13 @@
-//! Helpers every daemon end-to-end test file shares: ports, scratch directories, waiting.
+//! Helpers every daemon end-to-end test file shares: ports, scratch directories, waiting, and
+//! a running daemon ([`Daemon`]).
 
 #![allow(dead_code)] // each test file uses part of it
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+
+mod daemon;
+
+#[allow(unused_imports)] // each test file uses part of it
+pub use daemon::{api_addr, write_config, Daemon, FAST_DEFAULTS};
 
 use std::net::TcpListener;
 use std::path::PathBuf;
