@@ -10,12 +10,10 @@
 
 mod common;
 
-use common::free_port;
+use common::{api_addr, free_port, temp_dir, write_config, Daemon};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,14 +86,6 @@ impl Drop for Service {
     }
 }
 
-/// A running `portwarden run`, killed on drop.
-struct Daemon {
-    child: Child,
-    api: SocketAddr,
-    log: Arc<Mutex<String>>,
-    _dir: PathBuf,
-}
-
 /// An HTTP answer: status and JSON body (Null if none).
 #[derive(Debug)]
 struct Answer {
@@ -104,58 +94,37 @@ struct Answer {
     raw: String,
 }
 
-impl Daemon {
-    /// Starts a daemon whose config has `daemon_extra` in `[daemon]` and `monitors`.
-    fn start(tag: &str, daemon_extra: &str, monitors: &str) -> Self {
-        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let dir = std::env::temp_dir().join(format!("pw-api-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
-        let config = dir.join("portwarden.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n{daemon_extra}\n\n\
-                 # Hands off the machine's firewall.\n[firewall]\nguard = false\n\n\
-                 [defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 1\n\
-                 recover_after = 1\n\n{monitors}",
-                dir.join("state").display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
-            .arg("run")
-            .arg("-c")
-            .arg(&config)
-            .env("PORTWARDEN_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portwarden run");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let d = Self {
-            child,
-            api,
-            log,
-            _dir: dir,
-        };
-        d.wait_for("the API to answer", |d| {
-            d.try_request("GET", "/healthz", None, b"")
-                .is_some_and(|a| a.status == 200)
-        });
-        d
-    }
+/// Starts a daemon whose config has `daemon_extra` in `[daemon]` and `monitors`; the token
+/// file `token` holds [`TOKEN`].
+fn start(tag: &str, daemon_extra: &str, monitors: &str) -> Daemon {
+    let api = api_addr();
+    let dir = temp_dir(&format!("api-{tag}"));
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    let config = write_config(
+        &dir,
+        api,
+        daemon_extra,
+        &format!(
+            "[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 1\n\
+             recover_after = 1\n\n{monitors}"
+        ),
+    );
+    Daemon::start(&config, api)
+}
 
+/// Requests with any method, a token and a body, as these tests make them.
+trait Requests {
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> Option<Answer>;
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Answer;
+}
+
+impl Requests for Daemon {
     fn try_request(
         &self,
         method: &str,
@@ -192,33 +161,6 @@ impl Daemon {
         self.try_request(method, path, token, body.as_bytes())
             .unwrap_or_else(|| panic!("{method} {path}: no answer; log:\n{}", self.log()))
     }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn monitor(&self, name: &str) -> Value {
-        self.request("GET", &format!("/api/v1/monitors/{name}"), None, "")
-            .body
-    }
-
-    fn wait_for(&self, what: &str, ready: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if ready(self) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn monitor(name: &str, port: u16, extra: &str) -> String {
@@ -238,7 +180,7 @@ fn assert_error(a: &Answer, status: u16) -> String {
 fn mutations_need_the_right_token_and_act() {
     let service = Service::start(free_port());
     // A long interval: only the run-now below makes a second check.
-    let d = Daemon::start(
+    let d = start(
         "token",
         "api_token_file = \"token\"",
         &monitor("web", service.port, "interval = \"60s\"\ntimeout = \"1s\""),
@@ -263,7 +205,7 @@ fn mutations_need_the_right_token_and_act() {
     let a = d.request("POST", "/api/v1/monitors/web/run", Some(TOKEN), "");
     assert_eq!(a.status, 202, "{}", a.raw);
     assert_eq!(a.body["command"], "run");
-    d.wait_for("the run-now check", |d| {
+    d.wait_for("the run-now check", 15, |d| {
         d.monitor("web")["checks"].as_u64().unwrap() > before
     });
     assert_eq!(d.monitor("web")["status"], "ok");
@@ -271,10 +213,10 @@ fn mutations_need_the_right_token_and_act() {
     // Pause and resume.
     let a = d.request("POST", "/api/v1/monitors/web/pause", Some(TOKEN), "");
     assert_eq!(a.status, 202, "{}", a.raw);
-    d.wait_for("paused", |d| d.monitor("web")["status"] == "paused");
+    d.wait_for("paused", 15, |d| d.monitor("web")["status"] == "paused");
     let a = d.request("POST", "/api/v1/monitors/web/resume", Some(TOKEN), "");
     assert_eq!(a.status, 202, "{}", a.raw);
-    d.wait_for("resumed", |d| d.monitor("web")["status"] != "paused");
+    d.wait_for("resumed", 15, |d| d.monitor("web")["status"] != "paused");
 
     // Unknown monitors.
     for action in ["run", "pause", "resume", "acknowledge"] {
@@ -352,7 +294,7 @@ fn mutations_need_the_right_token_and_act() {
 #[test]
 fn mutations_are_refused_without_a_configured_token() {
     let service = Service::start(free_port());
-    let d = Daemon::start("notoken", "", &monitor("web", service.port, ""));
+    let d = start("notoken", "", &monitor("web", service.port, ""));
     for (method, path) in [
         ("POST", "/api/v1/monitors/web/run"),
         ("POST", "/api/v1/monitors/web/pause"),
@@ -373,7 +315,7 @@ fn mutations_are_refused_without_a_configured_token() {
 #[test]
 fn read_token_guards_reads_too() {
     let service = Service::start(free_port());
-    let d = Daemon::start(
+    let d = start(
         "readtoken",
         "api_token_file = \"token\"\nread_token = true",
         &monitor("web", service.port, ""),
@@ -406,7 +348,7 @@ fn read_token_guards_reads_too() {
 #[test]
 fn openapi_document_lists_every_route() {
     let service = Service::start(free_port());
-    let d = Daemon::start("openapi", "", &monitor("web", service.port, ""));
+    let d = start("openapi", "", &monitor("web", service.port, ""));
     let a = d.request("GET", "/api/v1/openapi.json", None, "");
     assert_eq!(a.status, 200);
     assert!(a.body["openapi"].as_str().unwrap().starts_with("3."));
@@ -461,8 +403,8 @@ fn read_until(stream: &mut TcpStream, seen: &mut String, needle: &str, log: &dyn
 #[test]
 fn event_stream_shows_a_monitor_going_down_and_up() {
     let mut service = Service::start(free_port());
-    let d = Daemon::start("events", "", &monitor("web", service.port, ""));
-    d.wait_for("web ok", |d| d.monitor("web")["status"] == "ok");
+    let d = start("events", "", &monitor("web", service.port, ""));
+    d.wait_for("web ok", 15, |d| d.monitor("web")["status"] == "ok");
 
     let mut stream = TcpStream::connect(d.api).unwrap();
     stream
@@ -502,7 +444,7 @@ fn incidents(d: &Daemon, query: &str) -> Vec<Value> {
 fn incidents_open_when_a_listener_goes_down_and_close_when_it_returns() {
     let mut web = Service::start(free_port());
     let db = Service::start(free_port());
-    let d = Daemon::start(
+    let d = start(
         "incidents",
         "",
         &format!(
@@ -511,13 +453,13 @@ fn incidents_open_when_a_listener_goes_down_and_close_when_it_returns() {
             monitor("db", db.port, "")
         ),
     );
-    d.wait_for("web ok", |d| d.monitor("web")["status"] == "ok");
+    d.wait_for("web ok", 15, |d| d.monitor("web")["status"] == "ok");
     assert!(incidents(&d, "").is_empty());
 
     // Two outages of web: each opens an incident while down and closes it on recovery.
     for round in 1..=2 {
         web.down();
-        d.wait_for("an open incident of web", |d| {
+        d.wait_for("an open incident of web", 15, |d| {
             incidents(d, "?open=true")
                 .iter()
                 .any(|i| i["monitor"] == "web" && i["end"].is_null())
@@ -528,7 +470,7 @@ fn incidents_open_when_a_listener_goes_down_and_close_when_it_returns() {
         assert_eq!(open[0]["reason"], "refused", "{open:?}");
         assert!(!open[0]["message"].as_str().unwrap().is_empty());
         web.up();
-        d.wait_for("web's incident closed", |d| {
+        d.wait_for("web's incident closed", 15, |d| {
             incidents(d, "?open=false").len() == round
         });
     }
@@ -589,7 +531,7 @@ fn listeners_show_the_process_holding_a_port_and_the_monitor_watching_it() {
     let service = Service::start(free_port());
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let udp_port = udp.local_addr().unwrap().port();
-    let d = Daemon::start("listeners", "", &monitor("web", service.port, ""));
+    let d = start("listeners", "", &monitor("web", service.port, ""));
     let a = d.request("GET", "/api/v1/listeners", None, "");
     assert_eq!(a.status, 200, "{}", a.raw);
     let now_ms = std::time::SystemTime::now()
@@ -648,5 +590,5 @@ fn listeners_show_the_process_holding_a_port_and_the_monitor_watching_it() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|o| o["pid"] == d.child.id()));
+        .any(|o| o["pid"] == d.pid()));
 }
