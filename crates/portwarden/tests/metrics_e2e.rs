@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{aiosmtpd, free_port, temp_dir, wait_until};
+use common::{aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -52,26 +52,11 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn start_daemon(dir: &Path, config: &str) -> (Killed, u16) {
-    let port = free_port();
-    let file = dir.join("portwarden.toml");
-    std::fs::write(
-        &file,
-        format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"state\"\n\n[firewall]\nguard = false\n\n{config}"),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
-        .arg("run")
-        .arg("-c")
-        .arg(&file)
-        .env("PORTWARDEN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let daemon = Killed(child);
-    wait_until("the daemon's API", 15, || get(port, "/healthz").is_some());
-    (daemon, port)
+/// The daemon with `config` after the common `[daemon]` and `[firewall]`; its API port.
+fn start_daemon(dir: &Path, config: &str) -> (Daemon, u16) {
+    let api = api_addr();
+    let daemon = Daemon::start(&write_config(dir, api, "", config), api);
+    (daemon, api.port())
 }
 
 /// A real TLS server (`openssl s_server`) with a fresh self-signed certificate valid for
@@ -190,11 +175,7 @@ fn a_removed_monitor_leaves_no_series_after_a_reload() {
     let kept_only = text.replace(&monitor("dropped", &b), "");
     assert_ne!(text, kept_only);
     std::fs::write(&file, kept_only).unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &daemon.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    daemon.signal("-HUP");
 
     wait_until("the reload", 15, || {
         let text = get(port, "/metrics").unwrap_or_default();
@@ -269,11 +250,7 @@ fn a_probe_module_speaks_smtp_to_a_real_server_and_arrives_by_reload() {
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str(SMTP_MODULE);
     std::fs::write(&file, text).unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &daemon.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    daemon.signal("-HUP");
     wait_until("the module after the reload", 15, || {
         get(port, &path("smtp", smtp_port)).is_some()
     });
