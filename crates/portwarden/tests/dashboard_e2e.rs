@@ -13,15 +13,13 @@
 
 mod common;
 
-use common::{free_port, temp_dir};
+use common::{api_addr, free_port, temp_dir, write_config, Daemon, FAST_DEFAULTS};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// One HTTP answer: status, lower-case header names, body.
 struct Answer {
@@ -64,46 +62,14 @@ fn request(api: SocketAddr, path: &str, extra: &str) -> Option<Answer> {
     })
 }
 
-/// A running `portwarden run`, killed on drop.
-struct Daemon {
-    child: Child,
-    api: SocketAddr,
-    log: Arc<Mutex<String>>,
+/// The dashboard's reads: any path, its headers and raw body.
+trait Pages {
+    fn page(&self, path: &str) -> Answer;
+    fn url(&self) -> String;
 }
 
-impl Daemon {
-    fn start(config: &Path, api: SocketAddr) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
-            .args(["run", "-c", config.to_str().unwrap()])
-            .env("PORTWARDEN_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portwarden run");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let d = Self { child, api, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while request(api, "/healthz", "").is_none_or(|a| a.status != 200) {
-            assert!(
-                Instant::now() < deadline,
-                "the API did not answer; log:\n{}",
-                d.log.lock().unwrap()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn get(&self, path: &str) -> Answer {
+impl Pages for Daemon {
+    fn page(&self, path: &str) -> Answer {
         request(self.api, path, "").expect("an answer")
     }
 
@@ -112,44 +78,25 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write_config(dir: &Path, api: SocketAddr, defaults: &str, monitors: &str) -> PathBuf {
-    let path = dir.join("portwarden.toml");
-    let text = format!(
-        "[daemon]\nlisten = \"{api}\"\nstate_dir = \"{}\"\n\n# These daemons run in the machine's own namespace: hands off its firewall.\n[firewall]\nguard = false\n\n[defaults]\n{defaults}\n{monitors}",
-        dir.join("state").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-const FAST: &str = "interval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 1\n";
-
 fn small_daemon(tag: &str, watched_port: u16) -> Daemon {
     let dir = temp_dir(tag);
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let monitors = format!(
         "[[monitor]]\nname = \"web\"\ntarget = \"127.0.0.1:{watched_port}\"\ntags = [\"frontend\", \"<b>bold</b>\"]\n\n"
     );
-    let config = write_config(&dir, api, FAST, &monitors);
     // The token the dashboard's buttons send (the browser test pastes it).
     let token = dir.join("api-token");
     std::fs::write(&token, TOKEN).unwrap();
-    let text = std::fs::read_to_string(&config).unwrap().replacen(
-        "\n\n# These daemons",
+    let config = write_config(
+        &dir,
+        api,
+        &format!("api_token_file = \"{}\"", token.display()),
         &format!(
-            "\napi_token_file = \"{}\"\n\n# These daemons",
-            token.display()
+            "[defaults]
+{FAST_DEFAULTS}
+{monitors}"
         ),
-        1,
     );
-    std::fs::write(&config, text).unwrap();
     Daemon::start(&config, api)
 }
 
@@ -159,7 +106,7 @@ const TOKEN: &str = "dashboard-test-token";
 fn the_page_is_served_with_its_csp_and_assets_with_types_and_caching() {
     let d = small_daemon("http", free_port());
 
-    let page = d.get("/");
+    let page = d.page("/");
     assert_eq!(page.status, 200);
     assert_eq!(
         page.header("content-type"),
@@ -189,7 +136,7 @@ fn the_page_is_served_with_its_csp_and_assets_with_types_and_caching() {
         ("app.css", "text/css; charset=utf-8"),
         ("favicon.svg", "image/svg+xml"),
     ] {
-        let a = d.get(&format!("/assets/{file}"));
+        let a = d.page(&format!("/assets/{file}"));
         assert_eq!(a.status, 200, "{file}");
         assert_eq!(a.header("content-type"), Some(ty), "{file}");
         assert_eq!(a.header("cache-control"), Some("no-cache"), "{file}");
@@ -215,10 +162,10 @@ fn the_page_is_served_with_its_csp_and_assets_with_types_and_caching() {
     }
 
     for missing in ["/assets/nope.js", "/assets/..%2Fapp.js", "/assets/"] {
-        assert_eq!(d.get(missing).status, 404, "{missing}");
+        assert_eq!(d.page(missing).status, 404, "{missing}");
     }
     // The API is untouched next to it.
-    assert_eq!(d.get("/api/v1/monitors").status, 200);
+    assert_eq!(d.page("/api/v1/monitors").status, 200);
 }
 
 /// Where node, chromium and playwright-core are, or why the browser test cannot run.
@@ -283,16 +230,19 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
     let small = small_daemon("browser", watched);
 
     let dir = temp_dir("10k");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let big = Daemon::start(
-        &write_config(
-            &dir,
-            api,
-            "interval = \"60s\"\ntimeout = \"1s\"\nfail_after = 1\n",
-            &ten_thousand_monitors(),
-        ),
+    let api = api_addr();
+    // Quiet: 10,000 monitors going down would fill the log while the browser measures.
+    let mut command = Daemon::command(&write_config(
+        &dir,
         api,
-    );
+        "",
+        &format!(
+            "[defaults]\ninterval = \"60s\"\ntimeout = \"1s\"\nfail_after = 1\n\n{}",
+            ten_thousand_monitors()
+        ),
+    ));
+    command.env("PORTWARDEN_LOG", "warn");
+    let big = Daemon::spawn(command, api);
 
     let out = workspace().join("target/dashboard-e2e");
     std::fs::create_dir_all(&out).unwrap();
@@ -318,7 +268,7 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
         .filter(|l| l.contains("10k:") || l.starts_with("DASHBOARD_10K"))
         .collect();
     std::fs::write(out.join("figures.txt"), figures.join("\n") + "\n").unwrap();
-    let log = small.log.lock().unwrap().clone();
+    let log = small.log();
     assert!(
         run.status.success(),
         "the browser test failed:\n{stdout}\n{stderr}\nsmall daemon log:\n{log}"
