@@ -4,12 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 /// Children killed on drop, and a scratch directory removed.
 pub struct Guarded(pub Vec<Child>, pub Option<PathBuf>);
@@ -59,4 +59,22 @@ pub fn wait_for(
             Err(_) => bail!("timed out waiting for {what}"),
         }
     }
+}
+
+/// The portwarden binary a benchmark runs: `given` (`--portwarden`), else the one next to
+/// this bench binary (e.g. `target/release/portwarden`); an error says how to build it.
+pub fn portwarden_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()
+            .context("locating the bench binary")?
+            .with_file_name("portwarden"),
+    };
+    if !path.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p portwarden)",
+            path.display()
+        );
+    }
+    Ok(path)
 }

@@ -51,17 +51,7 @@ fn field(line: &str, name: &str) -> Option<u64> {
 }
 
 pub fn run(args: &HealArgs) -> anyhow::Result<()> {
-    let me = std::env::current_exe()?;
-    let portwarden = args
-        .portwarden
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("portwarden"));
-    if !portwarden.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p portwarden)",
-            portwarden.display()
-        );
-    }
+    let portwarden = crate::children::portwarden_binary(args.portwarden.as_deref())?;
     let dir = std::env::temp_dir().join(format!("portwarden-bench-heal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;

@@ -170,16 +170,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// The orchestrator of `bench ports`: holder, runs, table.
 pub fn run(args: &PortsArgs) -> anyhow::Result<()> {
     let me = std::env::current_exe()?;
-    let portwarden = args
-        .portwarden
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("portwarden"));
-    if !portwarden.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release --workspace)",
-            portwarden.display()
-        );
-    }
+    let portwarden = crate::children::portwarden_binary(args.portwarden.as_deref())?;
     let mut ns = Namespace::create()?;
     let mut holder = ns
         .exec(&me)

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::children::{free_port, stamped, wait_for, Guarded};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 
 /// An SMTP receiver that prints one JSON line per message it accepts.
@@ -59,17 +59,7 @@ fn listen(port: u16) -> anyhow::Result<TcpListener> {
 }
 
 pub fn run(args: &NotifyArgs) -> anyhow::Result<()> {
-    let me = std::env::current_exe()?;
-    let portwarden = args
-        .portwarden
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("portwarden"));
-    if !portwarden.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p portwarden)",
-            portwarden.display()
-        );
-    }
+    let portwarden = crate::children::portwarden_binary(args.portwarden.as_deref())?;
     // No grouping: the pipeline itself (event, outbox commit, SMTP dialogue), many rounds.
     let mut direct = Vec::new();
     measure(

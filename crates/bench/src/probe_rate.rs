@@ -316,15 +316,7 @@ pub fn run(args: &ProbeRateArgs) -> anyhow::Result<()> {
     sys::raise_file_limit();
     let layouts = Layout::all(&args.layout)?;
     let me = std::env::current_exe()?;
-    let portwarden = args
-        .portwarden
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("portwarden"));
-    anyhow::ensure!(
-        portwarden.exists(),
-        "{} not found: build it first (cargo build --release -p portwarden)",
-        portwarden.display()
-    );
+    let portwarden = crate::children::portwarden_binary(args.portwarden.as_deref())?;
     anyhow::ensure!(
         args.blackbox.exists(),
         "{} not found (apt-get install prometheus-blackbox-exporter)",

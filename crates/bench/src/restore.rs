@@ -249,17 +249,7 @@ fn scenario(
 }
 
 pub fn run(args: &FirewallArgs) -> anyhow::Result<()> {
-    let me = std::env::current_exe()?;
-    let portwarden = args
-        .portwarden
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("portwarden"));
-    if !portwarden.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p portwarden)",
-            portwarden.display()
-        );
-    }
+    let portwarden = crate::children::portwarden_binary(args.portwarden.as_deref())?;
     let watched = scenario(
         &portwarden,
         "watch",

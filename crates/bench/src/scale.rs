@@ -133,16 +133,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<()> {
         "--prefill-minutes must be in [0, 1440]"
     );
     let me = std::env::current_exe().context("locating the bench binary")?;
-    let portwarden = args
-        .portwarden
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("portwarden"));
-    if !portwarden.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release --workspace)",
-            portwarden.display()
-        );
-    }
+    let portwarden = crate::children::portwarden_binary(args.portwarden.as_deref())?;
     let listeners = u64::from(args.hosts) * u64::from(args.ports_per_host);
     let needed = listeners + 2 * args.max_in_flight as u64 + 256;
     if let Some(limit) = sys::file_limit() {
