@@ -11,7 +11,9 @@
 //! is missing`), and the probe timeout is `min(module timeout,
 //! X-Prometheus-Scrape-Timeout-Seconds − 0.5 s)`, 120 s with neither.
 //!
-//! Translated as blackbox 0.23 runs them: `query_response` `expect` (per line: `(?mR)`),
+//! Translated as blackbox 0.23 runs them: `query_response` `expect` (a regex tested line by
+//! line, lines without their `\n` or `\r\n`, each entry starting after the line the entry
+//! before matched: [`Matcher::Line`]),
 //! `send` (with the expect's capture groups expanded into it: [`Step::SendExpanded`]),
 //! `starttls` (the connection is upgraded in place after that entry's expect and send:
 //! [`Step::Tls`]), `tls`, and `tls_config` `ca_file`, `cert_file` + `key_file`,
@@ -42,8 +44,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use probe::{
-    ClientCert, Expectation, Family, Host, Matcher, Probe, ProbeSpec, Reason, Step, Target,
-    TlsClient, TlsSpec, TlsVersion, Verify,
+    ClientCert, DialogEvent, ExpectEnd, Expectation, Family, Host, Matcher, Probe, ProbeSpec, Step,
+    Target, TlsClient, TlsSpec, TlsVersion, Verify,
 };
 use serde::Deserialize;
 
@@ -92,6 +94,9 @@ struct TcpModule {
     tls_client: Option<Result<TlsClient, String>>,
     /// The module as written, for `debug=true`.
     yaml: String,
+    /// The `query_response` entry each step of the template came from, for `debug=true`
+    /// (empty for modules that are not a blackbox.yml's).
+    entries: Vec<usize>,
 }
 
 /// The target of a module's template, replaced by every request's.
@@ -120,6 +125,7 @@ impl TcpModule {
             fallback: true,
             tls_client: None,
             yaml: "prober: tcp\ntimeout: 5s\n".into(),
+            entries: Vec::new(),
         }
     }
 
@@ -141,20 +147,13 @@ impl TcpModule {
                 module.name
             ),
             template,
+            entries: Vec::new(),
         }
     }
 
     /// Whether the probe reports the TLS gauges (`tls: true` or a `starttls` step).
     fn reports_tls(&self) -> bool {
         self.template.uses_tls()
-    }
-
-    /// Whether a step reads an answer (so a mismatch sets `probe_failed_due_to_regex`).
-    fn has_expect(&self) -> bool {
-        self.template
-            .steps
-            .iter()
-            .any(|s| matches!(s, Step::Expect(_)))
     }
 }
 
@@ -532,15 +531,14 @@ fn translate(
         })?),
     };
     let mut steps = Vec::new();
+    let mut entries = Vec::new();
     let mut upgraded = tcp.tls;
     for (i, s) in tcp.query_response.iter().enumerate() {
         let at = |k: &str| [key("tcp"), key("query_response"), Seg::Index(i), key(k)];
         let expect = s.expect.as_deref().filter(|e| !e.is_empty());
         if let Some(expect) = expect {
-            // blackbox matches line by line, lines without their `\n` or `\r\n`: ^ and $
-            // anchor at every line, before a `\r\n` too, and `.` takes no line end (CRLF
-            // mode, R).
-            let m = Matcher::regex(&format!("(?mR){expect}"))
+            // blackbox matches line by line, lines without their `\n` or `\r\n`.
+            let m = Matcher::line_regex(expect)
                 .map_err(|e| Refusal::new(&at("expect"), e.to_string()))?;
             steps.push(Step::Expect(Expectation::one(m)));
         }
@@ -568,6 +566,7 @@ fn translate(
             upgraded = true;
             steps.push(Step::Tls);
         }
+        entries.resize(steps.len(), i);
     }
     let tls = &tcp.tls_config;
     let tls_at = |k: &str| [key("tcp"), key("tls_config"), key(k)];
@@ -651,6 +650,7 @@ fn translate(
         fallback: tcp.ip_protocol_fallback.unwrap_or(true),
         tls_client,
         yaml: serde_norway::to_string(value).unwrap_or_default(),
+        entries,
     })
 }
 
@@ -1014,17 +1014,24 @@ async fn run(
             return finish(out);
         }
     };
-    let mut result = probe.run().await;
+    let mut result = if debug {
+        probe.run_traced().await
+    } else {
+        probe.run().await
+    };
+    for event in &result.transcript {
+        out.note(|| dialog_line(module, event));
+    }
     let message = std::mem::take(&mut result.message);
     out.note(|| message);
     // A warning (a native module's response-time or certificate-age threshold) still
     // answered correctly: blackbox has no warning state, so it counts as success.
     out.success = matches!(result.state, probe::State::Ok | probe::State::Warning);
-    out.failed_due_to_regex = module.has_expect()
-        && matches!(
-            result.reason,
-            Some(Reason::UnexpectedResponse | Reason::NoData)
-        );
+    // Set only when the answer itself proved an expectation wrong: blackbox's line reader
+    // reached the end of the connection without a matching line (or a native module's
+    // matcher decided the data can no longer match); a deadline, a reset or a TLS failure
+    // while waiting leave it 0, as in blackbox.
+    out.failed_due_to_regex = result.expect_end.is_some_and(ExpectEnd::answer_was_wrong);
     if module.reports_tls() {
         // Set once the handshake succeeded (at connect or at the starttls step), as
         // blackbox registers them then; a later failure keeps them.
@@ -1043,6 +1050,47 @@ async fn run(
         }
     }
     finish(out)
+}
+
+/// One dialog event of a traced probe as a `debug=true` log line, in blackbox's words where
+/// it has them, naming the `query_response` entry (or, for a native module, the step).
+fn dialog_line(module: &TcpModule, event: &DialogEvent) -> String {
+    let step = match event {
+        DialogEvent::Sent { step, .. }
+        | DialogEvent::Matched { step, .. }
+        | DialogEvent::Unmatched { step, .. }
+        | DialogEvent::TlsStarted { step, .. } => *step,
+    };
+    let place = match module.entries.get(step) {
+        Some(entry) => format!("entry_number={entry}"),
+        None => format!("step={}", step + 1),
+    };
+    match event {
+        DialogEvent::Sent { data, .. } => format!("Sending line {place} line=\"{data}\""),
+        DialogEvent::Matched {
+            expectation, used, ..
+        } => format!("Regexp matched {place} expect=\"{expectation}\" read=\"{used}\""),
+        DialogEvent::Unmatched {
+            expectation,
+            received,
+            end,
+            ..
+        } => {
+            let why = match end {
+                ExpectEnd::Closed => "Regexp did not match before the connection closed",
+                ExpectEnd::Mismatch => "Regexp did not match",
+                ExpectEnd::Deadline | ExpectEnd::Idle => {
+                    "Error reading from connection: timed out still waiting"
+                }
+                ExpectEnd::MaxBytes => "Error reading from connection: too much data",
+                ExpectEnd::ReadError => "Error reading from connection",
+            };
+            format!("{why} {place} expect=\"{expectation}\" received=\"{received}\"")
+        }
+        DialogEvent::TlsStarted { version, .. } => {
+            format!("TLS Handshake (client) succeeded {place} version={version}")
+        }
+    }
 }
 
 /// blackbox's `chooseProtocol`: the first address of the preferred family, else (with
@@ -1341,8 +1389,10 @@ modules:
             panic!("tcp_banner")
         };
         assert_eq!(b.timeout, Some(Duration::from_secs(2)));
-        assert!(!b.prefer_v6 && b.fallback && b.has_expect() && !b.reports_tls());
+        assert!(!b.prefer_v6 && b.fallback && !b.reports_tls());
         assert_eq!(b.template.steps.len(), 2);
+        assert!(matches!(b.template.steps[0], Step::Expect(_)));
+        assert_eq!(b.entries, vec![0, 1]);
         assert!(b.tls_client.is_none());
         assert!(matches!(
             m.modules.get("http_2xx"),
@@ -1506,7 +1556,7 @@ modules:
         let Step::Expect(e) = &m.template.steps[0] else {
             panic!("expect")
         };
-        assert_eq!(e.to_string(), r"matches /(?mR)^220 (?P<host>\S+)/");
+        assert_eq!(e.to_string(), r"a line matching /^220 (?P<host>\S+)/");
     }
 
     #[test]

@@ -252,6 +252,9 @@ fn test_pki(dir: &Path) -> TestPki {
     client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
     std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    // For servers run as other programs (aiosmtpd with STARTTLS).
+    std::fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
     std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
     std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
     TestPki { leaf, leaf_key, ca }
@@ -562,6 +565,40 @@ fn blackbox_yml(ca_file: &Path) -> String {
         - expect: "token=(\\w+)"
           send: "AUTH $2"
         - expect: "^250"
+  tcp_two_lines:
+    prober: tcp
+    timeout: 1s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "^220-first"
+        - expect: "^220 second"
+  tcp_whole_line:
+    prober: tcp
+    timeout: 1s
+    tcp:
+      preferred_ip_protocol: ip4
+      query_response:
+        - expect: "^220 ready$"
+  smtp_starttls:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: ca.pem
+        server_name: localhost
+      query_response:
+        - expect: "^220 "
+        - send: "EHLO prober"
+        - expect: "^250-STARTTLS"
+        - expect: "^250 "
+        - send: "STARTTLS"
+        - expect: "^220"
+        - starttls: true
+        - send: "EHLO prober"
+        - expect: "^250 "
+        - send: "QUIT"
   tcp_tls_chain:
     prober: tcp
     timeout: 2s
@@ -889,6 +926,211 @@ fn probe_agrees_with_blackbox_exporter_on_capture_expansion_and_line_ends() {
         assert_eq!(m["probe_success"], success, "{module}");
         assert_eq!(m["probe_failed_due_to_regex"], regex, "{module}");
     }
+}
+
+/// How a server cuts what it writes.
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Whole,
+    Lines,
+    Bytes,
+}
+
+/// What a server does after writing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Then {
+    StayOpen,
+    Close,
+    Reset,
+}
+
+/// A server that writes `reply` cut as `split` says, then stays open (for 3 s), closes or
+/// resets.
+fn split_server(reply: &'static [u8], split: Split, then: Then) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            thread::spawn(move || {
+                let _ = s.set_nodelay(true);
+                let pieces: Vec<&[u8]> = match split {
+                    Split::Whole => vec![reply],
+                    Split::Lines => reply.split_inclusive(|&b| b == b'\n').collect(),
+                    Split::Bytes => reply.chunks(1).collect(),
+                };
+                for piece in pieces {
+                    let _ = s.write_all(piece);
+                    thread::sleep(Duration::from_millis(2));
+                }
+                match then {
+                    Then::StayOpen => thread::sleep(Duration::from_secs(3)),
+                    Then::Close => {}
+                    Then::Reset => {
+                        let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn probe_agrees_with_blackbox_exporter_on_consecutive_expects_however_the_reply_is_cut() {
+    let Some(pair) = start_pair() else { return };
+    // Both awaited lines in one read, one read each, or byte by byte: the second entry is
+    // decided from what was already received.
+    for split in [Split::Whole, Split::Lines, Split::Bytes] {
+        let port = split_server(
+            b"220-first line\r\n220 second line\r\n",
+            split,
+            Then::StayOpen,
+        );
+        let started = Instant::now();
+        let m = pair.compare(&format!("module=tcp_two_lines&target=127.0.0.1:{port}"));
+        assert_eq!(m["probe_success"], 1.0, "{split:?}");
+        assert_eq!(m["probe_failed_due_to_regex"], 0.0, "{split:?}");
+        assert!(started.elapsed() < Duration::from_millis(900), "{split:?}");
+    }
+    // The second line never comes and the server closes: failed due to regex.
+    let port = split_server(b"220-first line\r\n", Split::Whole, Then::Close);
+    let m = pair.compare(&format!("module=tcp_two_lines&target=127.0.0.1:{port}"));
+    assert_eq!(m["probe_success"], 0.0);
+    assert_eq!(m["probe_failed_due_to_regex"], 1.0);
+}
+
+#[test]
+fn probe_failed_due_to_regex_follows_blackbox_on_every_way_a_tcp_probe_ends() {
+    let Some(pair) = start_pair() else { return };
+    // (what the server writes, then, module, success, failed due to regex)
+    let cases: [(&'static [u8], Then, &str, f64, f64); 9] = [
+        // Non-matching data, then silence until the deadline: a timeout, not the regex.
+        (b"220 ready\r\n", Then::StayOpen, "tcp_ssh", 0.0, 0.0),
+        // Non-matching data, then the server hangs up: the regex.
+        (b"220 ready\r\n", Then::Close, "tcp_ssh", 0.0, 1.0),
+        // Non-matching data, then a reset: a read error, not the regex.
+        (b"220 ready\r\n", Then::Reset, "tcp_ssh", 0.0, 0.0),
+        // Nothing at all, then a close: the regex (no line matched).
+        (b"", Then::Close, "tcp_ssh", 0.0, 1.0),
+        // A matching line without its line end: a line once the server closes...
+        (b"220 ready", Then::Close, "tcp_whole_line", 1.0, 0.0),
+        // ...but not while the connection stays open.
+        (b"220 ready", Then::StayOpen, "tcp_whole_line", 0.0, 0.0),
+        // A CRLF line end is not part of the line: `$` matches before it.
+        (b"220 ready\r\n", Then::StayOpen, "tcp_whole_line", 1.0, 0.0),
+        // A matching line after lines that do not match.
+        (
+            b"100 wait\r\n101 wait\r\n220 ready\r\n",
+            Then::StayOpen,
+            "tcp_whole_line",
+            1.0,
+            0.0,
+        ),
+        // A line longer than blackbox's 64 KiB line buffer, never ended.
+        (LONG_LINE, Then::StayOpen, "tcp_ssh", 0.0, 0.0),
+    ];
+    for (reply, then, module, success, regex) in cases {
+        let port = split_server(reply, Split::Whole, then);
+        let what = format!(
+            "{module} after {:?} and {then:?}",
+            String::from_utf8_lossy(&reply[..reply.len().min(40)])
+        );
+        let m = pair.compare(&format!("module={module}&target=127.0.0.1:{port}"));
+        assert_eq!(m["probe_success"], success, "{what}");
+        assert_eq!(m["probe_failed_due_to_regex"], regex, "{what}");
+    }
+}
+
+/// 70,000 bytes without a line end.
+const LONG_LINE: &[u8] = &[b'x'; 70_000];
+
+#[test]
+fn probe_agrees_with_blackbox_exporter_on_smtp_starttls_against_aiosmtpd() {
+    let Some(pair) = start_pair() else { return };
+    let Some(python) = common::aiosmtpd() else {
+        return;
+    };
+    let dir = pair._dir.path();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../notify/tests/support/smtpd.py"
+    );
+    let mut smtpd = Command::new(python)
+        .arg(script)
+        .args(["--mode", "starttls", "--cert"])
+        .arg(dir.join("leaf.pem"))
+        .arg("--key")
+        .arg(dir.join("leaf.key"))
+        .arg("--out")
+        .arg(dir.join("mail.jsonl"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(smtpd.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let port: u16 = ready
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The usual STARTTLS module: five runs, every one a success on both sides.
+    for run in 0..5 {
+        let m = pair.compare(&format!("module=smtp_starttls&target=127.0.0.1:{port}"));
+        assert_eq!(m["probe_success"], 1.0, "run {run}");
+        assert_eq!(m["probe_failed_due_to_regex"], 0.0, "run {run}");
+        assert_eq!(
+            m["probe_tls_version_info{version=\"TLS 1.3\"}"], 1.0,
+            "run {run}"
+        );
+    }
+    // debug=true says which entry matched what, as blackbox's log does.
+    let (status, body) = get(
+        pair.ours.addr,
+        &format!("/probe?module=smtp_starttls&target=127.0.0.1:{port}&debug=true"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    for line in [
+        "Regexp matched entry_number=0 expect=\"a line matching /^220 /\"",
+        "Sending line entry_number=1 line=\"EHLO prober\\n\"",
+        "Regexp matched entry_number=2 expect=\"a line matching /^250-STARTTLS/\"",
+        "Regexp matched entry_number=3 expect=\"a line matching /^250 /\"",
+        "TLS Handshake (client) succeeded entry_number=6",
+    ] {
+        assert!(body.contains(line), "{line:?} missing from:\n{body}");
+    }
+    drop(smtpd.stdin.take());
+    let _ = smtpd.kill();
+    let _ = smtpd.wait();
+}
+
+#[test]
+fn probe_debug_names_the_entry_that_was_waiting_and_what_it_had() {
+    let Some(pair) = start_pair() else { return };
+    let port = split_server(b"220-first line\r\n", Split::Whole, Then::Close);
+    let (status, body) = get(
+        pair.ours.addr,
+        &format!("/probe?module=tcp_two_lines&target=127.0.0.1:{port}&debug=true"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(
+            "Regexp did not match before the connection closed entry_number=1 \
+             expect=\"a line matching /^220 second/\" received=\"\""
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"Regexp matched entry_number=0 expect="a line matching /^220-first/" read="220-first line\r\n""#),
+        "{body}"
+    );
 }
 
 #[test]

@@ -19,8 +19,10 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::escape::escape_for_display;
-use crate::expect::{Expectation, Matcher, Verdict};
-use crate::result::{Attempt, ProbeResult, Reason, State, Timings, TlsInfo};
+use crate::expect::{matching_line, Consumed, Expectation, Matcher, Verdict};
+use crate::result::{
+    Attempt, DialogEvent, ExpectEnd, ProbeResult, Reason, State, Timings, TlsInfo,
+};
 use crate::spec::{ProbeSpec, Step};
 use crate::starttls::StartTls;
 use crate::target::{resolve, Family, Host};
@@ -122,10 +124,19 @@ pub(crate) struct Session<'a> {
     deadline: Instant,
     /// Every byte received so far, at most `max_bytes`.
     received: Vec<u8>,
-    /// Where the current expect step's data begins in `received`.
+    /// Where the data not yet used up by an expect step begins in `received`.
     window: usize,
-    /// The data the last expect step matched, as a range of `received`.
+    /// The last match ended inside a text line: the rest of that line, up to its `\n`, is
+    /// skipped before the next expect step looks at the data.
+    skip_rest_of_line: bool,
+    /// The data the last expect step used up, as a range of `received`.
     matched: (usize, usize),
+    /// How the expect step that failed ended.
+    expect_end: Option<ExpectEnd>,
+    /// The dialog as it happened, when traced.
+    transcript: Option<Vec<DialogEvent>>,
+    /// The step of `spec.steps` being run, for the transcript.
+    step: usize,
     truncated: bool,
     /// An expectation matched: the peer speaks the protocol and deserves its quit string.
     identified: bool,
@@ -136,7 +147,7 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(probe: &'a Probe) -> Self {
+    pub(crate) fn new(probe: &'a Probe, traced: bool) -> Self {
         let start = Instant::now();
         Self {
             probe,
@@ -145,7 +156,11 @@ impl<'a> Session<'a> {
             deadline: start + probe.spec.limits.deadline,
             received: Vec::new(),
             window: 0,
+            skip_rest_of_line: false,
             matched: (0, 0),
+            expect_end: None,
+            transcript: traced.then(Vec::new),
+            step: 0,
             truncated: false,
             identified: false,
             timings: Timings::default(),
@@ -384,12 +399,16 @@ impl<'a> Session<'a> {
                 #[cfg(target_os = "linux")]
                 let _ = socket2::SockRef::from(stream.get_ref().0).set_quickack(true);
                 let verified = prepared.verifies;
-                self.tls = Some(tls::session_info(
+                let info = tls::session_info(
                     stream.get_ref().1,
                     &prepared.server_name,
                     verified,
                     &prepared.anchors,
-                ));
+                );
+                let step = self.step;
+                let version = info.version.clone();
+                self.record(|| DialogEvent::TlsStarted { step, version });
+                self.tls = Some(info);
                 Ok(Conn::Tls(Box::new(stream)))
             }
         }
@@ -403,10 +422,11 @@ impl<'a> Session<'a> {
         }
         let spec = self.spec;
         for (i, step) in spec.steps.iter().enumerate() {
+            self.step = i;
             let done = match step {
                 Step::Send(bytes) => self.send(&mut conn, bytes).await,
                 Step::SendExpanded(template) => {
-                    let bytes = self.expand(capture_regex(&spec.steps[..i]), template);
+                    let bytes = self.expand(capture_matcher(&spec.steps[..i]), template);
                     self.send(&mut conn, &bytes).await
                 }
                 Step::Expect(expectation) => self.expect(&mut conn, expectation).await,
@@ -428,6 +448,7 @@ impl<'a> Session<'a> {
                     Ok(upgraded) => {
                         conn = upgraded;
                         self.window = self.received.len();
+                        self.skip_rest_of_line = false;
                         Ok(())
                     }
                     Err(f) => return (None, Err(f)),
@@ -464,6 +485,11 @@ impl<'a> Session<'a> {
     }
 
     async fn send(&mut self, conn: &mut Conn, bytes: &[u8]) -> Result<(), Failure> {
+        let step = self.step;
+        self.record(|| DialogEvent::Sent {
+            step,
+            data: excerpt(bytes),
+        });
         match timeout(self.remaining(), conn.write_all(bytes)).await {
             Err(_) => Err(Failure::new(
                 Reason::ReadTimeout,
@@ -474,25 +500,29 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Reads until `expectation` is decided, the data stops, or a limit is reached.
+    /// Reads until `expectation` is decided, the data stops, or a limit is reached. The
+    /// data already received and not used up by earlier steps is tested first: replies that
+    /// arrived together are decided without waiting for more.
     async fn expect(&mut self, conn: &mut Conn, expectation: &Expectation) -> Result<(), Failure> {
         let max_bytes = self.spec.limits.max_bytes;
         let idle = self.spec.limits.idle_timeout;
         loop {
+            self.skip_to_next_line();
             match expectation.evaluate(&self.received[self.window..]) {
                 Verdict::Matched => {
-                    self.matched = (self.window, self.received.len());
-                    self.window = self.received.len();
-                    self.identified = true;
+                    self.use_up(expectation, false);
                     return Ok(());
                 }
-                Verdict::Mismatch => return Err(self.mismatch(expectation, None)),
+                Verdict::Mismatch => {
+                    return Err(self.unmatched(expectation, ExpectEnd::Mismatch, None))
+                }
                 Verdict::Undecided => {}
             }
             if self.received.len() >= max_bytes {
                 self.truncated = true;
-                return Err(self.mismatch(
+                return Err(self.unmatched(
                     expectation,
+                    ExpectEnd::MaxBytes,
                     Some(format!("no match within max_bytes ({max_bytes} bytes)")),
                 ));
             }
@@ -511,19 +541,31 @@ impl<'a> Session<'a> {
             let room = max_bytes - self.received.len();
             match timeout(wait, conn.read_into(&mut self.received, room)).await {
                 Err(_) => return Err(self.read_timed_out(expectation, has_data, by_deadline)),
-                Ok(Ok(0)) if has_data => {
-                    return Err(
-                        self.mismatch(expectation, Some("server closed the connection".into()))
-                    )
-                }
                 Ok(Ok(0)) => {
+                    // Nothing more will come: an unterminated last line is a line now.
+                    let rest = &self.received[self.window..];
+                    if !self.skip_rest_of_line
+                        && expectation.evaluate_at_close(rest) == Verdict::Matched
+                    {
+                        self.use_up(expectation, true);
+                        return Ok(());
+                    }
+                    if has_data {
+                        return Err(self.unmatched(
+                            expectation,
+                            ExpectEnd::Closed,
+                            Some("server closed the connection".into()),
+                        ));
+                    }
+                    self.expect_end = Some(ExpectEnd::Closed);
+                    self.record_unmatched(expectation, ExpectEnd::Closed);
                     return Err(Failure::new(
                         Reason::NoData,
                         format!(
                             "{} closed the connection without sending data",
                             self.peer_text()
                         ),
-                    ))
+                    ));
                 }
                 Ok(Ok(_)) => {
                     if self.timings.first_byte.is_none() {
@@ -531,6 +573,8 @@ impl<'a> Session<'a> {
                     }
                 }
                 Ok(Err(e)) => {
+                    self.expect_end = Some(ExpectEnd::ReadError);
+                    self.record_unmatched(expectation, ExpectEnd::ReadError);
                     let mut f = io_failure(&e, "reading");
                     if has_data {
                         let got = excerpt(&self.received[self.window..]);
@@ -542,12 +586,89 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// `template` with the capture groups of `regex` on the data the last expect matched;
-    /// as written if the regex does not match there (an "any" expectation matched by
-    /// another of its matchers).
-    fn expand(&self, regex: Option<&regex::bytes::Regex>, template: &[u8]) -> Vec<u8> {
+    /// Skips what is left of a line an earlier match ended inside, as far as it has arrived.
+    fn skip_to_next_line(&mut self) {
+        if !self.skip_rest_of_line {
+            return;
+        }
+        match self.received[self.window..]
+            .iter()
+            .position(|&b| b == b'\n')
+        {
+            Some(nl) => {
+                self.window += nl + 1;
+                self.skip_rest_of_line = false;
+            }
+            None => self.window = self.received.len(),
+        }
+    }
+
+    /// Marks what a matched expectation used up; the next step starts after it.
+    fn use_up(&mut self, expectation: &Expectation, at_close: bool) {
+        let rest = &self.received[self.window..];
+        let used = expectation.consumed(rest, at_close).unwrap_or(Consumed {
+            end: rest.len(),
+            rest_of_line: false,
+        });
+        self.matched = (self.window, self.window + used.end);
+        self.window += used.end;
+        self.skip_rest_of_line = used.rest_of_line;
+        self.identified = true;
+        if let Some(t) = &mut self.transcript {
+            let (from, to) = self.matched;
+            t.push(DialogEvent::Matched {
+                step: self.step,
+                expectation: expectation.to_string(),
+                used: excerpt(&self.received[from..to]),
+            });
+        }
+    }
+
+    /// The failure of an expect step that ended without a match, recorded as such.
+    fn unmatched(
+        &mut self,
+        expectation: &Expectation,
+        end: ExpectEnd,
+        why: Option<String>,
+    ) -> Failure {
+        self.expect_end = Some(end);
+        self.record_unmatched(expectation, end);
+        self.mismatch(expectation, why)
+    }
+
+    fn record_unmatched(&mut self, expectation: &Expectation, end: ExpectEnd) {
+        let step = self.step;
+        let received = &self.received[self.window..];
+        if let Some(t) = &mut self.transcript {
+            t.push(DialogEvent::Unmatched {
+                step,
+                expectation: expectation.to_string(),
+                received: excerpt(received),
+                end,
+            });
+        }
+    }
+
+    /// Adds an event to the transcript; the event is not even made when untraced.
+    fn record(&mut self, event: impl FnOnce() -> DialogEvent) {
+        if let Some(t) = &mut self.transcript {
+            t.push(event());
+        }
+    }
+
+    /// `template` with the capture groups of `matcher`'s regex on the data the last expect
+    /// used up (a line regex: on the line it matched); as written if the regex does not
+    /// match there (an "any" expectation matched by another of its matchers).
+    fn expand(&self, matcher: Option<&Matcher>, template: &[u8]) -> Vec<u8> {
         let (from, to) = self.matched;
-        let captures = regex.and_then(|re| re.captures(&self.received[from..to]));
+        let used = &self.received[from..to];
+        let captures = matcher.and_then(|m| match m {
+            Matcher::Line(re) => {
+                let line = matching_line(re, used, true)?;
+                re.captures(&used[line.text.0..line.text.1])
+            }
+            other => other.capture_regex()?.captures(used),
+        });
         let Some(captures) = captures else {
             return template.to_vec();
         };
@@ -559,12 +680,19 @@ impl<'a> Session<'a> {
     /// The failure when a read waited in vain: silence before any data is a read timeout;
     /// after some data it is a wrong answer (the data is there, just not what was expected).
     fn read_timed_out(
-        &self,
+        &mut self,
         expectation: &Expectation,
         has_data: bool,
         by_deadline: bool,
     ) -> Failure {
+        let end = if by_deadline {
+            ExpectEnd::Deadline
+        } else {
+            ExpectEnd::Idle
+        };
         if !has_data {
+            self.expect_end = Some(end);
+            self.record_unmatched(expectation, end);
             return Failure::new(
                 Reason::ReadTimeout,
                 format!(
@@ -585,7 +713,7 @@ impl<'a> Session<'a> {
                 self.spec.limits.idle_timeout.as_secs_f64()
             )
         };
-        self.mismatch(expectation, Some(why))
+        self.unmatched(expectation, end, Some(why))
     }
 
     fn peer_text(&self) -> String {
@@ -698,18 +826,17 @@ impl<'a> Session<'a> {
             bytes_received: self.received.len(),
             truncated: self.truncated,
             tls: self.tls,
+            expect_end: self.expect_end,
+            transcript: self.transcript.unwrap_or_default(),
         }
     }
 }
 
-/// The regex whose capture groups a `SendExpanded` after `before` uses: the first regex of
-/// the expect step right before it.
-pub(crate) fn capture_regex(before: &[Step]) -> Option<&regex::bytes::Regex> {
+/// The matcher whose capture groups a `SendExpanded` after `before` uses: the first regex
+/// (plain or by line) of the expect step right before it.
+pub(crate) fn capture_matcher(before: &[Step]) -> Option<&Matcher> {
     match before.last() {
-        Some(Step::Expect(e)) => e.matchers.iter().find_map(|m| match m {
-            Matcher::Regex(re) => Some(&**re),
-            _ => None,
-        }),
+        Some(Step::Expect(e)) => e.matchers.iter().find(|m| m.capture_regex().is_some()),
         _ => None,
     }
 }
@@ -810,7 +937,7 @@ mod tests {
                 b"220".to_vec(),
             ))));
         let probe = Probe::new(spec).unwrap();
-        let mut session = Session::new(&probe);
+        let mut session = Session::new(&probe, false);
         let outcome = session.connect_and_talk(&[closed, open]).await;
         let r = session.finish(outcome);
         assert_eq!((r.state, r.reason), (State::Ok, None), "{}", r.message);
@@ -836,7 +963,7 @@ mod tests {
             port: closed[0].port(),
         });
         let probe = Probe::new(spec).unwrap();
-        let mut session = Session::new(&probe);
+        let mut session = Session::new(&probe, false);
         let outcome = session.connect_and_talk(&closed).await;
         let r = session.finish(outcome);
         assert_eq!(r.reason, Some(Reason::Refused));

@@ -4,6 +4,11 @@
 //! An expectation is evaluated after every read and answers [`Verdict::Undecided`] until the
 //! data decides it, so the engine stops reading the moment the answer is known instead of
 //! waiting for a timeout (check_tcp waits 2 s, Monit 200 ms per step).
+//!
+//! A matched expectation uses up only what it matched ([`Expectation::consumed`]): the next
+//! expect step of a dialog starts on the rest, which may already be in the buffer (two reply
+//! lines in one read must not make the second step wait for new bytes). Text patterns use up
+//! their line to its end; binary patterns and reply parsers exactly what they matched.
 
 use std::fmt;
 
@@ -47,8 +52,23 @@ pub enum Matcher {
     /// A regular expression over the raw bytes. Shared: a spec cloned per probe (the
     /// `/probe` endpoint does) must not rebuild the regex's cache pool every time.
     Regex(std::sync::Arc<regex::bytes::Regex>),
+    /// A regular expression tested against each complete line (without its `\n` or `\r\n`)
+    /// in turn, as blackbox_exporter's line reader does; an unterminated last line counts
+    /// only once the server has closed the connection ([`Expectation::evaluate_at_close`]).
+    /// Shared like [`Matcher::Regex`].
+    Line(std::sync::Arc<regex::bytes::Regex>),
     /// A preset's protocol parser.
     Reply(ReplyParser),
+}
+
+/// How much of the data a match used up, and whether the rest of its line goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumed {
+    /// Bytes used up from the start of the data.
+    pub end: usize,
+    /// The match ended inside a text line whose end has not been received yet: the rest of
+    /// that line, when it comes, belongs to this match, not to the next step.
+    pub rest_of_line: bool,
 }
 
 impl Matcher {
@@ -56,6 +76,14 @@ impl Matcher {
     pub fn regex(pattern: &str) -> Result<Self, String> {
         regex::bytes::Regex::new(pattern)
             .map(|re| Matcher::Regex(std::sync::Arc::new(re)))
+            .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
+    }
+
+    /// Builds a line-by-line regex matcher ([`Matcher::Line`]), naming the pattern in the
+    /// error.
+    pub fn line_regex(pattern: &str) -> Result<Self, String> {
+        regex::bytes::Regex::new(pattern)
+            .map(|re| Matcher::Line(std::sync::Arc::new(re)))
             .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
     }
 
@@ -89,9 +117,130 @@ impl Matcher {
                     Verdict::Undecided
                 }
             }
+            Matcher::Line(re) => {
+                if matching_line(re, data, false).is_some() {
+                    Verdict::Matched
+                } else {
+                    Verdict::Undecided
+                }
+            }
             Matcher::Reply(parser) => (parser.parse)(data),
         }
     }
+
+    /// Like [`Matcher::evaluate`], once the server has closed the connection: nothing more
+    /// will come, so an unterminated last line is a line.
+    pub fn evaluate_at_close(&self, data: &[u8]) -> Verdict {
+        match self {
+            Matcher::Line(re) if matching_line(re, data, true).is_some() => Verdict::Matched,
+            Matcher::Line(_) => Verdict::Mismatch,
+            other => other.evaluate(data),
+        }
+    }
+
+    /// What a match on `data` used up; `None` when this matcher does not match `data`.
+    pub fn consumed(&self, data: &[u8], at_close: bool) -> Option<Consumed> {
+        let text = |end: usize, pattern: &[u8]| {
+            // A binary pattern (a hex prefix of a binary handshake, say) has no lines.
+            let lines = is_text(pattern) && !data[..end].ends_with(b"\n");
+            match data[end..].iter().position(|&b| b == b'\n') {
+                Some(nl) if lines => Consumed {
+                    end: end + nl + 1,
+                    rest_of_line: false,
+                },
+                _ => Consumed {
+                    end,
+                    rest_of_line: lines,
+                },
+            }
+        };
+        match self {
+            Matcher::Contains(needle) => {
+                let at = find(data, needle)?;
+                Some(text(at + needle.len(), needle))
+            }
+            Matcher::Prefix(prefix) => data.starts_with(prefix).then(|| text(prefix.len(), prefix)),
+            Matcher::Regex(re) => re.find(data).map(|m| text(m.end(), b"")),
+            Matcher::Line(re) => matching_line(re, data, at_close).map(|line| Consumed {
+                end: line.next,
+                rest_of_line: false,
+            }),
+            Matcher::Reply(parser) => {
+                if (parser.parse)(data) != Verdict::Matched {
+                    return None;
+                }
+                Some(Consumed {
+                    end: shortest_matching_lines(parser, data),
+                    rest_of_line: false,
+                })
+            }
+        }
+    }
+
+    /// The regex whose capture groups a later send may expand, if this matcher has one.
+    pub fn capture_regex(&self) -> Option<&regex::bytes::Regex> {
+        match self {
+            Matcher::Regex(re) | Matcher::Line(re) => Some(re),
+            _ => None,
+        }
+    }
+}
+
+/// A complete line that a line regex matched: where its text lies and where the next line
+/// starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchedLine {
+    /// The line without its `\n` or `\r\n`.
+    pub text: (usize, usize),
+    /// Where the data after the line begins.
+    pub next: usize,
+}
+
+/// The first complete line of `data` that `re` matches (the unterminated rest counts too
+/// when `at_close`).
+pub fn matching_line(re: &regex::bytes::Regex, data: &[u8], at_close: bool) -> Option<MatchedLine> {
+    let mut start = 0;
+    while start < data.len() {
+        let (end, next) = match data[start..].iter().position(|&b| b == b'\n') {
+            Some(nl) => (start + nl, start + nl + 1),
+            None if at_close => (data.len(), data.len()),
+            None => return None,
+        };
+        let text_end = if data[start..end].ends_with(b"\r") {
+            end - 1
+        } else {
+            end
+        };
+        if re.is_match(&data[start..text_end]) {
+            return Some(MatchedLine {
+                text: (start, text_end),
+                next,
+            });
+        }
+        start = next;
+    }
+    None
+}
+
+/// The shortest run of whole lines of `data` on which a reply parser already matches (its
+/// reply), else all of `data` (a binary reply). Reply parsers decide on the first reply, so
+/// a match on fewer lines stays a match on more: a binary search over the line ends.
+fn shortest_matching_lines(parser: &ReplyParser, data: &[u8]) -> usize {
+    let ends: Vec<usize> = data
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    let first = ends.partition_point(|&end| (parser.parse)(&data[..end]) != Verdict::Matched);
+    ends.get(first).copied().unwrap_or(data.len())
+}
+
+/// Whether a pattern is text (printable ASCII, tabs, line ends) rather than binary.
+fn is_text(pattern: &[u8]) -> bool {
+    pattern
+        .iter()
+        .all(|&b| matches!(b, b'\t' | b'\r' | b'\n' | b' '..=b'~'))
 }
 
 impl fmt::Display for Matcher {
@@ -100,6 +249,7 @@ impl fmt::Display for Matcher {
             Matcher::Contains(b) => write!(f, "contains \"{}\"", escape_for_display(b)),
             Matcher::Prefix(b) => write!(f, "starts with \"{}\"", escape_for_display(b)),
             Matcher::Regex(re) => write!(f, "matches /{}/", re.as_str()),
+            Matcher::Line(re) => write!(f, "a line matching /{}/", re.as_str()),
             Matcher::Reply(p) => f.write_str(p.name),
         }
     }
@@ -133,10 +283,33 @@ impl Expectation {
 
     /// Tests the data received so far against all matchers.
     pub fn evaluate(&self, data: &[u8]) -> Verdict {
+        self.combine(data, Matcher::evaluate)
+    }
+
+    /// Tests the data once the server has closed the connection (see
+    /// [`Matcher::evaluate_at_close`]).
+    pub fn evaluate_at_close(&self, data: &[u8]) -> Verdict {
+        self.combine(data, Matcher::evaluate_at_close)
+    }
+
+    /// What a match of this expectation on `data` used up: with "any", the matcher that
+    /// needed the least; with "all", the one that needed the most.
+    pub fn consumed(&self, data: &[u8], at_close: bool) -> Option<Consumed> {
+        let each = self
+            .matchers
+            .iter()
+            .filter_map(|m| m.consumed(data, at_close));
+        match self.mode {
+            MatchMode::Any => each.min_by_key(|c| c.end),
+            MatchMode::All => each.max_by_key(|c| c.end),
+        }
+    }
+
+    fn combine(&self, data: &[u8], evaluate: fn(&Matcher, &[u8]) -> Verdict) -> Verdict {
         let mut matched = 0;
         let mut mismatched = 0;
         for m in &self.matchers {
-            match m.evaluate(data) {
+            match evaluate(m, data) {
                 Verdict::Matched => matched += 1,
                 Verdict::Mismatch => mismatched += 1,
                 Verdict::Undecided => {}
@@ -170,7 +343,15 @@ impl fmt::Display for Expectation {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    find(haystack, needle).is_some()
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Splits `data` into complete CRLF- or LF-terminated lines; the unterminated rest is dropped.

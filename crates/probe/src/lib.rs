@@ -29,7 +29,7 @@ mod engine;
 mod tls;
 
 pub use expect::{Expectation, MatchMode, Matcher, Verdict};
-pub use result::{ProbeResult, Reason, State, Timings, TlsInfo};
+pub use result::{DialogEvent, ExpectEnd, ProbeResult, Reason, State, Timings, TlsInfo};
 pub use spec::{
     CertDays, ClientCert, Limits, ProbeSpec, StateMap, Step, Thresholds, TlsSpec, TlsVersion,
     Verify,
@@ -126,7 +126,7 @@ impl Probe {
                 return Err(SpecError::EmptyExpectation { step: i + 1 });
             }
             if matches!(step, Step::SendExpanded(_))
-                && engine::capture_regex(&spec.steps[..i]).is_none()
+                && engine::capture_matcher(&spec.steps[..i]).is_none()
             {
                 return Err(SpecError::ExpansionWithoutRegex { step: i + 1 });
             }
@@ -171,6 +171,12 @@ impl Probe {
 
     /// Runs the probe once. Never takes longer than the deadline, the polite quit included.
     pub async fn run(&self) -> ProbeResult {
-        engine::Session::new(self).run().await
+        engine::Session::new(self, false).run().await
+    }
+
+    /// Runs the probe once and records its dialog step by step in
+    /// [`ProbeResult::transcript`] (for debugging a check; `run` records nothing).
+    pub async fn run_traced(&self) -> ProbeResult {
+        engine::Session::new(self, true).run().await
     }
 }

@@ -198,6 +198,58 @@ pub struct TlsInfo {
     pub verified_chain_expiry_unix: Option<i64>,
 }
 
+/// How an expect step that never matched ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectEnd {
+    /// The data received can no longer match (a prefix or a reply parser decided).
+    Mismatch,
+    /// The server closed the connection before the expectation matched.
+    Closed,
+    /// The probe's deadline came first.
+    Deadline,
+    /// The server fell silent for the idle timeout.
+    Idle,
+    /// `max_bytes` were read without a match.
+    MaxBytes,
+    /// Reading failed: a reset or a TLS error.
+    ReadError,
+}
+
+impl ExpectEnd {
+    /// Whether the server's own answer proved the expectation wrong, rather than a limit or
+    /// an error ending the wait (blackbox_exporter's `probe_failed_due_to_regex`).
+    pub fn answer_was_wrong(self) -> bool {
+        matches!(self, ExpectEnd::Mismatch | ExpectEnd::Closed)
+    }
+}
+
+/// One step of the dialog as it happened, recorded by [`crate::Probe::run_traced`] (the
+/// `/probe?debug=true` log). `step` is the index in [`crate::ProbeSpec::steps`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DialogEvent {
+    /// A send step wrote these bytes (escaped for display).
+    Sent { step: usize, data: String },
+    /// An expect step matched; `used` is the data it used up (skipped lines included),
+    /// escaped for display.
+    Matched {
+        step: usize,
+        expectation: String,
+        used: String,
+    },
+    /// An expect step ended without a match: what it was waiting for, what it had
+    /// received since the step before, and how it ended.
+    Unmatched {
+        step: usize,
+        expectation: String,
+        received: String,
+        end: ExpectEnd,
+    },
+    /// The TLS handshake of this step succeeded.
+    TlsStarted { step: usize, version: String },
+}
+
 /// Everything a probe found.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeResult {
@@ -220,6 +272,12 @@ pub struct ProbeResult {
     /// Whether reading stopped because `max_bytes` was reached.
     pub truncated: bool,
     pub tls: Option<TlsInfo>,
+    /// How the expect step that failed the probe ended, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_end: Option<ExpectEnd>,
+    /// The dialog step by step; only filled by [`crate::Probe::run_traced`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transcript: Vec<DialogEvent>,
 }
 
 fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
