@@ -484,7 +484,16 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Writes `bytes`. A send starts a new exchange: what the server said before it and no
+    /// expect step used (the rest of a multi-line reply an expect matched a line of) is
+    /// dropped, so the answer is read from its start. Line-by-line dialogs keep it, as
+    /// blackbox's line reader does (their expects skip lines that do not match).
     async fn send(&mut self, conn: &mut Conn, bytes: &[u8]) -> Result<(), Failure> {
+        if !self.probe.keeps_unused_data {
+            // A line still being skipped stays skipped when its end arrives.
+            self.skip_to_next_line();
+            self.window = self.received.len();
+        }
         let step = self.step;
         self.record(|| DialogEvent::Sent {
             step,

@@ -47,6 +47,10 @@ pub struct Probe {
     target_text: String,
     /// Whether the dialog writes twice in a row (or speaks TLS), so Nagle must be off.
     nodelay: bool,
+    /// Whether what the server said and no expect step used stays for the next expect step
+    /// across a send (every expect reads line by line, as blackbox does: lines that do not
+    /// match are skipped anyway); otherwise a send drops it (see the engine's `send`).
+    keeps_unused_data: bool,
 }
 
 /// A probe that cannot be run as specified.
@@ -156,11 +160,16 @@ impl Probe {
             .count()
             + usize::from(spec.quit.is_some());
         let nodelay = spec.uses_tls() || writes > 1;
+        let keeps_unused_data = spec.steps.iter().all(|s| match s {
+            Step::Expect(e) => e.matchers.iter().all(|m| matches!(m, Matcher::Line(_))),
+            _ => true,
+        });
         Ok(Self {
             target_text: spec.target.to_string(),
             spec,
             tls,
             nodelay,
+            keeps_unused_data,
         })
     }
 

@@ -418,3 +418,55 @@ async fn capture_groups_expand_from_the_matched_line_only() {
     assert_eq!(r.state, State::Ok, "{}", r.message);
     assert_eq!(seen.await.unwrap(), b"HELO host-a\n");
 }
+
+#[tokio::test]
+async fn a_send_drops_the_rest_of_a_reply_no_expect_used() {
+    // The dialog of docs/config.md: the EHLO reply is matched at its STARTTLS line, and the
+    // STARTTLS negotiation's own EHLO must read its own reply, not the first one's last line.
+    let script = [
+        says(b"220 mail.test ESMTP\r\n"),
+        answers(b"250-mail.test\r\n250-STARTTLS\r\n250 HELP\r\n"),
+        answers(b"250-mail.test\r\n250-STARTTLS\r\n250 HELP\r\n"),
+        answers(b"220 Ready to start TLS\r\n"),
+    ];
+    let addr = scripted(script.to_vec(), Split::Whole, Then::StayOpen).await;
+    let mut steps = vec![
+        expect(prefix("220")),
+        send("EHLO portwarden\r\n"),
+        Step::Expect(any(vec![
+            contains("250-STARTTLS"),
+            contains("250 STARTTLS"),
+        ])),
+    ];
+    steps.extend(StartTls::Smtp.negotiation());
+    let r = Probe::new(dialog(addr, steps)).unwrap().run_traced().await;
+    assert_eq!(
+        (r.state, r.reason),
+        (State::Ok, None),
+        "{} {:?}",
+        r.message,
+        r.transcript
+    );
+}
+
+#[tokio::test]
+async fn line_dialogs_keep_unread_lines_across_a_send_as_blackbox_does() {
+    // blackbox's reader keeps what it has not read: after the send, the next expect finds
+    // the greeting's last line, still unread, before the answer to the send.
+    let script = [says(b"220-a\r\n220 b\r\n"), answers(b"250 ok\r\n")];
+    let addr = scripted(script.to_vec(), Split::Whole, Then::StayOpen).await;
+    let steps = vec![
+        line("^220-a"),
+        send("NOOP\n"),
+        line("^220 b"),
+        line("^250 ok"),
+    ];
+    let r = Probe::new(dialog(addr, steps)).unwrap().run_traced().await;
+    assert_eq!(
+        (r.state, r.reason),
+        (State::Ok, None),
+        "{} {:?}",
+        r.message,
+        r.transcript
+    );
+}
