@@ -124,3 +124,33 @@ fn config_usage_errors_exit_2() {
     let out = portwarden(&["config", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn configured_dialog_decides_two_expects_from_one_read() {
+    // issue 13.1: both awaited lines in one write made the second expect wait until the
+    // deadline ("Socket timeout after 3 seconds").
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"220-first line\r\n220 second line\r\n");
+            std::thread::sleep(std::time::Duration::from_secs(4));
+        }
+    });
+    let path = write(
+        "dialog",
+        "portwarden.toml",
+        &format!(
+            "[[monitor]]\nname = \"banner\"\ntarget = \"127.0.0.1:{port}\"\ntimeout = \"3s\"\n\
+             dialog = [{{expect = {{prefix = \"220-first\"}}}}, {{expect = {{contains = \"220 second\"}}}}]\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = portwarden(&["check", "-c", path.to_str().expect("utf-8 path"), "banner"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("BANNER OK - "), "{stdout}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    cleanup(&path);
+}
