@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::events::{EventBus, MonitorChange};
 use crate::monitor::{Monitor, Origin};
-use crate::ownership::{self, ListingCache};
+use crate::ownership::{self, Freshness, ListingCache};
 use crate::state::{Outcome, Status, Tracker};
 
 /// Operator commands for one monitor. Sent through [`Scheduler::control`]; the API's
@@ -503,8 +503,25 @@ impl MonitorTask {
         let at = SystemTime::now();
         let mut result = self.monitor.probe.run().await;
         if let Some(expected) = &self.monitor.owner {
-            let listing = self.shared.listings.get().await;
-            ownership::judge(&mut result, expected, listing.as_ref().as_ref());
+            // The probe is over, so its connection (if any) succeeded before now: a listing
+            // that started earlier cannot prove a mismatch (issue 13).
+            let connected = Instant::now();
+            // While the monitor is not healthy (down, starting, flapping), every verdict comes
+            // from a listing after the connection: healing's verification of a fix reads
+            // these checks, and a stale match must not call a fix good either.
+            let freshness = if matches!(self.tracker.status(), Status::Ok | Status::Warning) {
+                Freshness::ConfirmMismatch
+            } else {
+                Freshness::AfterConnect
+            };
+            ownership::judge_after_connect(
+                &mut result,
+                expected,
+                &self.shared.listings,
+                connected,
+                freshness,
+            )
+            .await;
         }
         let status = match result.state {
             probe::State::Ok => Status::Ok,
