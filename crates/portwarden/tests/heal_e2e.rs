@@ -336,7 +336,8 @@ fn a_killed_server_is_started_again_by_exec_verified_recorded_and_notified() {
         "heal figures: DOWN → action issued {issued_us} µs; action issued → answering {fixed_after_ms} ms; \
          server killed → fixed {kill_to_fixed} ms (checks every 200 ms, fail_after 2)"
     );
-    drop(d);
+    // The servers first: their PID files go with the directory.
+    drop((d, fix));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -394,7 +395,8 @@ fn a_restart_storm_gives_up_after_exactly_max_actions() {
         .lines()
         .any(|l| l.contains("ERROR") && l.contains("gave up healing svc")));
     eprintln!("restart storm: {outcomes:?}");
-    drop(d);
+    // The servers first: their PID files go with the directory.
+    drop((d, fix));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -445,7 +447,8 @@ fn a_silenced_monitor_goes_down_and_nothing_runs() {
     assert_eq!(d.status("svc"), "down");
     assert!(d.log().contains("healing of svc held: silenced until"));
     assert!(receiver.items().is_empty(), "{:?}", receiver.items());
-    drop(d);
+    // The servers first: their PID files go with the directory.
+    drop((d, fix));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -672,7 +675,8 @@ fn an_owner_check_right_after_a_restart_never_sees_a_stale_listing() {
         d.log()
     );
     assert_eq!(fix.runs(), ROUNDS);
-    drop(d);
+    // The servers first: their PID files go with the directory.
+    drop((d, fix, other));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
