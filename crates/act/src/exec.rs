@@ -16,6 +16,42 @@
 //! Exit 0 is success; otherwise the summary carries the exit code and the last stderr line.
 //! Processes the program leaves running in the background are not killed when it exits (a
 //! fix may start a daemon by hand); their output after that is not captured.
+//!
+//! Switching to `user`/`group` takes `setgroups`, `setgid` and `setuid` in the child, so a
+//! daemon running as root still needs [`SWITCH_CAPABILITIES`] (a systemd unit's
+//! `CapabilityBoundingSet` can take them away from root); without them the action fails
+//! before starting anything, naming the missing capability.
+
+/// The capabilities `user`/`group` need: `CAP_SETUID` for `setuid`, `CAP_SETGID` for
+/// `setgid` and for `setgroups` (which drops root's supplementary groups before `setuid`).
+/// `packaging/portwarden.service` grants them (a test keeps the two in step).
+pub const SWITCH_CAPABILITIES: [&str; 2] = ["CAP_SETUID", "CAP_SETGID"];
+
+/// Of `needed` (names as in [`SWITCH_CAPABILITIES`]), those missing from the effective set
+/// in `status` (the text of `/proc/self/status`, its `CapEff:` line). An unreadable set
+/// counts as complete: the kernel's own error then speaks.
+pub fn missing_capabilities<'a>(status: &str, needed: &[&'a str]) -> Vec<&'a str> {
+    let Some(effective) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        return Vec::new();
+    };
+    needed
+        .iter()
+        .filter(|name| {
+            // Numbers from linux/capability.h.
+            let bit = match **name {
+                "CAP_SETGID" => 6,
+                "CAP_SETUID" => 7,
+                _ => return false,
+            };
+            effective & (1 << bit) == 0
+        })
+        .copied()
+        .collect()
+}
 
 use std::time::Instant;
 
@@ -190,10 +226,28 @@ mod ids {
         let euid = Uid::effective().as_raw();
         let egid = Gid::effective().as_raw();
         let same = uid.is_none_or(|u| u == euid) && gid.is_none_or(|g| g == egid);
-        if euid == 0 || same {
+        if same {
+            return Ok(());
+        }
+        if euid != 0 {
+            return Err("user/group need the daemon to run as root".into());
+        }
+        // Root may still lack them: a unit's CapabilityBoundingSet, a container.
+        let needed: &[&str] = if uid.is_some_and(|u| u != euid) {
+            &super::SWITCH_CAPABILITIES
+        } else {
+            &["CAP_SETGID"]
+        };
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let missing = super::missing_capabilities(&status, needed);
+        if missing.is_empty() {
             Ok(())
         } else {
-            Err("user/group need the daemon to run as root".into())
+            Err(format!(
+                "user/group: the daemon runs as root without {} (needed to switch user and \
+                 group; a systemd unit grants them in CapabilityBoundingSet=)",
+                missing.join(" and ")
+            ))
         }
     }
 }
@@ -218,6 +272,24 @@ mod ids {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_capabilities_read_the_effective_set() {
+        // Root with everything; root under the unit's set before issue 13
+        // (DAC_READ_SEARCH, SYS_PTRACE, NET_ADMIN, NET_RAW, KILL); only SETGID.
+        let status = |eff: &str| format!("Name:\tportwarden\nCapPrm:\t{eff}\nCapEff:\t{eff}\n");
+        assert!(missing_capabilities(&status("000001ffffffffff"), &SWITCH_CAPABILITIES).is_empty());
+        assert_eq!(
+            missing_capabilities(&status("0000000000083024"), &SWITCH_CAPABILITIES),
+            ["CAP_SETUID", "CAP_SETGID"]
+        );
+        assert_eq!(
+            missing_capabilities(&status("0000000000000040"), &SWITCH_CAPABILITIES),
+            ["CAP_SETUID"]
+        );
+        // No readable set: the kernel's own error will speak.
+        assert!(missing_capabilities("", &SWITCH_CAPABILITIES).is_empty());
+    }
 
     fn problems(a: &ExecAction) -> Vec<String> {
         let mut p = Vec::new();

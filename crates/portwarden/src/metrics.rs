@@ -1,4 +1,6 @@
-//! `GET /metrics`: the daemon's state for Prometheus, in the OpenMetrics text format.
+//! `GET /metrics`: the daemon's state for Prometheus, in the text format 0.0.4 or OpenMetrics,
+//! whichever the scraper's `Accept` asks for ([`Format::negotiate`], as client_golang's
+//! `expfmt.Negotiate` decides: OpenMetrics only when asked for by name).
 //!
 //! Two kinds of data leave here. Counters and histograms that grow with every check or event
 //! live in one process-wide [`Counters`] (atomics behind `prometheus-client`'s families, whose
@@ -17,7 +19,8 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -36,6 +39,87 @@ use crate::store::RowState;
 
 /// The content type of an OpenMetrics exposition.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The results a check is counted under.
+const CHECK_RESULTS: [&str; 4] = ["ok", "warning", "critical", "unknown"];
+
+/// The outcomes of healing actions: every one is a series from the first scrape, so an
+/// `increase()` alert has data before the first action.
+const ACTION_OUTCOMES: [&str; 4] = ["taken", "failed", "gave_up", "reboot_pending"];
+/// The outcomes of firewall repairs, likewise.
+const REPAIR_OUTCOMES: [&str; 2] = ["repaired", "failed"];
+
+/// The two expositions `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// The Prometheus text format 0.0.4: what promtool checks, and what every Prometheus and
+    /// most other scrapers read. The default.
+    Text,
+    /// OpenMetrics 1.0 (family names without `_total`, `# EOF`), for scrapers that ask for it.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format for an `Accept` header: its media ranges by descending `q` (ties in the
+    /// order given), the first that names one of ours wins; `*/*`, nothing or garbage is
+    /// the text format. OpenMetrics counts with version 1.0.0, 0.0.1 or none (Prometheus
+    /// 2.x asks for both versions).
+    fn negotiate(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
+            return Self::Text;
+        };
+        let mut ranges: Vec<(f64, Option<Self>)> = accept
+            .split(',')
+            .map(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+                let (mut q, mut version) = (1.0_f64, None);
+                for p in parts {
+                    let Some((k, v)) = p.split_once('=') else {
+                        continue;
+                    };
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "q" => q = v.trim().parse().unwrap_or(0.0),
+                        "version" => version = Some(v.trim().trim_matches('"').to_string()),
+                        _ => {}
+                    }
+                }
+                let format = match (media.as_str(), version.as_deref()) {
+                    ("application/openmetrics-text", None | Some("1.0.0" | "0.0.1")) => {
+                        Some(Self::OpenMetrics)
+                    }
+                    ("text/plain", None | Some("0.0.4")) => Some(Self::Text),
+                    _ => None,
+                };
+                (q, format)
+            })
+            .filter(|(q, _)| *q > 0.0)
+            .collect();
+        // Stable: equal q keep the header's order.
+        ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranges
+            .into_iter()
+            .find_map(|(_, f)| f)
+            .unwrap_or(Self::Text)
+    }
+
+    fn encode(self, registry: &Registry) -> Result<(String, &'static str), std::fmt::Error> {
+        let mut body = String::with_capacity(16 * 1024);
+        match self {
+            Self::Text => {
+                prometheus_client::encoding::prometheus_text::encode(&mut body, registry)?;
+                Ok((
+                    body,
+                    prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                ))
+            }
+            Self::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut body, registry)?;
+                Ok((body, OPENMETRICS))
+            }
+        }
+    }
+}
 
 /// Check-duration buckets in seconds: loopback checks take tens of microseconds, remote ones
 /// up to the deadline.
@@ -70,11 +154,6 @@ struct NotifierLabels {
     notifier: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QuantileLabels {
-    quantile: &'static str,
-}
-
 #[derive(Clone, Copy, Debug)]
 struct DurationBuckets;
 
@@ -93,11 +172,22 @@ struct Counters {
     repairs: Family<OutcomeLabels, Counter>,
 }
 
-static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
-    checks: Family::default(),
-    durations: Family::new_with_constructor(DurationBuckets),
-    actions: Family::default(),
-    repairs: Family::default(),
+static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
+    let c = Counters {
+        checks: Family::default(),
+        durations: Family::new_with_constructor(DurationBuckets),
+        actions: Family::default(),
+        repairs: Family::default(),
+    };
+    // Every outcome exists at 0 from the start: `increase()` over a series that appears with
+    // its first event misses that event, and an absent series alerts on nothing.
+    for outcome in ACTION_OUTCOMES {
+        let _ = c.actions.get_or_create(&OutcomeLabels { outcome });
+    }
+    for outcome in REPAIR_OUTCOMES {
+        let _ = c.repairs.get_or_create(&OutcomeLabels { outcome });
+    }
+    c
 });
 
 /// Counts one check result; called where results are produced (the record forwarder).
@@ -139,7 +229,7 @@ fn drop_retired(configured: &HashSet<&str>) {
     retired.retain(|name| !configured.contains(name.as_str()));
     let c = &*COUNTERS;
     for name in retired.iter() {
-        for result in ["ok", "warning", "critical", "unknown"] {
+        for result in CHECK_RESULTS {
             c.checks.remove(&CheckLabels {
                 monitor: name.clone(),
                 result,
@@ -183,11 +273,11 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/metrics", get(metrics))
 }
 
-async fn metrics(State(s): State<ApiState>) -> Response {
+async fn metrics(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
     let registry = scrape(&s).await;
-    let mut body = String::with_capacity(16 * 1024);
-    match prometheus_client::encoding::text::encode(&mut body, &registry) {
-        Ok(()) => ([(CONTENT_TYPE, OPENMETRICS)], body).into_response(),
+    match format.encode(&registry) {
+        Ok((body, content_type)) => ([(CONTENT_TYPE, content_type)], body).into_response(),
         Err(_) => (
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             "cannot encode the metrics",
@@ -230,6 +320,18 @@ async fn scrape(s: &ApiState) -> Registry {
     let status = Family::<StatusLabels, Gauge>::default();
     let cert_expiry = Family::<MonitorLabels, Gauge>::default();
     for v in &views {
+        // A configured monitor's counters exist from the first scrape, at 0 before its first
+        // check: `increase(portwarden_checks_total{result="critical"}[5m])` needs a series
+        // to start from. Created once; later scrapes only read.
+        for result in CHECK_RESULTS {
+            let _ = c.checks.get_or_create(&CheckLabels {
+                monitor: v.name.clone(),
+                result,
+            });
+        }
+        let _ = c.durations.get_or_create(&MonitorLabels {
+            monitor: v.name.clone(),
+        });
         if let Some(expiry) = v.cert_expiry {
             cert_expiry
                 .get_or_create(&MonitorLabels {
@@ -381,18 +483,28 @@ async fn scrape(s: &ApiState) -> Registry {
     );
 
     // The scheduler.
+    // Three gauges, not one with a `quantile` label: that label belongs to summaries (with
+    // `_sum` and `_count`), and promtool refuses it on a gauge.
     let lag = s.scheduler.lag();
-    let quantiles = Family::<QuantileLabels, FloatGauge>::default();
-    for (q, ms) in [("0.5", lag.p50_ms), ("0.99", lag.p99_ms), ("1", lag.max_ms)] {
-        quantiles
-            .get_or_create(&QuantileLabels { quantile: q })
-            .set(ms / 1000.0);
+    for (name, help, ms) in [
+        (
+            "portwarden_scheduler_start_lag_p50_seconds",
+            "How late checks start after their slot since the daemon started: the median",
+            lag.p50_ms,
+        ),
+        (
+            "portwarden_scheduler_start_lag_p99_seconds",
+            "How late checks start after their slot since the daemon started: the 99th percentile",
+            lag.p99_ms,
+        ),
+        (
+            "portwarden_scheduler_start_lag_max_seconds",
+            "How late checks start after their slot since the daemon started: the maximum",
+            lag.max_ms,
+        ),
+    ] {
+        r.register(name, help, gauge(ms / 1000.0));
     }
-    r.register(
-        "portwarden_scheduler_start_lag_seconds",
-        "How late checks start after their slot since the daemon started (quantile 1 is the maximum)",
-        quantiles,
-    );
     r.register(
         "portwarden_scheduler_lagged_checks",
         "Scheduled checks whose start lag was measured",
@@ -437,5 +549,72 @@ mod tests {
         assert!(text.contains("portwarden_checks_total{monitor=\"unit-a\",result=\"critical\"} 2"));
         assert!(text.contains("portwarden_checks_total{monitor=\"unit-a\",result=\"ok\"} 1"));
         assert!(text.contains("portwarden_check_duration_seconds_count{monitor=\"unit-a\"} 3"));
+    }
+
+    #[test]
+    fn the_accept_header_picks_the_exposition_as_client_golang_does() {
+        use Format::{OpenMetrics, Text};
+        // Prometheus 2.42's scrape header.
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            OpenMetrics
+        );
+        // An older Prometheus, curl, nothing at all.
+        assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Text);
+        assert_eq!(Format::negotiate(Some("*/*")), Text);
+        assert_eq!(Format::negotiate(None), Text);
+        // The higher q wins whatever the order; an unknown version does not count.
+        assert_eq!(
+            Format::negotiate(Some(
+                "text/plain;version=0.0.4;q=0.3, application/openmetrics-text; version=1.0.0"
+            )),
+            OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0;q=0.2,text/plain;q=0.9"
+            )),
+            Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;version=2.0.0")),
+            Text
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0")),
+            Text
+        );
+    }
+
+    #[test]
+    fn the_text_format_names_counters_with_total_in_help_and_type() {
+        let mut r = Registry::default();
+        r.register("portwarden_actions", "Actions", COUNTERS.actions.clone());
+        let (text, content_type) = Format::Text.encode(&r).unwrap();
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(
+            text.contains("# HELP portwarden_actions_total Actions"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE portwarden_actions_total counter"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+        // Every outcome is there before any action.
+        for outcome in ACTION_OUTCOMES {
+            assert!(
+                text.contains(&format!(
+                    "portwarden_actions_total{{outcome=\"{outcome}\"}}"
+                )),
+                "{text}"
+            );
+        }
+        let (om, content_type) = Format::OpenMetrics.encode(&r).unwrap();
+        assert_eq!(content_type, OPENMETRICS);
+        assert!(om.contains("# TYPE portwarden_actions counter"), "{om}");
+        assert!(om.ends_with("# EOF\n"), "{om}");
     }
 }

@@ -98,7 +98,7 @@ impl Tracker {
         }
     }
 
-    #[cfg(test)]
+    /// The status now (with flapping suppression).
     pub fn status(&self) -> Status {
         self.status
     }

@@ -2,13 +2,16 @@
 //! `openssl s_server` exposes its certificate's expiry; a monitor removed by a reload leaves no
 //! series behind; `[[probe_module]]`s (portwarden's presets and dialogs behind blackbox's
 //! `/probe` contract) against a real SMTP server (aiosmtpd) and a real TLS server, added by a
-//! reload, and bounded by the scrape timeout.
+//! reload, and bounded by the scrape timeout; and in a network namespace of its own (a
+//! firewall to guard), a daemon with every kind of series whose first scrape has every
+//! documented series, in the format each scraper's `Accept` asks for, which `promtool check
+//! metrics` and a real Prometheus accept.
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
 mod common;
 
-use common::{aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon};
+use common::{aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -325,4 +328,304 @@ fn a_tls_probe_module_reports_the_certificate_and_the_scrape_timeout_bounds_it()
         m["probe_duration_seconds"]
     );
     assert!(took < Duration::from_secs(3), "answered after {took:?}");
+}
+
+/// The `Accept` of Prometheus 2.42's scrapes.
+const PROMETHEUS_2_42_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
+const OPENMETRICS_1: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Series on the first scrape of a daemon with a monitor, a notifier, a ladder and a guarded
+/// firewall: every name of docs/metrics.md except those below.
+const FROM_THE_FIRST_SCRAPE: &[&str] = &[
+    "portwarden_monitor_status",
+    "portwarden_checks_total",
+    "portwarden_check_duration_seconds",
+    "portwarden_firewall_ok",
+    "portwarden_firewall_violations",
+    "portwarden_firewall_repairs_last_hour",
+    "portwarden_firewall_paused",
+    "portwarden_firewall_repairs_total",
+    "portwarden_actions_total",
+    "portwarden_notifications_pending",
+    "portwarden_notifications_failing",
+    "portwarden_store_up",
+    "portwarden_store_records_written_total",
+    "portwarden_store_dropped_total",
+    "portwarden_store_db_bytes",
+    "portwarden_scheduler_start_lag_p50_seconds",
+    "portwarden_scheduler_start_lag_p99_seconds",
+    "portwarden_scheduler_start_lag_max_seconds",
+    "portwarden_scheduler_lagged_checks_total",
+    "portwarden_scheduler_in_flight",
+    "portwarden_scheduler_max_in_flight",
+    "portwarden_monitors",
+];
+/// Of those, the ones read from the store: absent while it is still opening.
+const FROM_THE_STORE: &[&str] = &[
+    "portwarden_notifications_pending",
+    "portwarden_notifications_failing",
+];
+/// Absent until the monitor's first check (a 0 would say "down"), as the docs say.
+const AFTER_THE_FIRST_CHECK: &[&str] = &["portwarden_monitor_up"];
+/// Only for TLS monitors: `a_tls_monitor_exposes_its_certificate_expiry` checks it.
+const TLS_ONLY: &[&str] = &["portwarden_cert_expiry_timestamp_seconds"];
+
+/// The metric names of docs/metrics.md's `/metrics` table (first column, in backticks).
+fn documented_series() -> std::collections::BTreeSet<String> {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/metrics.md"
+    ))
+    .unwrap();
+    docs.lines()
+        .filter(|l| l.starts_with("| `portwarden_"))
+        .flat_map(|l| {
+            let cell = l.split('|').nth(1).unwrap();
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The sample names of an exposition (`_bucket`, `_sum`, `_count` folded into their family).
+fn series_names(text: &str) -> std::collections::BTreeSet<String> {
+    samples(text)
+        .keys()
+        .map(|k| {
+            let name = k.split('{').next().unwrap();
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|family| family.ends_with("_seconds"))
+                .unwrap_or(name)
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_test_lists_every_documented_series_once() {
+    let listed: std::collections::BTreeSet<String> = FROM_THE_FIRST_SCRAPE
+        .iter()
+        .chain(AFTER_THE_FIRST_CHECK)
+        .chain(TLS_ONLY)
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        FROM_THE_FIRST_SCRAPE.len() + AFTER_THE_FIRST_CHECK.len() + TLS_ONLY.len()
+    );
+    assert_eq!(
+        listed,
+        documented_series(),
+        "docs/metrics.md and this test disagree"
+    );
+}
+
+/// `promtool check metrics` on `text`: its complaints (empty: none). Fails when promtool is
+/// missing: CI installs it (Debian's `prometheus`, scripts/install-test-deps).
+fn promtool(text: &str) -> String {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: apt-get install prometheus (scripts/install-test-deps)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        complaints
+    } else {
+        format!("exit {:?}: {complaints}", out.status.code())
+    }
+}
+
+/// `GET url` with `Accept: accept` from inside `ns`: the Content-Type and the body.
+fn scrape_in(ns: &Netns, url: &str, accept: &str) -> Option<(String, String)> {
+    let out = ns
+        .cmd("curl")
+        .args(["-sS", "--max-time", "5", "-f", "-D", "-", "-H"])
+        .arg(format!("Accept: {accept}"))
+        .arg(url)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let raw = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let content_type = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-type")
+            .then(|| v.trim().to_string())
+    })?;
+    Some((content_type, body.to_string()))
+}
+
+#[test]
+fn every_documented_series_is_there_from_the_first_scrape_and_promtool_and_prometheus_accept_it() {
+    // Without promtool this must fail, not skip.
+    assert!(
+        promtool("").is_empty(),
+        "promtool must accept an empty exposition"
+    );
+    let Some(mut ns) = Netns::new("metrics") else {
+        return;
+    };
+    ns.sh("nft -f - <<'EOF'\ntable inet filter {\n  chain input {\n    type filter hook input priority filter; policy drop;\n    iif \"lo\" accept\n  }\n}\nEOF");
+    let dir = ns.dir.clone();
+    let config = dir.join("portwarden.toml");
+    // The monitor watches the daemon's own API; its ladder and notifier never have to run,
+    // their series must be there anyway.
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nlisten = \"127.0.0.1:9898\"\nstate_dir = \"{state}\"\n\n\
+             [firewall]\nrequire = [\"enabled\", \"inbound-default-deny\"]\nverify_every = \"1h\"\n\n\
+             [[notifier]]\nname = \"ops\"\ntype = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"cat >/dev/null\"]\n\n\
+             [[monitor]]\nname = \"api\"\ntarget = \"127.0.0.1:9898\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+             notify = [\"ops\"]\non_down = [{{ type = \"exec\", command = [\"/bin/true\"] }}]\n",
+            state = dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let daemon = ns
+        .cmd(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("PORTWARDEN_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ns.adopt(daemon);
+
+    let url = "http://127.0.0.1:9898/metrics";
+    let first = std::cell::RefCell::new(None);
+    wait_until("the daemon's first scrape", 30, || {
+        *first.borrow_mut() = scrape_in(&ns, url, "*/*");
+        first.borrow().is_some()
+    });
+    let (_, first) = first.into_inner().unwrap();
+    let names = series_names(&first);
+    // The outbox is read from the store: while it is still opening (`portwarden_store_up 0`)
+    // its gauges are absent rather than a made-up 0.
+    let store_open = samples(&first).get("portwarden_store_up") == Some(&1.0);
+    let missing: Vec<_> = FROM_THE_FIRST_SCRAPE
+        .iter()
+        .filter(|n| !names.contains(**n))
+        .filter(|n| store_open || !FROM_THE_STORE.contains(*n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing on the first scrape: {missing:?}\n{first}"
+    );
+    let zero = samples(&first);
+    for outcome in ["taken", "failed", "gave_up", "reboot_pending"] {
+        assert_eq!(
+            zero[&format!("portwarden_actions_total{{outcome=\"{outcome}\"}}")],
+            0.0
+        );
+    }
+    for outcome in ["repaired", "failed"] {
+        let key = format!("portwarden_firewall_repairs_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(zero[&key], 0.0, "{first}");
+    }
+    if !store_open {
+        wait_until("the store's series", 15, || {
+            scrape_in(&ns, url, "*/*")
+                .is_some_and(|(_, b)| FROM_THE_STORE.iter().all(|n| series_names(&b).contains(*n)))
+        });
+    }
+    wait_until("the first check", 15, || {
+        scrape_in(&ns, url, "*/*").is_some_and(|(_, b)| {
+            AFTER_THE_FIRST_CHECK
+                .iter()
+                .all(|n| series_names(&b).contains(*n))
+        })
+    });
+
+    // Each scraper gets the format it asks for; promtool reads the text format clean.
+    for (accept, expected) in [
+        ("*/*", TEXT_0_0_4),
+        ("text/plain;version=0.0.4", TEXT_0_0_4),
+        (PROMETHEUS_2_42_ACCEPT, OPENMETRICS_1),
+    ] {
+        let (content_type, body) = scrape_in(&ns, url, accept).unwrap();
+        assert_eq!(content_type, expected, "Accept: {accept}");
+        if expected == TEXT_0_0_4 {
+            assert_eq!(promtool(&body), "", "Accept: {accept}\n{body}");
+            assert!(body.contains("# HELP portwarden_checks_total "), "{body}");
+        } else {
+            // promtool reads only the text format (its parser takes an OpenMetrics counter's
+            // `# HELP portwarden_checks` for another family): a real Prometheus checks this one.
+            assert!(body.contains("# TYPE portwarden_checks counter"), "{body}");
+            assert!(body.ends_with("# EOF\n"), "{body}");
+        }
+    }
+
+    // A real Prometheus (2.42, Debian's) scrapes it, asking for OpenMetrics.
+    let prometheus_yml = dir.join("prometheus.yml");
+    std::fs::write(
+        &prometheus_yml,
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n  - job_name: portwarden\n    static_configs:\n      - targets: ['127.0.0.1:9898']\n",
+    )
+    .unwrap();
+    let prometheus = ns
+        .cmd("prometheus")
+        .arg(format!("--config.file={}", prometheus_yml.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:9090")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (apt-get install prometheus)");
+    ns.adopt(prometheus);
+    let target = std::cell::RefCell::new(serde_json::Value::Null);
+    wait_until("Prometheus's scrape of the daemon", 60, || {
+        let Some((_, body)) = scrape_in(&ns, "http://127.0.0.1:9090/api/v1/targets", "*/*") else {
+            return false;
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let t = v["data"]["activeTargets"][0].clone();
+        let scraped = t["health"] == "up" || t["health"] == "down";
+        *target.borrow_mut() = t;
+        scraped
+    });
+    let target = target.into_inner();
+    assert_eq!(target["health"], "up", "{target}");
+    assert_eq!(target["lastError"], "", "{target}");
+    let query = |q: &str| -> serde_json::Value {
+        let (_, body) = scrape_in(
+            &ns,
+            &format!("http://127.0.0.1:9090/api/v1/query?query={q}"),
+            "*/*",
+        )
+        .unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    let actions = query("portwarden_actions_total");
+    assert_eq!(
+        actions["data"]["result"].as_array().map(Vec::len),
+        Some(4),
+        "{actions}"
+    );
 }

@@ -5,9 +5,12 @@
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
 mod daemon;
+mod netns;
 
 #[allow(unused_imports)] // each test file uses part of it
 pub use daemon::{api_addr, write_config, Daemon, FAST_DEFAULTS};
+#[allow(unused_imports)] // each test file uses part of it
+pub use netns::Netns;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
