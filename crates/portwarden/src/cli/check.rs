@@ -12,14 +12,15 @@ use clap::{Args, ValueEnum};
 use probe::escape::{parse_hex, unescape};
 use probe::presets::{self, Preset};
 use probe::{
-    CertDays, ClientCert, Expectation, Family, Host, MatchMode, Matcher, Probe, ProbeSpec, State,
-    Step, Target, Verify,
+    CertDays, ClientCert, Expectation, Family, Host, MatchMode, Matcher, Probe, ProbeSpec, Reason,
+    State, Step, Target, Verify,
 };
 
 use serde::Serialize;
 use sockets::owner::{ExpectedOwner, OwnerVerdict};
 
 use super::nagios;
+use super::plugin::{TcpService, TCP_SERVICES};
 use crate::ownership;
 
 /// Run a check once and report like a Nagios plugin.
@@ -147,6 +148,10 @@ struct CheckOptions {
     /// The port must be closed: OK when every address refuses, CRITICAL when one accepts.
     #[arg(long)]
     must_be_closed: bool,
+    /// Invoked as this check_tcp service's link (`check_pop`): its port, send, expect and
+    /// quit strings and TLS are the defaults. Set by the plugin-name invocation.
+    #[arg(long, hide = true, value_name = "SERVICE")]
+    plugin_service: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Nagios)]
     format: Format,
@@ -233,6 +238,13 @@ fn execute(probe: &Probe, report: &Report, format: Format) -> i32 {
         }
     };
     let mut result = runtime.block_on(probe.run());
+    // check_tcp decides the response time first and applies the mismatch state only to a
+    // result that is not CRITICAL already: a slow wrong answer stays CRITICAL.
+    if result.reason == Some(Reason::UnexpectedResponse)
+        && report.critical.is_some_and(|c| result.timings.total > c)
+    {
+        result.state = State::Critical;
+    }
     let owner = report
         .owner
         .as_ref()
@@ -314,18 +326,21 @@ enum Invalid {
 }
 
 fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
-    let o = cmd.opts;
+    let mut o = cmd.opts;
     let preset = lookup_preset(&cmd.protocol)?;
+    let service = plugin_service(&mut o)?;
     let host_label = o.hostname.clone();
+    // As check_tcp: no host means this one (and the output says only `on port N`).
     let host_text = o
         .hostname
         .clone()
         .or(cmd.host)
-        .ok_or_else(|| Invalid::Usage("you must provide a server address (-H)".into()))?;
-    let port = match (o.port, preset) {
-        (Some(p), _) => p,
-        (None, Some(p)) => p.default_port,
-        (None, None) => return Err(Invalid::Usage("a port is required for tcp (-p)".into())),
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = match (o.port, preset, service) {
+        (Some(p), _, _) => p,
+        (None, Some(p), _) => p.default_port,
+        (None, None, Some(s)) => s.port,
+        (None, None, None) => return Err(Invalid::Usage("a port is required for tcp (-p)".into())),
     };
     let host = Host::parse(&host_text).map_err(|_| {
         Invalid::Critical(format!("Invalid hostname, address or socket: {host_text}"))
@@ -353,7 +368,7 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         .send
         .as_deref()
         .map(|s| {
-            if o.escape {
+            if o.escape && service.is_none_or(|svc| svc.send != Some(s)) {
                 unescape(s)
             } else {
                 Ok(s.as_bytes().to_vec())
@@ -378,7 +393,9 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         spec.steps = steps;
     }
     if let Some(q) = &o.quit {
-        spec.quit = Some(if o.escape {
+        spec.quit = Some(if service.is_some_and(|svc| svc.quit == Some(q.as_str())) {
+            q.as_bytes().to_vec()
+        } else if o.escape {
             unescape(q).map_err(|e| Invalid::Usage(format!("-q: {e}")))?
         } else {
             format!("{q}\r\n").into_bytes()
@@ -413,7 +430,9 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
 
     let shows_response = spec.steps.iter().any(|s| matches!(s, Step::Expect(_)));
     let report = Report {
-        service: cmd.protocol.to_ascii_uppercase(),
+        service: service
+            .map_or(cmd.protocol.as_str(), |s| s.name)
+            .to_ascii_uppercase(),
         host_label,
         port,
         jail: o.jail,
@@ -425,6 +444,29 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         owner: o.owner,
     };
     Ok((spec, report))
+}
+
+/// `--plugin-service NAME`: folds the check_tcp service's defaults into the options the
+/// user left unset (an `-e` replaces the default expect strings, or adds to them where
+/// check_tcp does that); the service, for its name and port.
+fn plugin_service(o: &mut CheckOptions) -> Result<Option<&'static TcpService>, Invalid> {
+    let Some(name) = o.plugin_service.as_deref() else {
+        return Ok(None);
+    };
+    let service = TCP_SERVICES
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| Invalid::Usage(format!("unknown plugin service {name:?}")))?;
+    if o.expect.is_empty() || service.expect_appends {
+        let mut expect: Vec<String> = service.expect.iter().map(|e| e.to_string()).collect();
+        expect.append(&mut o.expect);
+        o.expect = expect;
+    }
+    o.send = o.send.take().or(service.send.map(str::to_string));
+    o.quit = o.quit.take().or(service.quit.map(str::to_string));
+    o.ssl |= service.ssl;
+    o.jail |= service.hide_output;
+    Ok(Some(service))
 }
 
 fn lookup_preset(protocol: &str) -> Result<Option<&'static Preset>, Invalid> {
@@ -663,7 +705,13 @@ mod tests {
             other => panic!("expected a usage error, got {other:?}"),
         };
         assert!(msg(build_from(&["tcp", "-H", "h"])).contains("port is required"));
-        assert!(msg(build_from(&["tcp", "-p", "1"])).contains("server address"));
+        let (spec, report) = build_from(&["tcp", "-p", "1"]).unwrap();
+        assert_eq!(
+            spec.target.to_string(),
+            "127.0.0.1:1",
+            "check_tcp's default host"
+        );
+        assert_eq!(report.host_label, None, "the output says only `port 1`");
         assert!(msg(build_from(&["gopher", "-H", "h"])).contains("unknown protocol"));
         assert!(msg(build_from(&["tcp", "-H", "h", "-p", "1", "--starttls"])).contains("preset"));
         assert!(msg(build_from(&[

@@ -10,6 +10,7 @@ mod config;
 mod firewall;
 mod nagios;
 mod notify;
+mod plugin;
 mod ports;
 mod reboot;
 mod run;
@@ -18,7 +19,6 @@ mod status;
 mod table;
 
 use std::ffi::OsString;
-use std::path::Path;
 
 use clap::{Parser, Subcommand};
 
@@ -66,7 +66,13 @@ const USAGE: i32 = 2;
 
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn run(args: Vec<OsString>) -> i32 {
-    let args = rewrite_plugin_invocation(args);
+    let args = match plugin::invocation(&args) {
+        Some((plugin, rest)) => match plugin.run(rest) {
+            Ok(code) => return code,
+            Err(check_argv) => check_argv,
+        },
+        None => args,
+    };
     let is_check = args.get(1).is_some_and(|a| a == "check");
     // `check -c FILE MONITOR` runs a configured monitor; in `check tcp`, -c is check_tcp's
     // critical time, so the two forms are told apart before clap sees them.
@@ -113,27 +119,6 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 }
 
-/// Lets the binary stand in for a Nagios plugin: invoked through a link named
-/// `check_tcp` (or `check_smtp`, `check_ssmtp`, …) it behaves as `portwarden check tcp`.
-fn rewrite_plugin_invocation(args: Vec<OsString>) -> Vec<OsString> {
-    let Some(argv0) = args.first() else {
-        return args;
-    };
-    let name = Path::new(argv0)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let Some(service) = name.strip_prefix("check_") else {
-        return args;
-    };
-    if service != "tcp" && probe::presets::find(service).is_none() {
-        return args;
-    }
-    let mut rewritten = vec![OsString::from("portwarden"), "check".into(), service.into()];
-    rewritten.extend(args.into_iter().skip(1));
-    rewritten
-}
-
 /// Structured logs to stderr; `PORTWARDEN_LOG` (e.g. `debug`) sets the level.
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTWARDEN_LOG")
@@ -152,22 +137,6 @@ fn init_logging(default_level: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(args: &[&str]) -> Vec<OsString> {
-        args.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn plugin_links_become_check_commands() {
-        let r = rewrite_plugin_invocation(os(&["/usr/lib/nagios/plugins/check_tcp", "-H", "x"]));
-        assert_eq!(r, os(&["portwarden", "check", "tcp", "-H", "x"]));
-        let r = rewrite_plugin_invocation(os(&["check_ssmtp", "-H", "x"]));
-        assert_eq!(r, os(&["portwarden", "check", "ssmtp", "-H", "x"]));
-        let r = rewrite_plugin_invocation(os(&["check_unknownthing", "-H", "x"]));
-        assert_eq!(r, os(&["check_unknownthing", "-H", "x"]));
-        let r = rewrite_plugin_invocation(os(&["portwarden", "check"]));
-        assert_eq!(r, os(&["portwarden", "check"]));
-    }
 
     #[test]
     fn cli_definition_is_consistent() {
