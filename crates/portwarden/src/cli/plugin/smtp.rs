@@ -90,8 +90,10 @@ struct SmtpArgs {
     help: bool,
     #[arg(short = 'V', long)]
     version: bool,
-    /// The host, if not given with -H.
-    host: Option<String>,
+    /// The host, if not given with -H. Like getopt with `+`, the first argument that is not
+    /// an option ends the options: whatever follows it is ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    positional: Vec<String>,
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -136,6 +138,16 @@ pub(super) fn run(args: Vec<OsString>) -> i32 {
             return State::Unknown.exit_code();
         }
     };
+    // The positional list takes hyphens so that it can end the options; an unknown
+    // option lands at its head.
+    if let Some(option) = a
+        .positional
+        .first()
+        .filter(|p| p.len() > 1 && p.starts_with('-'))
+    {
+        println!("check_smtp: invalid option -- '{}'", &option[1..]);
+        return State::Unknown.exit_code();
+    }
     if a.help || a.version {
         println!(
             "check_smtp (portwarden {}): monitoring-plugins' check_smtp 2.3.3, reproduced",
@@ -146,7 +158,7 @@ pub(super) fn run(args: Vec<OsString>) -> i32 {
     let host = a
         .hostname
         .clone()
-        .or_else(|| a.host.clone())
+        .or_else(|| a.positional.first().cloned())
         .unwrap_or_else(|| "127.0.0.1".into());
     if probe::Host::parse(&host).is_err() {
         println!("check_smtp: Invalid hostname/address - {host}");

@@ -46,7 +46,9 @@ struct SshArgs {
     help: bool,
     #[arg(short = 'V', long)]
     version: bool,
-    /// HOST [PORT], when not given with -H / -p.
+    /// HOST [PORT], when not given with -H / -p. Like getopt with `+`, the first argument
+    /// that is not an option ends the options.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     positional: Vec<String>,
 }
 
@@ -74,6 +76,16 @@ pub(super) fn run(args: Vec<OsString>) -> i32 {
             return State::Unknown.exit_code();
         }
     };
+    // The positional list takes hyphens so that it can end the options; an unknown
+    // option lands at its head.
+    if let Some(option) = a
+        .positional
+        .first()
+        .filter(|p| p.len() > 1 && p.starts_with('-'))
+    {
+        println!("check_ssh: invalid option -- '{}'", &option[1..]);
+        return State::Unknown.exit_code();
+    }
     if a.help || a.version {
         println!(
             "check_ssh (portwarden {}): monitoring-plugins' check_ssh 2.3.3, reproduced",
