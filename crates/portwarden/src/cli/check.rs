@@ -194,6 +194,13 @@ struct CheckOutput<'a> {
     owner: Option<OwnerVerdict>,
 }
 
+impl CheckCommand {
+    /// Whether the check loads the system's trusted roots (`--verify` without a CA file).
+    pub fn loads_system_roots(&self) -> bool {
+        self.opts.verify && self.opts.ca_file.is_none()
+    }
+}
+
 /// Runs the check; returns the Nagios exit code.
 pub fn run(cmd: CheckCommand) -> i32 {
     let format = if cmd.opts.json {

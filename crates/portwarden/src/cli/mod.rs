@@ -84,6 +84,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
             .collect();
         return check::run_configured(&rest);
     }
+    if is_check {
+        return run_check(&args);
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -92,11 +95,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             );
             let _ = e.print();
-            return match (informational, is_check) {
-                (true, _) => 0,
-                (false, true) => NAGIOS_USAGE,
-                (false, false) => USAGE,
-            };
+            return if informational { 0 } else { USAGE };
         }
     };
     // The daemon tells what it does; one-shot commands stay quiet unless asked.
@@ -116,6 +115,48 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Command::Run(cmd) => run::run(cmd),
         Command::Silence(cmd) => silence::run(cmd),
         Command::Status(cmd) => status::run(cmd),
+    }
+}
+
+/// Only the `check` command, for [`run_check`].
+#[derive(Debug, Parser)]
+#[command(name = "portwarden", version)]
+struct CheckOnly {
+    #[command(subcommand)]
+    command: OnlyCheck,
+}
+
+#[derive(Debug, Subcommand)]
+enum OnlyCheck {
+    /// One-shot checks with Nagios plugin output and exit codes (check_tcp compatible).
+    Check(Box<check::CheckCommand>),
+}
+
+/// `portwarden check PROTOCOL …`: a one-shot check starts as lean as check_tcp. It parses
+/// only its own command's definition (not every command's) and sets up logging only when
+/// asked (`PORTWARDEN_LOG`) or when it loads the system's roots, whose loading may warn.
+fn run_check(args: &[OsString]) -> i32 {
+    match CheckOnly::try_parse_from(args) {
+        Ok(CheckOnly {
+            command: OnlyCheck::Check(cmd),
+        }) => {
+            if std::env::var_os("PORTWARDEN_LOG").is_some() || cmd.loads_system_roots() {
+                init_logging("warn");
+            }
+            check::run(*cmd)
+        }
+        Err(e) => {
+            let informational = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = e.print();
+            if informational {
+                0
+            } else {
+                NAGIOS_USAGE
+            }
+        }
     }
 }
 
@@ -142,5 +183,31 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+        CheckOnly::command().debug_assert();
+    }
+
+    #[test]
+    fn check_alone_parses_as_in_the_full_cli() {
+        let args: Vec<OsString> = [
+            "portwarden",
+            "check",
+            "tcp",
+            "-H",
+            "h",
+            "-p",
+            "1",
+            "-c",
+            "2",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let full = Cli::try_parse_from(&args).expect("full cli");
+        let alone = CheckOnly::try_parse_from(&args).expect("check alone");
+        let Command::Check(full) = full.command else {
+            panic!("not a check");
+        };
+        let OnlyCheck::Check(alone) = alone.command;
+        assert_eq!(format!("{full:?}"), format!("{alone:?}"));
     }
 }
