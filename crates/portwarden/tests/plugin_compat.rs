@@ -271,6 +271,12 @@ fn xmpp(mut c: TcpStream) {
     );
 }
 
+/// Accepts and says nothing.
+fn silent(c: TcpStream) {
+    thread::sleep(Duration::from_secs(4));
+    drop(c);
+}
+
 fn closed_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port().to_string()
@@ -355,6 +361,15 @@ fn check_smtp_matches_the_plugin_on_failures() {
         "check_smtp",
         &["-H", "127.0.0.1", "-p", &refusing, "-e", "503"],
     );
+    // The plugins' alarm: CRITICAL - Socket timeout after 1 seconds.
+    let silent = serve(silent);
+    for plugin in ["check_smtp", "check_ssh"] {
+        assert_same(
+            &links,
+            plugin,
+            &["-H", "127.0.0.1", "-p", &silent, "-t", "1"],
+        );
+    }
     // Usage errors are UNKNOWN.
     for args in [
         &["-H", "127.0.0.1", "-p", "0"][..],
