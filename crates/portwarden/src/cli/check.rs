@@ -375,14 +375,16 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         .send
         .as_deref()
         .map(|s| {
-            if o.escape && service.is_none_or(|svc| svc.send != Some(s)) {
+            if o.escape {
                 unescape(s)
             } else {
                 Ok(s.as_bytes().to_vec())
             }
         })
         .transpose()
-        .map_err(|e| Invalid::Usage(format!("-s: {e}")))?;
+        .map_err(|e| Invalid::Usage(format!("-s: {e}")))?
+        // The service's own send string is sent as it is, -E or not.
+        .or_else(|| service.and_then(|s| s.send).map(|s| s.as_bytes().to_vec()));
     // A send or expect from the user replaces the preset's dialog (as in check_tcp).
     if send.is_some() || expectation.is_some() {
         // With STARTTLS the preset's greeting and upgrade run first, the user's exchange
@@ -400,13 +402,13 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         spec.steps = steps;
     }
     if let Some(q) = &o.quit {
-        spec.quit = Some(if service.is_some_and(|svc| svc.quit == Some(q.as_str())) {
-            q.as_bytes().to_vec()
-        } else if o.escape {
+        spec.quit = Some(if o.escape {
             unescape(q).map_err(|e| Invalid::Usage(format!("-q: {e}")))?
         } else {
             format!("{q}\r\n").into_bytes()
         });
+    } else if let Some(q) = service.and_then(|s| s.quit) {
+        spec.quit = Some(q.as_bytes().to_vec());
     }
 
     spec.implicit_tls |= o.ssl || o.certificate.is_some() || (o.sni.is_some() && !o.starttls);
@@ -453,9 +455,9 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
     Ok((spec, report))
 }
 
-/// `--plugin-service NAME`: folds the check_tcp service's defaults into the options the
-/// user left unset (an `-e` replaces the default expect strings, or adds to them where
-/// check_tcp does that); the service, for its name and port.
+/// `--plugin-service NAME`: the check_tcp service. Its expect strings go before the user's
+/// (an `-e` replaces them, or adds to them where check_tcp does that), its TLS and hidden
+/// output into the options; its port, send and quit strings apply where the user gave none.
 fn plugin_service(o: &mut CheckOptions) -> Result<Option<&'static TcpService>, Invalid> {
     let Some(name) = o.plugin_service.as_deref() else {
         return Ok(None);
@@ -469,8 +471,6 @@ fn plugin_service(o: &mut CheckOptions) -> Result<Option<&'static TcpService>, I
         expect.append(&mut o.expect);
         o.expect = expect;
     }
-    o.send = o.send.take().or(service.send.map(str::to_string));
-    o.quit = o.quit.take().or(service.quit.map(str::to_string));
     o.ssl |= service.ssl;
     o.jail |= service.hide_output;
     Ok(Some(service))
@@ -739,6 +739,40 @@ mod tests {
             build_from(&["tcp", "-H", "bad..host", "-p", "1"]),
             Err(Invalid::Critical(m)) if m.contains("bad..host")
         ));
+    }
+
+    #[test]
+    fn plugin_services_bring_check_tcp_defaults() {
+        let expect_texts = |spec: &ProbeSpec| match &spec.steps[..] {
+            [.., Step::Expect(e)] => e
+                .matchers
+                .iter()
+                .map(|m| match m {
+                    Matcher::Contains(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => panic!("unexpected matcher {other:?}"),
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("no expect step: {other:?}"),
+        };
+        let (spec, report) = build_from(&["tcp", "--plugin-service", "pop"]).unwrap();
+        assert_eq!(spec.target.to_string(), "127.0.0.1:110");
+        assert_eq!(report.service, "POP");
+        assert_eq!(expect_texts(&spec), ["+OK"]);
+        assert_eq!(spec.quit.as_deref(), Some(&b"QUIT\r\n"[..]));
+        // The user's -e replaces the default; for NNTP it adds to the two defaults.
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "pop", "-e", "x"]).unwrap();
+        assert_eq!(expect_texts(&spec), ["x"]);
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "nntp", "-e", "x"]).unwrap();
+        assert_eq!(expect_texts(&spec), ["200", "201", "x"]);
+        // Defaults are sent as they are, -E or not; the user's strings follow -E.
+        let (spec, report) = build_from(&["tcp", "--plugin-service", "jabber", "-E"]).unwrap();
+        assert!(matches!(&spec.steps[0], Step::Send(s) if s.ends_with(b"streams'>\n")));
+        assert!(report.jail, "check_jabber hides the answer");
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "clamd", "-q", "bye"]).unwrap();
+        assert_eq!(spec.quit.as_deref(), Some(&b"bye\r\n"[..]));
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "ssmtp", "-p", "2465"]).unwrap();
+        assert!(spec.implicit_tls);
+        assert_eq!(spec.target.port, 2465);
     }
 
     #[test]

@@ -68,8 +68,8 @@ const USAGE: i32 = 2;
 pub fn run(args: Vec<OsString>) -> i32 {
     let args = match plugin::invocation(&args) {
         Some((plugin, rest)) => match plugin.run(rest) {
-            Ok(code) => return code,
-            Err(check_argv) => check_argv,
+            plugin::Dispatch::Exit(code) => return code,
+            plugin::Dispatch::Check(check_argv) => check_argv,
         },
         None => args,
     };

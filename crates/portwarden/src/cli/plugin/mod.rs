@@ -108,6 +108,15 @@ pub(super) const TCP_SERVICES: &[TcpService] = &[
 /// name, the binary refuses instead of reading their options as check_tcp's.
 const NOT_REPRODUCED: &[&str] = &["http", "mysql", "pgsql", "ldap", "ldaps", "udp"];
 
+/// What running a plugin comes to.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Dispatch {
+    /// The plugin ran (or was refused): exit with this code.
+    Exit(i32),
+    /// Run this `portwarden check …` command line instead.
+    Check(Vec<OsString>),
+}
+
 /// What a plugin name stands for.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Plugin {
@@ -142,9 +151,9 @@ impl Plugin {
         }
     }
 
-    /// Runs the plugin on `args` (its options, without the program name). `Err` carries the
-    /// argv of the `portwarden check` command that does the work instead.
-    pub(super) fn run(self, args: Vec<OsString>) -> Result<i32, Vec<OsString>> {
+    /// Runs the plugin on `args` (its options, without the program name), or names the
+    /// `portwarden check` command line that does the work.
+    pub(super) fn run(self, args: Vec<OsString>) -> Dispatch {
         let check = |service: &str, extra: &[&str]| {
             let mut argv: Vec<OsString> = vec!["portwarden".into(), "check".into()];
             argv.push(service.into());
@@ -153,18 +162,18 @@ impl Plugin {
             argv
         };
         match self {
-            Plugin::Tcp(None) => Err(check("tcp", &[])),
-            Plugin::Tcp(Some(s)) => Err(check("tcp", &["--plugin-service", s.name])),
-            Plugin::Preset(name) => Err(check(&name, &[])),
-            Plugin::Smtp => Ok(smtp::run(args)),
-            Plugin::Ssh => Ok(ssh::run(args)),
+            Plugin::Tcp(None) => Dispatch::Check(check("tcp", &[])),
+            Plugin::Tcp(Some(s)) => Dispatch::Check(check("tcp", &["--plugin-service", s.name])),
+            Plugin::Preset(name) => Dispatch::Check(check(&name, &[])),
+            Plugin::Smtp => Dispatch::Exit(smtp::run(args)),
+            Plugin::Ssh => Dispatch::Exit(ssh::run(args)),
             Plugin::NotReproduced(name) => {
                 println!(
                     "{} UNKNOWN - check_{name} is a plugin of its own in monitoring-plugins; \
                      portwarden does not reproduce its options (try `portwarden check --help`)",
                     name.to_ascii_uppercase()
                 );
-                Ok(State::Unknown.exit_code())
+                Dispatch::Exit(State::Unknown.exit_code())
             }
         }
     }
@@ -259,6 +268,28 @@ mod tests {
         assert!(invocation(&os(&["portwarden", "check", "tcp"])).is_none());
         assert!(invocation(&os(&["portwarden", "./check_tcp"])).is_none());
         assert!(invocation(&os(&["check_unknownthing", "-H", "x"])).is_none());
+    }
+
+    #[test]
+    fn services_run_as_check_tcp_with_their_defaults() {
+        let pop = Plugin::from_name("pop").expect("a plugin");
+        assert_eq!(
+            pop.run(os(&["-H", "x"])),
+            Dispatch::Check(os(&[
+                "portwarden",
+                "check",
+                "tcp",
+                "--plugin-service",
+                "pop",
+                "-H",
+                "x"
+            ]))
+        );
+        let imaps = Plugin::from_name("imaps").expect("a plugin");
+        assert_eq!(
+            imaps.run(os(&["-H", "x"])),
+            Dispatch::Check(os(&["portwarden", "check", "imaps", "-H", "x"]))
+        );
     }
 
     #[test]
