@@ -41,6 +41,15 @@ fn strerror(e: &io::Error) -> String {
     }
 }
 
+/// The resolver's words, as netutils prints `gai_strerror`: std wraps them in its own.
+fn gai_strerror(e: &io::Error) -> String {
+    let text = strerror(e);
+    match text.strip_prefix("failed to lookup address information: ") {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -100,7 +109,7 @@ pub(super) fn connect(
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => (host, port)
             .to_socket_addrs()
-            .map_err(|e| ConnectError::Resolve(strerror(&e)))?
+            .map_err(|e| ConnectError::Resolve(gai_strerror(&e)))?
             .collect(),
     };
     let wanted = |a: &&SocketAddr| match family {
@@ -108,8 +117,13 @@ pub(super) fn connect(
         Family::V4 => a.is_ipv4(),
         Family::V6 => a.is_ipv6(),
     };
+    let addrs: Vec<&SocketAddr> = addrs.iter().filter(wanted).collect();
+    if addrs.is_empty() {
+        // getaddrinfo with the family set finds nothing: its EAI_NONAME.
+        return Err(ConnectError::Resolve("Name or service not known".into()));
+    }
     let mut last = io::Error::from(io::ErrorKind::AddrNotAvailable);
-    for addr in addrs.iter().filter(wanted) {
+    for addr in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(ConnectError::Timeout);
