@@ -148,7 +148,9 @@ impl Drop for Server {
     }
 }
 
-/// A self-signed certificate for `localhost`, valid for 30 more days.
+/// A self-signed certificate for `localhost` that expires in 30 days and 12 hours: the
+/// plugins' whole days left stay 30 for every check of a test, whatever second each runs in
+/// (one expiring exactly 30 days from now counts 30 in the second it was made, 29 after).
 fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     params
@@ -156,7 +158,7 @@ fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
         .push(rcgen::DnType::CommonName, "localhost");
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(30);
+    params.not_after = now + time::Duration::days(30) + time::Duration::hours(12);
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -165,7 +167,8 @@ fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert_path, key_path)
 }
 
-/// aiosmtpd on a free port; with `tls`, offering STARTTLS with a 30-day certificate.
+/// aiosmtpd on a free port; with `tls`, offering STARTTLS with a certificate 30 days from
+/// expiry.
 fn aiosmtpd(tls: bool) -> Option<Server> {
     let python = common::aiosmtpd()?;
     let port = common::free_port();
@@ -330,7 +333,7 @@ fn check_smtp_matches_the_plugin_with_starttls() {
         &["-S"],
         &["-S", "-e", "250"],
         &["-S", "-C", "NOOP", "-R", "^250"],
-        // The 30-day certificate: OK at 10 days, WARNING at 40, CRITICAL at 40,35.
+        // 30 days left: OK at 10 days, WARNING at 40, CRITICAL at 40,35.
         &["-S", "-D", "10"],
         &["-S", "-D", "40"],
         &["-S", "-D", "40,35"],
