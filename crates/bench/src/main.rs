@@ -23,9 +23,13 @@
 //! - `bench probe-rate` ([`probe_rate`]): `/probe` requests per second, portwarden next to
 //!   blackbox_exporter on the same fleet, driven by wrk.
 //!
+//! - `bench check-start` ([`check_start`]): one-shot `portwarden check tcp` processes next to
+//!   the real check_tcp, alternately, and the ratio of their rates.
+//!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
 
+mod check_start;
 mod children;
 mod fleet;
 mod heal_latency;
@@ -74,6 +78,8 @@ enum Role {
     Heal(heal_latency::HealArgs),
     /// `/probe` requests per second: portwarden next to blackbox_exporter, same fleet, wrk.
     ProbeRate(probe_rate::ProbeRateArgs),
+    /// One-shot `portwarden check tcp` runs next to the real check_tcp: rates and ratio.
+    CheckStart(check_start::CheckStartArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Notify(args)) => notify_latency::run(&args),
         Some(Role::Heal(args)) => heal_latency::run(&args),
         Some(Role::ProbeRate(args)) => probe_rate::run(&args),
+        Some(Role::CheckStart(args)) => check_start::run(args),
         None => orchestrate::run(&cli.run),
     }
 }

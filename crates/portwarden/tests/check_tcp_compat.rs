@@ -286,6 +286,40 @@ fn refused_no_data_and_timeout_keep_codes_and_wording() {
     );
 }
 
+fn banner_then_close(mut c: TcpStream) {
+    let _ = c.write_all(b"220 hello world\r\n");
+}
+
+#[test]
+fn without_a_host_checks_localhost_like_check_tcp() {
+    let port = serve(banner).to_string();
+    assert_same(&["-p", &port]);
+    assert_same(&["-p", &port, "-e", "220"]);
+    assert_same(&["-p", &port, "-e", "nope", "-M", "crit"]);
+}
+
+#[test]
+fn response_time_critical_is_not_lowered_to_the_mismatch_state() {
+    // check_tcp decides the response time first; -M only applies to a result that is not
+    // CRITICAL already. -c 0: every response is too slow.
+    let port = serve(banner_then_close).to_string();
+    for mismatch in ["ok", "warn", "crit"] {
+        assert_same(&[
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-e",
+            "nope",
+            "-M",
+            mismatch,
+            "-c",
+            "0",
+        ]);
+    }
+    assert_same(&["-H", "127.0.0.1", "-p", &port, "-e", "nope", "-w", "0"]);
+}
+
 #[test]
 fn usage_errors_exit_unknown_like_check_tcp() {
     for args in [

@@ -12,14 +12,15 @@ use clap::{Args, ValueEnum};
 use probe::escape::{parse_hex, unescape};
 use probe::presets::{self, Preset};
 use probe::{
-    CertDays, ClientCert, Expectation, Family, Host, MatchMode, Matcher, Probe, ProbeSpec, State,
-    Step, Target, Verify,
+    CertDays, ClientCert, Expectation, Family, Host, MatchMode, Matcher, Probe, ProbeSpec, Reason,
+    State, Step, Target, Verify,
 };
 
 use serde::Serialize;
 use sockets::owner::{ExpectedOwner, OwnerVerdict};
 
 use super::nagios;
+use super::plugin::{TcpService, TCP_SERVICES};
 use crate::ownership;
 
 /// Run a check once and report like a Nagios plugin.
@@ -147,6 +148,10 @@ struct CheckOptions {
     /// The port must be closed: OK when every address refuses, CRITICAL when one accepts.
     #[arg(long)]
     must_be_closed: bool,
+    /// Invoked as this check_tcp service's link (`check_pop`): its port, send, expect and
+    /// quit strings and TLS are the defaults. Set by the plugin-name invocation.
+    #[arg(long, hide = true, value_name = "SERVICE")]
+    plugin_service: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Nagios)]
     format: Format,
@@ -187,6 +192,13 @@ struct CheckOutput<'a> {
     result: &'a probe::ProbeResult,
     #[serde(skip_serializing_if = "Option::is_none")]
     owner: Option<OwnerVerdict>,
+}
+
+impl CheckCommand {
+    /// Whether the check loads the system's trusted roots (`--verify` without a CA file).
+    pub fn loads_system_roots(&self) -> bool {
+        self.opts.verify && self.opts.ca_file.is_none()
+    }
 }
 
 /// Runs the check; returns the Nagios exit code.
@@ -233,6 +245,13 @@ fn execute(probe: &Probe, report: &Report, format: Format) -> i32 {
         }
     };
     let mut result = runtime.block_on(probe.run());
+    // check_tcp decides the response time first and applies the mismatch state only to a
+    // result that is not CRITICAL already: a slow wrong answer stays CRITICAL.
+    if result.reason == Some(Reason::UnexpectedResponse)
+        && report.critical.is_some_and(|c| result.timings.total > c)
+    {
+        result.state = State::Critical;
+    }
     let owner = report
         .owner
         .as_ref()
@@ -314,18 +333,21 @@ enum Invalid {
 }
 
 fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
-    let o = cmd.opts;
+    let mut o = cmd.opts;
     let preset = lookup_preset(&cmd.protocol)?;
+    let service = plugin_service(&mut o)?;
     let host_label = o.hostname.clone();
+    // As check_tcp: no host means this one (and the output says only `on port N`).
     let host_text = o
         .hostname
         .clone()
         .or(cmd.host)
-        .ok_or_else(|| Invalid::Usage("you must provide a server address (-H)".into()))?;
-    let port = match (o.port, preset) {
-        (Some(p), _) => p,
-        (None, Some(p)) => p.default_port,
-        (None, None) => return Err(Invalid::Usage("a port is required for tcp (-p)".into())),
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let port = match (o.port, preset, service) {
+        (Some(p), _, _) => p,
+        (None, Some(p), _) => p.default_port,
+        (None, None, Some(s)) => s.port,
+        (None, None, None) => return Err(Invalid::Usage("a port is required for tcp (-p)".into())),
     };
     let host = Host::parse(&host_text).map_err(|_| {
         Invalid::Critical(format!("Invalid hostname, address or socket: {host_text}"))
@@ -360,7 +382,9 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
             }
         })
         .transpose()
-        .map_err(|e| Invalid::Usage(format!("-s: {e}")))?;
+        .map_err(|e| Invalid::Usage(format!("-s: {e}")))?
+        // The service's own send string is sent as it is, -E or not.
+        .or_else(|| service.and_then(|s| s.send).map(|s| s.as_bytes().to_vec()));
     // A send or expect from the user replaces the preset's dialog (as in check_tcp).
     if send.is_some() || expectation.is_some() {
         // With STARTTLS the preset's greeting and upgrade run first, the user's exchange
@@ -383,6 +407,8 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         } else {
             format!("{q}\r\n").into_bytes()
         });
+    } else if let Some(q) = service.and_then(|s| s.quit) {
+        spec.quit = Some(q.as_bytes().to_vec());
     }
 
     spec.implicit_tls |= o.ssl || o.certificate.is_some() || (o.sni.is_some() && !o.starttls);
@@ -413,7 +439,9 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
 
     let shows_response = spec.steps.iter().any(|s| matches!(s, Step::Expect(_)));
     let report = Report {
-        service: cmd.protocol.to_ascii_uppercase(),
+        service: service
+            .map_or(cmd.protocol.as_str(), |s| s.name)
+            .to_ascii_uppercase(),
         host_label,
         port,
         jail: o.jail,
@@ -425,6 +453,27 @@ fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
         owner: o.owner,
     };
     Ok((spec, report))
+}
+
+/// `--plugin-service NAME`: the check_tcp service. Its expect strings go before the user's
+/// (an `-e` replaces them, or adds to them where check_tcp does that), its TLS and hidden
+/// output into the options; its port, send and quit strings apply where the user gave none.
+fn plugin_service(o: &mut CheckOptions) -> Result<Option<&'static TcpService>, Invalid> {
+    let Some(name) = o.plugin_service.as_deref() else {
+        return Ok(None);
+    };
+    let service = TCP_SERVICES
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| Invalid::Usage(format!("unknown plugin service {name:?}")))?;
+    if o.expect.is_empty() || service.expect_appends {
+        let mut expect: Vec<String> = service.expect.iter().map(|e| e.to_string()).collect();
+        expect.append(&mut o.expect);
+        o.expect = expect;
+    }
+    o.ssl |= service.ssl;
+    o.jail |= service.hide_output;
+    Ok(Some(service))
 }
 
 fn lookup_preset(protocol: &str) -> Result<Option<&'static Preset>, Invalid> {
@@ -663,7 +712,13 @@ mod tests {
             other => panic!("expected a usage error, got {other:?}"),
         };
         assert!(msg(build_from(&["tcp", "-H", "h"])).contains("port is required"));
-        assert!(msg(build_from(&["tcp", "-p", "1"])).contains("server address"));
+        let (spec, report) = build_from(&["tcp", "-p", "1"]).unwrap();
+        assert_eq!(
+            spec.target.to_string(),
+            "127.0.0.1:1",
+            "check_tcp's default host"
+        );
+        assert_eq!(report.host_label, None, "the output says only `port 1`");
         assert!(msg(build_from(&["gopher", "-H", "h"])).contains("unknown protocol"));
         assert!(msg(build_from(&["tcp", "-H", "h", "-p", "1", "--starttls"])).contains("preset"));
         assert!(msg(build_from(&[
@@ -684,6 +739,40 @@ mod tests {
             build_from(&["tcp", "-H", "bad..host", "-p", "1"]),
             Err(Invalid::Critical(m)) if m.contains("bad..host")
         ));
+    }
+
+    #[test]
+    fn plugin_services_bring_check_tcp_defaults() {
+        let expect_texts = |spec: &ProbeSpec| match &spec.steps[..] {
+            [.., Step::Expect(e)] => e
+                .matchers
+                .iter()
+                .map(|m| match m {
+                    Matcher::Contains(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => panic!("unexpected matcher {other:?}"),
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("no expect step: {other:?}"),
+        };
+        let (spec, report) = build_from(&["tcp", "--plugin-service", "pop"]).unwrap();
+        assert_eq!(spec.target.to_string(), "127.0.0.1:110");
+        assert_eq!(report.service, "POP");
+        assert_eq!(expect_texts(&spec), ["+OK"]);
+        assert_eq!(spec.quit.as_deref(), Some(&b"QUIT\r\n"[..]));
+        // The user's -e replaces the default; for NNTP it adds to the two defaults.
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "pop", "-e", "x"]).unwrap();
+        assert_eq!(expect_texts(&spec), ["x"]);
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "nntp", "-e", "x"]).unwrap();
+        assert_eq!(expect_texts(&spec), ["200", "201", "x"]);
+        // Defaults are sent as they are, -E or not; the user's strings follow -E.
+        let (spec, report) = build_from(&["tcp", "--plugin-service", "jabber", "-E"]).unwrap();
+        assert!(matches!(&spec.steps[0], Step::Send(s) if s.ends_with(b"streams'>\n")));
+        assert!(report.jail, "check_jabber hides the answer");
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "clamd", "-q", "bye"]).unwrap();
+        assert_eq!(spec.quit.as_deref(), Some(&b"bye\r\n"[..]));
+        let (spec, _) = build_from(&["tcp", "--plugin-service", "ssmtp", "-p", "2465"]).unwrap();
+        assert!(spec.implicit_tls);
+        assert_eq!(spec.target.port, 2465);
     }
 
     #[test]

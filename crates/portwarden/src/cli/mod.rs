@@ -10,6 +10,7 @@ mod config;
 mod firewall;
 mod nagios;
 mod notify;
+mod plugin;
 mod ports;
 mod reboot;
 mod run;
@@ -18,7 +19,6 @@ mod status;
 mod table;
 
 use std::ffi::OsString;
-use std::path::Path;
 
 use clap::{Parser, Subcommand};
 
@@ -66,7 +66,13 @@ const USAGE: i32 = 2;
 
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn run(args: Vec<OsString>) -> i32 {
-    let args = rewrite_plugin_invocation(args);
+    let args = match plugin::invocation(&args) {
+        Some((plugin, rest)) => match plugin.run(rest) {
+            plugin::Dispatch::Exit(code) => return code,
+            plugin::Dispatch::Check(check_argv) => check_argv,
+        },
+        None => args,
+    };
     let is_check = args.get(1).is_some_and(|a| a == "check");
     // `check -c FILE MONITOR` runs a configured monitor; in `check tcp`, -c is check_tcp's
     // critical time, so the two forms are told apart before clap sees them.
@@ -78,6 +84,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
             .collect();
         return check::run_configured(&rest);
     }
+    if is_check {
+        return run_check(&args);
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -86,11 +95,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             );
             let _ = e.print();
-            return match (informational, is_check) {
-                (true, _) => 0,
-                (false, true) => NAGIOS_USAGE,
-                (false, false) => USAGE,
-            };
+            return if informational { 0 } else { USAGE };
         }
     };
     // The daemon tells what it does; one-shot commands stay quiet unless asked.
@@ -113,25 +118,46 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 }
 
-/// Lets the binary stand in for a Nagios plugin: invoked through a link named
-/// `check_tcp` (or `check_smtp`, `check_ssmtp`, …) it behaves as `portwarden check tcp`.
-fn rewrite_plugin_invocation(args: Vec<OsString>) -> Vec<OsString> {
-    let Some(argv0) = args.first() else {
-        return args;
-    };
-    let name = Path::new(argv0)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let Some(service) = name.strip_prefix("check_") else {
-        return args;
-    };
-    if service != "tcp" && probe::presets::find(service).is_none() {
-        return args;
+/// Only the `check` command, for [`run_check`].
+#[derive(Debug, Parser)]
+#[command(name = "portwarden", version)]
+struct CheckOnly {
+    #[command(subcommand)]
+    command: OnlyCheck,
+}
+
+#[derive(Debug, Subcommand)]
+enum OnlyCheck {
+    /// One-shot checks with Nagios plugin output and exit codes (check_tcp compatible).
+    Check(Box<check::CheckCommand>),
+}
+
+/// `portwarden check PROTOCOL …`: a one-shot check starts as lean as check_tcp. It parses
+/// only its own command's definition (not every command's) and sets up logging only when
+/// asked (`PORTWARDEN_LOG`) or when it loads the system's roots, whose loading may warn.
+fn run_check(args: &[OsString]) -> i32 {
+    match CheckOnly::try_parse_from(args) {
+        Ok(CheckOnly {
+            command: OnlyCheck::Check(cmd),
+        }) => {
+            if std::env::var_os("PORTWARDEN_LOG").is_some() || cmd.loads_system_roots() {
+                init_logging("warn");
+            }
+            check::run(*cmd)
+        }
+        Err(e) => {
+            let informational = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = e.print();
+            if informational {
+                0
+            } else {
+                NAGIOS_USAGE
+            }
+        }
     }
-    let mut rewritten = vec![OsString::from("portwarden"), "check".into(), service.into()];
-    rewritten.extend(args.into_iter().skip(1));
-    rewritten
 }
 
 /// Structured logs to stderr; `PORTWARDEN_LOG` (e.g. `debug`) sets the level.
@@ -153,25 +179,35 @@ fn init_logging(default_level: &str) {
 mod tests {
     use super::*;
 
-    fn os(args: &[&str]) -> Vec<OsString> {
-        args.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn plugin_links_become_check_commands() {
-        let r = rewrite_plugin_invocation(os(&["/usr/lib/nagios/plugins/check_tcp", "-H", "x"]));
-        assert_eq!(r, os(&["portwarden", "check", "tcp", "-H", "x"]));
-        let r = rewrite_plugin_invocation(os(&["check_ssmtp", "-H", "x"]));
-        assert_eq!(r, os(&["portwarden", "check", "ssmtp", "-H", "x"]));
-        let r = rewrite_plugin_invocation(os(&["check_unknownthing", "-H", "x"]));
-        assert_eq!(r, os(&["check_unknownthing", "-H", "x"]));
-        let r = rewrite_plugin_invocation(os(&["portwarden", "check"]));
-        assert_eq!(r, os(&["portwarden", "check"]));
-    }
-
     #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+        CheckOnly::command().debug_assert();
+    }
+
+    #[test]
+    fn check_alone_parses_as_in_the_full_cli() {
+        let args: Vec<OsString> = [
+            "portwarden",
+            "check",
+            "tcp",
+            "-H",
+            "h",
+            "-p",
+            "1",
+            "-c",
+            "2",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let full = Cli::try_parse_from(&args).expect("full cli");
+        let alone = CheckOnly::try_parse_from(&args).expect("check alone");
+        let Command::Check(full) = full.command else {
+            panic!("not a check");
+        };
+        let OnlyCheck::Check(alone) = alone.command;
+        assert_eq!(format!("{full:?}"), format!("{alone:?}"));
     }
 }
