@@ -288,6 +288,8 @@ mod tests {
             bytes_received: 0,
             truncated: false,
             tls: None,
+            expect_end: None,
+            transcript: Vec::new(),
         }
     }
 
