@@ -36,6 +36,7 @@ pub use spec::{
 };
 pub use starttls::StartTls;
 pub use target::{Family, Host, Target};
+pub use tls::AcceptAnyCertificate;
 
 /// A probe spec that was checked and prepared; cheap to run many times.
 #[derive(Debug, Clone)]

@@ -352,9 +352,17 @@ fn now_unix() -> i64 {
 }
 
 /// A verifier for `Verify::Insecure`: accepts any chain and name, but still checks the
-/// handshake signatures so the session itself is sound.
+/// handshake signatures so the session itself is sound. Public for clients built outside the
+/// engine that must not verify either (the Nagios plugins' TLS).
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
+pub struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl AcceptAnyCertificate {
+    /// Checks handshake signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        Self(provider)
+    }
+}
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
