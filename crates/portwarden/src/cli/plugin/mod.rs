@@ -23,6 +23,52 @@ use std::path::Path;
 
 use probe::State;
 
+/// The options every reproduced plugin ends with.
+#[derive(Debug, clap::Args)]
+pub(super) struct Tail {
+    #[arg(short = 'h', long)]
+    help: bool,
+    #[arg(short = 'V', long)]
+    version: bool,
+    /// The arguments that are not options (a host, a port). Like getopt with `+`, the first
+    /// of them ends the options. They take hyphens so that they can: an unknown option
+    /// lands at their head.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub positional: Vec<String>,
+}
+
+/// Parses plugin `name`'s options and answers what the plugin answers before any check: a
+/// usage error, an unknown option, `-h` / `-V` (each UNKNOWN). `Err` holds the exit code.
+fn parse_options<A: clap::Parser>(
+    name: &str,
+    args: Vec<OsString>,
+    tail: fn(&A) -> &Tail,
+) -> Result<A, i32> {
+    let unknown = State::Unknown.exit_code();
+    let argv = std::iter::once(OsString::from(name)).chain(args);
+    let options = A::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        unknown
+    })?;
+    let t = tail(&options);
+    if let Some(option) = t
+        .positional
+        .first()
+        .filter(|p| p.len() > 1 && p.starts_with('-'))
+    {
+        println!("{name}: invalid option -- '{}'", &option[1..]);
+        return Err(unknown);
+    }
+    if t.help || t.version {
+        println!(
+            "{name} (portwarden {}): monitoring-plugins' {name} 2.3.3, reproduced",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Err(unknown);
+    }
+    Ok(options)
+}
+
 /// A check_tcp service: what `check_<name>` (a link to check_tcp upstream) sets by default.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct TcpService {

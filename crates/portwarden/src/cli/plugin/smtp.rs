@@ -86,14 +86,9 @@ struct SmtpArgs {
     ipv6: bool,
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     verbose: u8,
-    #[arg(short = 'h', long)]
-    help: bool,
-    #[arg(short = 'V', long)]
-    version: bool,
-    /// The host, if not given with -H. Like getopt with `+`, the first argument that is not
-    /// an option ends the options: whatever follows it is ignored.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    positional: Vec<String>,
+    /// `-h`, `-V`, and the host if not given with -H (whatever follows it is ignored).
+    #[command(flatten)]
+    tail: super::Tail,
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -130,35 +125,14 @@ impl Run {
 
 /// Runs check_smtp with `args` (its options, no program name); returns the exit code.
 pub(super) fn run(args: Vec<OsString>) -> i32 {
-    let argv = std::iter::once(OsString::from("check_smtp")).chain(args);
-    let a = match SmtpArgs::try_parse_from(argv) {
+    let a: SmtpArgs = match super::parse_options("check_smtp", args, |a: &SmtpArgs| &a.tail) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return State::Unknown.exit_code();
-        }
+        Err(code) => return code,
     };
-    // The positional list takes hyphens so that it can end the options; an unknown
-    // option lands at its head.
-    if let Some(option) = a
-        .positional
-        .first()
-        .filter(|p| p.len() > 1 && p.starts_with('-'))
-    {
-        println!("check_smtp: invalid option -- '{}'", &option[1..]);
-        return State::Unknown.exit_code();
-    }
-    if a.help || a.version {
-        println!(
-            "check_smtp (portwarden {}): monitoring-plugins' check_smtp 2.3.3, reproduced",
-            env!("CARGO_PKG_VERSION")
-        );
-        return State::Unknown.exit_code();
-    }
     let host = a
         .hostname
         .clone()
-        .or_else(|| a.positional.first().cloned())
+        .or_else(|| a.tail.positional.first().cloned())
         .unwrap_or_else(|| "127.0.0.1".into());
     if probe::Host::parse(&host).is_err() {
         println!("check_smtp: Invalid hostname/address - {host}");

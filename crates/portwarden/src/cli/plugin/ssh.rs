@@ -42,14 +42,9 @@ struct SshArgs {
     ipv6: bool,
     #[arg(short = 'v', long)]
     verbose: bool,
-    #[arg(short = 'h', long)]
-    help: bool,
-    #[arg(short = 'V', long)]
-    version: bool,
-    /// HOST [PORT], when not given with -H / -p. Like getopt with `+`, the first argument
-    /// that is not an option ends the options.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    positional: Vec<String>,
+    /// `-h`, `-V`, and HOST [PORT] when not given with -H / -p.
+    #[command(flatten)]
+    tail: super::Tail,
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -68,33 +63,12 @@ fn usage() -> i32 {
 
 /// Runs check_ssh with `args` (its options, no program name); returns the exit code.
 pub(super) fn run(args: Vec<OsString>) -> i32 {
-    let argv = std::iter::once(OsString::from("check_ssh")).chain(args);
-    let a = match SshArgs::try_parse_from(argv) {
+    let a: SshArgs = match super::parse_options("check_ssh", args, |a: &SshArgs| &a.tail) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return State::Unknown.exit_code();
-        }
+        Err(code) => return code,
     };
-    // The positional list takes hyphens so that it can end the options; an unknown
-    // option lands at its head.
-    if let Some(option) = a
-        .positional
-        .first()
-        .filter(|p| p.len() > 1 && p.starts_with('-'))
-    {
-        println!("check_ssh: invalid option -- '{}'", &option[1..]);
-        return State::Unknown.exit_code();
-    }
-    if a.help || a.version {
-        println!(
-            "check_ssh (portwarden {}): monitoring-plugins' check_ssh 2.3.3, reproduced",
-            env!("CARGO_PKG_VERSION")
-        );
-        return State::Unknown.exit_code();
-    }
     // check_ssh takes a stray host, then a stray port, from the arguments left over.
-    let mut rest = a.positional.iter();
+    let mut rest = a.tail.positional.iter();
     let host = match a.hostname.clone() {
         Some(h) => h,
         None => match rest.next() {
