@@ -4,13 +4,16 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::Netns;
 use serde_json::Value;
 
 const RULESET: &str = r#"
@@ -27,73 +30,28 @@ table inet filter {
 
 const SSH_RULE: &str = "ip saddr 10.0.0.0/8 tcp dport 22 accept";
 
-/// A network namespace of the test's own, deleted (with the processes started in it) on drop.
-struct Netns {
-    name: String,
-    dir: PathBuf,
-    children: Vec<Child>,
+/// What these tests do in their namespace: load rulesets, run `portwarden` and the daemon.
+trait FirewallNs {
+    fn load(&self, ruleset: &str);
+    /// The ruleset as nft prints it without counters: what "equal to the baseline" means.
+    fn listing(&self, what: &str) -> String;
+    fn portwarden(&self, args: &[&str]) -> Output;
+    fn config(&self, firewall: &str) -> PathBuf;
+    fn state(&self) -> PathBuf;
+    fn baseline(&self) -> PathBuf;
+    fn save_baseline(&self);
+    fn daemon(&mut self, config: &Path) -> Log;
+    /// The daemon, optionally with its own `PATH` (to take tools away from it).
+    fn daemon_with(&mut self, config: &Path, path: Option<&Path>) -> Log;
 }
 
-impl Netns {
-    fn new(tag: &str) -> Option<Netns> {
-        let name = format!("pw-fw-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let made = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        let have_nft = Command::new("sh")
-            .args(["-c", "command -v nft"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !made || !have_nft {
-            let why = if made {
-                "nft is not installed (scripts/install-test-deps installs it)"
-            } else {
-                "cannot create a network namespace (needs root)"
-            };
-            assert!(std::env::var_os("CI").is_none(), "{why}");
-            eprintln!("SKIPPED: {why}");
-            if made {
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
-            return None;
-        }
-        let dir = std::env::temp_dir().join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ns = Netns {
-            name,
-            dir,
-            children: Vec::new(),
-        };
-        ns.sh("ip link set lo up");
-        Some(ns)
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
-    }
-
-    fn sh(&self, script: &str) -> String {
-        let out = self.cmd("sh").args(["-c", script]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "`{script}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
+impl FirewallNs for Netns {
     fn load(&self, ruleset: &str) {
         let path = self.dir.join("ruleset.nft");
         std::fs::write(&path, ruleset).unwrap();
         self.sh(&format!("nft -f {}", path.display()));
     }
 
-    /// The ruleset as nft prints it without counters: what "equal to the baseline" means.
     fn listing(&self, what: &str) -> String {
         self.sh(&format!("nft -s list {what}"))
     }
@@ -139,7 +97,6 @@ impl Netns {
         self.daemon_with(config, None)
     }
 
-    /// The daemon, optionally with its own `PATH` (to take tools away from it).
     fn daemon_with(&mut self, config: &Path, path: Option<&Path>) -> Log {
         // `env` inside the namespace: a PATH set on this Command would also be used to find `ip`.
         let mut command = match path {
@@ -168,21 +125,8 @@ impl Netns {
                 l.push('\n');
             }
         });
-        self.children.push(child);
+        self.adopt(child);
         log
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -413,7 +357,7 @@ fn a_reload_that_changes_firewall_settings_restarts_the_guard_and_the_api_shows_
 
     // The operator switches to restoring and reloads: the new guard repairs at once.
     ns.config("on_violation = \"restore\"\nverify_every = \"1h\"");
-    let pid = ns.children[0].id().to_string();
+    let pid = ns.child_pid(0).to_string();
     assert!(Command::new("kill")
         .args(["-HUP", &pid])
         .status()

@@ -70,6 +70,11 @@ impl Netns {
     pub fn adopt(&mut self, child: Child) {
         self.children.push(child);
     }
+
+    /// The process id of the `index`-th child adopted (for signals).
+    pub fn child_pid(&self, index: usize) -> u32 {
+        self.children[index].id()
+    }
 }
 
 impl Drop for Netns {
