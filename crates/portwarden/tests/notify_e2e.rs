@@ -309,6 +309,117 @@ fn a_storm_of_200_downs_is_one_grouped_message_and_misses_none() {
 }
 
 #[test]
+fn a_receiver_that_answers_after_the_timeout_sees_every_item_under_one_key() {
+    // issue 14.2: each retry regrouped the pending rows under a new key, so items reached
+    // the receiver under several keys and its dedup could not work. Here the receiver
+    // records every call, then answers too late for the first three (timeout 1 s).
+    let dir = temp_dir("late-receiver");
+    let script = dir.join("late.sh");
+    let out = dir.join("received.jsonl");
+    let calls = dir.join("calls");
+    std::fs::write(
+        &script,
+        "#!/bin/sh
+\
+         # $1: call counter, $2: where notifications go
+\
+         cat >> \"$2\"
+\
+         printf '\\n' >> \"$2\"
+\
+         n=$(($(cat \"$1\" 2>/dev/null || echo 0) + 1))
+\
+         echo $n > \"$1\"
+\
+         if [ $n -le 3 ]; then sleep 5; fi
+\
+         echo stored
+",
+    )
+    .unwrap();
+    let mut services: Vec<Service> = (0..6).map(|_| Service::start_new()).collect();
+    let monitors: String = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| monitor_toml(&format!("m{i}"), s.port))
+        .collect();
+    let api = api_addr();
+    let config = write_config(
+        &dir,
+        api,
+        &format!(
+            "[[notifier]]\nname = \"ops\"\ntype = \"exec\"\ncommand = [\"/bin/sh\", \"{}\", \"{}\", \"{}\"]\n\
+             timeout = \"1s\"\ngroup_window = \"1s\"\ngroup_wait = \"100ms\"\n\n{monitors}",
+            script.display(),
+            calls.display(),
+            out.display()
+        ),
+    );
+    let d = Daemon::start(&config, api);
+    d.wait_for("every monitor ok", 20, |d| {
+        d.get("/api/v1/monitors?state=ok")
+            .and_then(|v| v.as_array().map(Vec::len))
+            == Some(6)
+    });
+    let received = || -> Vec<Value> {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<Value>()
+            .map_while(Result::ok)
+            .collect()
+    };
+    // m0 goes down alone; while its message is being retried, the others go down.
+    services[0].stop();
+    wait_until("the first attempt", 20, || !received().is_empty());
+    for s in services.iter_mut().skip(1) {
+        s.stop();
+    }
+    let items_of = |n: &Value| -> Vec<String> {
+        n["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i["subject"].as_str().unwrap(),
+                    i["kind"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    wait_until("all six DOWNs, the late answers over", 40, || {
+        let got = received();
+        let mut seen: Vec<String> = got.iter().flat_map(&items_of).collect();
+        seen.sort();
+        seen.dedup();
+        seen.len() == 6 && got.len() >= 4
+    });
+    thread::sleep(Duration::from_millis(1500));
+    let got = received();
+    // Every item under exactly one key; a key always with the same items.
+    let mut key_of: std::collections::BTreeMap<String, String> = Default::default();
+    let mut items_by_key: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for n in &got {
+        let key = n["id"].as_str().unwrap().to_string();
+        let items = items_of(n);
+        let earlier = items_by_key
+            .entry(key.clone())
+            .or_insert_with(|| items.clone());
+        assert_eq!(earlier, &items, "key {key} changed its items");
+        for item in items {
+            let first = key_of.entry(item.clone()).or_insert_with(|| key.clone());
+            assert_eq!(first, &key, "{item} under two keys; received: {got:#?}");
+        }
+    }
+    assert_eq!(key_of.len(), 6, "{key_of:?}");
+    // The late answers were retried under their key, not lost.
+    assert!(got.len() > items_by_key.len(), "{} calls", got.len());
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_silenced_monitor_goes_down_without_a_notification_and_another_does_not() {
     let dir = temp_dir("silence");
     let receiver = Receiver::new(&dir);

@@ -49,8 +49,16 @@ pub fn due_ms(
     Some(gathered.max(window_end).max(head.next_attempt_ms))
 }
 
-/// How many rows from the head the next send carries.
+/// How many rows from the head the next send carries. A message once attempted is frozen: a
+/// retry carries exactly the rows the failed attempt carried (each of them got an attempt,
+/// and the head blocks every later row), so it keeps its key and body and a receiver that
+/// took the first attempt after all can drop the retry; rows queued since wait for the next
+/// message.
 pub fn batch_len(rows: &VecDeque<OutboxRow>, window_ms: i64) -> usize {
+    let attempted = rows.iter().take_while(|r| r.attempts > 0).count();
+    if attempted > 0 {
+        return attempted;
+    }
     if window_ms <= 0 {
         return rows.len().min(1);
     }
@@ -229,6 +237,35 @@ mod tests {
         assert_eq!(subjects, expected);
         assert_eq!(n.id, "group:m1:down:1:200");
         assert_eq!(compose(&rows).unwrap().id, n.id, "same rows, same id");
+    }
+
+    #[test]
+    fn a_retry_carries_exactly_the_rows_of_the_failed_attempt() {
+        // issue 14.2: rows queued after a failed attempt joined its retry, so every retry
+        // had another key (group:m1:down:…:2, then :3, …) and receivers could not dedup.
+        let mut q = lane(&[(1, 1_000), (2, 1_010)]);
+        let first = compose(&q.iter().cloned().collect::<Vec<_>>()).unwrap();
+        let error = SendError {
+            message: "timed out".into(),
+            retryable: true,
+        };
+        after_failure(&mut q, &[1, 2], &error, 2_000, 0.5);
+        q.push_back(row(3, 2_500));
+        q.push_back(row(4, 2_600));
+        assert_eq!(batch_len(&q, 30_000), 2);
+        let retry = compose(&q.iter().take(2).cloned().collect::<Vec<_>>()).unwrap();
+        assert_eq!(retry.id, first.id);
+        assert_eq!(retry.items.len(), first.items.len());
+        // A second failure keeps it so; once delivered, the late rows go together.
+        after_failure(&mut q, &[1, 2], &error, 4_000, 0.5);
+        assert_eq!(batch_len(&q, 30_000), 2);
+        q.pop_front();
+        q.pop_front();
+        assert_eq!(batch_len(&q, 30_000), 2);
+        // Without grouping the head goes alone, retried or not.
+        let mut q = lane(&[(5, 1_000), (6, 1_000)]);
+        after_failure(&mut q, &[5], &error, 2_000, 0.5);
+        assert_eq!(batch_len(&q, 0), 1);
     }
 
     #[test]
