@@ -152,20 +152,84 @@ impl SourceFile {
 
 /// Keeps every problem on one line, whatever a library's message looks like.
 fn one_line(message: String) -> String {
-    if !message.contains('\n') {
-        return message;
+    let message = if message.contains('\n') {
+        message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        message
+    };
+    safe_to_show(&message)
+}
+
+/// Longest run of non-blank characters a problem shows of a value; the rest is cut.
+pub(crate) const MAX_SHOWN: usize = 120;
+
+/// A problem's text as it may reach a terminal or a log: control and bidi-override
+/// characters escaped (a config value must not move the cursor or reorder what is shown),
+/// and every run of non-blank characters longer than [`MAX_SHOWN`] (a pasted value, a huge
+/// name) cut, saying how long it was.
+pub(crate) fn safe_to_show(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4 * MAX_SHOWN));
+    let mut run = 0usize;
+    let mut run_len = 0usize;
+    let chars: Vec<char> = text.chars().collect();
+    // Blank: a space between values (a tab or line end inside one is control, escaped).
+    let blank = |c: char| c.is_whitespace() && !c.is_control();
+    for (i, &c) in chars.iter().enumerate() {
+        if blank(c) {
+            run = 0;
+            out.push(c);
+            continue;
+        }
+        if run == 0 {
+            run_len = chars[i..].iter().take_while(|&&c| !blank(c)).count();
+        }
+        run += 1;
+        if run_len > MAX_SHOWN && run > MAX_SHOWN {
+            if run == MAX_SHOWN + 1 {
+                out.push_str(&format!("…[{run_len} characters]"));
+            }
+            continue;
+        }
+        if c.is_control() || is_bidi_control(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
+    out
+}
+
+/// The characters that change the direction of the text after them (Trojan Source).
+pub(crate) fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problems_cut_long_values_and_escape_what_a_terminal_would_obey() {
+        let huge = "A".repeat(200_000);
+        let shown = safe_to_show(&format!("monitor \"{huge}\": name: at most 64 characters"));
+        assert_eq!(
+            shown,
+            format!(
+                "monitor \"{}…[200003 characters] name: at most 64 characters",
+                "A".repeat(MAX_SHOWN - 1)
+            )
+        );
+        assert_eq!(
+            safe_to_show("got x\u{1b}[2J and \u{202E}txt.exe\0"),
+            "got x\\u{1b}[2J and \\u{202e}txt.exe\\u{0}"
+        );
+        assert_eq!(safe_to_show("plain text, kept"), "plain text, kept");
+    }
 
     #[test]
     fn positions_are_one_based_and_count_characters() {

@@ -1305,3 +1305,39 @@ fn probe_module_mistakes_are_named_with_their_place() {
         ]
     );
 }
+
+#[test]
+fn hostile_names_and_values_are_refused_or_cut_when_shown() {
+    // issue 14.7: a bidi override reorders what an operator reads; a huge value was echoed
+    // whole, control characters raw.
+    let p = problems("[[monitor]]\nname = \"web\u{202E}txt\"\ntarget = \"127.0.0.1:80\"\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].ends_with("name: must not contain control characters, bidi overrides or /"),
+        "{p:?}"
+    );
+    assert!(p[0].contains(r"web\u{202e}txt"), "{p:?}");
+    let huge = "B".repeat(1_000_000);
+    let p = problems(&format!(
+        "[[monitor]]\nname = \"m\"\ntarget = \"127.0.0.1:{huge}\"\nnotify = [\"x\\u001b[2J\"]\n"
+    ));
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p.iter().all(|l| l.len() < 400), "{p:?}");
+    assert!(p[0].contains("…[1000000 characters]"), "{p:?}");
+    assert!(p[1].contains(r#"no notifier named "x\u{1b}[2J""#), "{p:?}");
+}
+
+#[test]
+fn many_tags_are_kept_once_each_in_order() {
+    let tags: Vec<String> = (0..20_000)
+        .map(|i| format!("\"t{}\"", i % 10_000))
+        .collect();
+    let c = ok(&format!(
+        "[[monitor]]\nname = \"m\"\ntarget = \"127.0.0.1:80\"\ntags = [{}]\n",
+        tags.join(", ")
+    ));
+    let m = monitor(&c, "m");
+    assert_eq!(m.tags.len(), 10_000);
+    assert_eq!(m.tags[0], "t0");
+    assert_eq!(m.tags[9_999], "t9999");
+}
