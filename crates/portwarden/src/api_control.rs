@@ -61,7 +61,8 @@ impl ApiAuth {
                 Some(t)
             }
             Some(ApiTokenSource::File(path)) => {
-                let t = std::fs::read_to_string(path).map_err(|e| {
+                let limit = crate::config::files::SECRET_LIMIT;
+                let t = crate::config::files::read_bounded(path, limit).map_err(|e| {
                     anyhow::anyhow!(
                         "[daemon] api_token_file: cannot read {}: {e}",
                         path.display()
