@@ -1347,6 +1347,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_blackbox_config_that_is_a_device_is_refused_by_kind() {
+        let e = Modules::read(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "cannot read /dev/zero: is a character device, not a regular file"
+        );
+    }
+
+    #[test]
     fn ip_hash_matches_blackbox_for_loopback() {
         // blackbox 0.23 printed probe_ip_addr_hash 3.668918509e+09 for 127.0.0.1.
         assert_eq!(ip_hash("127.0.0.1".parse().unwrap()), 3_668_918_509);

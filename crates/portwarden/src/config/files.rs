@@ -12,6 +12,8 @@ use std::path::Path;
 pub const CONFIG_LIMIT: u64 = 16 * 1024 * 1024;
 /// Most bytes of a file holding a secret (a token).
 pub const SECRET_LIMIT: u64 = 64 * 1024;
+/// Most bytes of a PEM file (a certificate chain, a key, a CA bundle: the system's is ~200 KiB).
+pub const PEM_LIMIT: u64 = 1024 * 1024;
 
 /// Why a file the config names could not be read.
 #[derive(Debug, thiserror::Error)]
