@@ -61,7 +61,8 @@ impl ApiAuth {
                 Some(t)
             }
             Some(ApiTokenSource::File(path)) => {
-                let t = std::fs::read_to_string(path).map_err(|e| {
+                let limit = crate::config::files::SECRET_LIMIT;
+                let t = crate::config::files::read_bounded(path, limit).map_err(|e| {
                     anyhow::anyhow!(
                         "[daemon] api_token_file: cannot read {}: {e}",
                         path.display()
@@ -374,5 +375,24 @@ mod tests {
         assert!(!auth.accepts(b"s3cret2"));
         assert!(!auth.accepts(b""));
         assert!(!ApiAuth::default().accepts(b""));
+    }
+
+    #[test]
+    fn a_token_file_that_is_a_device_or_too_large_is_refused() {
+        let source = ApiTokenSource::File("/dev/zero".into());
+        let e = ApiAuth::load(Some(&source), false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[daemon] api_token_file: cannot read /dev/zero: is a character device, not a regular file"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, vec![b'x'; 64 * 1024 + 1]).unwrap();
+        let e = ApiAuth::load(Some(&ApiTokenSource::File(path)), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("is 65537 bytes, more than the limit of 65536 bytes"),
+            "{e}"
+        );
     }
 }

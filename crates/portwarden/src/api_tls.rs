@@ -15,15 +15,24 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::files;
+
 /// Longest a client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes running at once.
 const MAX_HANDSHAKES: usize = 64;
 
 /// Reads the certificate chain and key; names the file in every error.
+/// Both are read bounded (regular files of at most [`files::PEM_LIMIT`] bytes).
 pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+    let read = |what: &str, path: &Path| {
+        files::read_bounded_bytes(path, files::PEM_LIMIT)
+            .map_err(|e| anyhow::anyhow!("[daemon] {what} {}: cannot read: {e}", path.display()))
+    };
+    let cert_pem = read("tls_cert", cert)?;
+    let key_pem = read("tls_key", key)?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("[daemon] tls_cert {}: {e}", cert.display()))?;
     if certs.is_empty() {
         anyhow::bail!(
@@ -31,7 +40,7 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
             cert.display()
         );
     }
-    let key = PrivateKeyDer::from_pem_file(key)
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| anyhow::anyhow!("[daemon] tls_key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -162,5 +171,18 @@ mod tests {
         // Unreadable files are named.
         let e = server_config(&dir.path().join("nope.pem"), &key_path).unwrap_err();
         assert!(e.to_string().contains("tls_cert"), "{e}");
+        // A device is refused by its kind, not read until memory runs out.
+        let e = server_config(Path::new("/dev/zero"), &key_path).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("/dev/zero: cannot read: is a character device, not a regular file"),
+            "{e}"
+        );
+        let e = server_config(&cert_path, Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("[daemon] tls_key /dev/zero: cannot read: is a character device"),
+            "{e}"
+        );
     }
 }

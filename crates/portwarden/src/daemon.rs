@@ -26,6 +26,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Records queued for the store before checks wait (backpressure).
 const RECORD_QUEUE: usize = 65_536;
+/// Longest a reload may take to read and check the config before it is given up.
+const RELOAD_LIMIT: Duration = Duration::from_secs(30);
 
 /// Command-line choices of `portwarden run`.
 #[derive(Debug, Clone, Default)]
@@ -278,7 +280,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                if let Some((settings, notify_settings)) = reload(&source, &scheduler, &bus) {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                // The reading runs in the blocking pool; a stop request wins over it.
+                let read = tokio::select! {
+                    read = read_off_runtime(&source) => read,
+                    _ = terminate.recv() => break,
+                    _ = interrupt.recv() => break,
+                };
+                if let Some((settings, notify_settings)) = reload(read, &scheduler, &bus) {
                     notifications.reload(notify_settings).await;
                     if settings != firewall_guard.settings {
                         tracing::info!("[firewall] changed: restarting the firewall guard");
@@ -364,19 +373,38 @@ impl GuardTask {
     }
 }
 
+/// Reads and checks the config for a reload in the blocking pool, so a slow or hostile file
+/// never stalls the runtime (signals, API, checks), and gives up after [`RELOAD_LIMIT`].
+async fn read_off_runtime(source: &Source) -> anyhow::Result<(Loaded, crate::probe_http::Modules)> {
+    let source = source.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let loaded = load(&source)?;
+        let modules =
+            crate::probe_http::prepare(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
+        Ok((loaded, modules))
+    });
+    match tokio::time::timeout(RELOAD_LIMIT, task).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => Err(anyhow::anyhow!("reading the config failed: {e}")),
+        Err(_) => Err(anyhow::anyhow!(
+            "reading the config took more than {}s: abandoned",
+            RELOAD_LIMIT.as_secs()
+        )),
+    }
+}
+
 /// SIGHUP: a valid new config replaces the running one (unchanged monitors keep their
 /// state); an invalid one is logged and the running one stays. Returns the new `[firewall]`
 /// and notifier settings.
 fn reload(
-    source: &Source,
+    read: anyhow::Result<(Loaded, crate::probe_http::Modules)>,
     scheduler: &Scheduler,
     bus: &EventBus,
 ) -> Option<(config::FirewallSettings, notify::Settings)> {
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
     let mut firewall = None;
-    match load(source) {
-        Ok(loaded) => {
-            crate::probe_http::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
+    match read {
+        Ok((loaded, modules)) => {
+            crate::probe_http::install(modules);
             firewall = Some((loaded.firewall, loaded.notify));
             let monitors = loaded.monitors.len();
             let s = scheduler.apply(loaded.monitors);

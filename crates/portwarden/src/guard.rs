@@ -151,7 +151,16 @@ pub fn load_baseline(path: &Path) -> Result<Option<Baseline>, firewall::Error> {
     if !path.exists() {
         return Ok(None);
     }
-    Baseline::load(path).map(Some)
+    // Bounded: the path comes from the config and may be anything (a FIFO, a device).
+    let baseline = crate::config::files::read_bounded(path, crate::config::files::CONFIG_LIMIT)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Baseline::parse(&text));
+    baseline
+        .map(Some)
+        .map_err(|message| firewall::Error::Baseline {
+            path: path.display().to_string(),
+            message,
+        })
 }
 
 /// Picks the backend: configured, else the baseline's, else detected.

@@ -179,7 +179,7 @@ impl Modules {
     /// are resolved against the working directory, as blackbox does (it reads them with a
     /// plain open, never joined with the config's directory).
     pub fn read(path: &Path) -> anyhow::Result<(Self, Vec<String>)> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::config::files::read_bounded(path, crate::config::files::CONFIG_LIMIT)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         let cwd = std::env::current_dir().unwrap_or_default();
         Self::parse(&text, &cwd)
@@ -229,6 +229,11 @@ impl Modules {
 /// `[[probe_module]]`s, which win over a `blackbox.yml` module of the same name. A
 /// `blackbox.yml` that cannot be read keeps the running modules from it (logged).
 pub fn load(path: Option<&Path>, native: &[ProbeModule]) {
+    install(prepare(path, native));
+}
+
+/// The modules [`load`] would install, read (blocking) but not yet serving.
+pub fn prepare(path: Option<&Path>, native: &[ProbeModule]) -> Modules {
     let mut modules = match path {
         None => Modules::builtin(),
         Some(p) => match Modules::read(p) {
@@ -263,6 +268,11 @@ pub fn load(path: Option<&Path>, native: &[ProbeModule]) {
             .modules
             .insert(m.name.clone(), Module::Tcp(Box::new(TcpModule::native(m))));
     }
+    modules
+}
+
+/// Serves `modules` from now on (what [`prepare`] made).
+pub fn install(modules: Modules) {
     *MODULES.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(modules);
 }
 
@@ -1335,6 +1345,15 @@ fn go_float(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blackbox_config_that_is_a_device_is_refused_by_kind() {
+        let e = Modules::read(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "cannot read /dev/zero: is a character device, not a regular file"
+        );
+    }
 
     #[test]
     fn ip_hash_matches_blackbox_for_loopback() {

@@ -210,6 +210,35 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     assert_eq!(code, Some(0));
 }
 
+/// Issue 14: a SIGHUP while the config path had become a symlink to /dev/zero grew the daemon
+/// to gigabytes, and SIGTERM was no longer obeyed.
+#[test]
+fn reload_of_a_config_turned_into_dev_zero_keeps_the_old_one_and_sigterm_still_stops() {
+    let dir = temp_dir("reload-dev-zero");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let a = Service::start_on(free_port());
+    let config = write_config(&dir, api, &monitor_toml("a", a.port));
+    let d = Daemon::start(&config, api);
+    d.wait_for("a ok", 15, |d| d.status("a") == "ok");
+
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    d.signal("-HUP");
+    d.wait_for("the rejection in the log", 10, |d| {
+        d.log().contains("new config rejected")
+    });
+    assert!(
+        d.log()
+            .contains("is a character device, not a regular file"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.status("a"), "ok");
+    let (code, took, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
 #[test]
 fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
     let dir = temp_dir("restart");

@@ -39,7 +39,10 @@ pub fn run(cmd: RunCommand) -> i32 {
         state_dir: cmd.state_dir,
         listen: cmd.listen,
     };
-    match runtime.block_on(daemon::run(options)) {
+    let result = runtime.block_on(daemon::run(options));
+    // A config reload still reading in the blocking pool must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -10,13 +10,15 @@
 //! portwarden.toml:12:10: monitor "mail": target: port must be 1-65535, got 0
 //! ```
 //!
-//! Layout: [`error`] (problems and positions), [`duration`] (`"30s"`), [`schema`] (the
-//! config as written), [`parse`] (files to sections), [`build`] (sections to monitors).
+//! Layout: [`error`] (problems and positions), [`duration`] (`"30s"`), [`files`] (bounded
+//! reading of every file the config is or names), [`schema`] (the config as written),
+//! [`parse`] (files to sections), [`build`] (sections to monitors).
 //! `docs/config.md` is the reference; `examples/portwarden.toml` shows every option.
 
 mod build;
 mod duration;
 mod error;
+pub mod files;
 mod parse;
 mod schema;
 

@@ -15,6 +15,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::error::{ConfigErrors, SourceFile};
+use super::files;
 use super::schema::{DaemonSection, DefaultsSection, FirewallSection, MonitorSection};
 use super::Problems;
 
@@ -65,29 +66,36 @@ pub struct Parsed {
     pub probe_modules: Vec<Section<MonitorSection>>,
 }
 
-/// Reads `path`: one file, or every `*.toml` of a directory in file-name order.
+/// Reads `path`: one file, or every `*.toml` of a directory in file-name order. Each file
+/// must be a regular file (symlinks followed) of at most [`files::CONFIG_LIMIT`] bytes. In a
+/// directory, names not ending in `.toml`, dot-files and subdirectories are skipped; any other
+/// `*.toml` entry that is not a readable regular file (a FIFO, a device, a socket, a dangling
+/// symlink) is a problem naming it.
 pub fn read(path: &Path) -> Result<Vec<SourceFile>, ConfigErrors> {
+    let problem = |p: &Path, message: String| {
+        SourceFile::new(p.to_path_buf(), String::new()).file_problem(message)
+    };
     let meta = std::fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ConfigErrors::missing(path, &e)
         } else {
-            ConfigErrors::new(vec![SourceFile::new(path.into(), String::new())
-                .file_problem(format!("cannot read: {e}"))])
+            ConfigErrors::new(vec![problem(path, format!("cannot read: {e}"))])
         }
     })?;
     let paths: Vec<PathBuf> = if meta.is_dir() {
         let entries = std::fs::read_dir(path).map_err(|e| {
-            ConfigErrors::new(vec![SourceFile::new(path.into(), String::new())
-                .file_problem(format!("cannot read directory: {e}"))])
+            ConfigErrors::new(vec![problem(path, format!("cannot read directory: {e}"))])
         })?;
         let mut names: Vec<std::ffi::OsString> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.path().is_file())
             .map(|e| e.file_name())
             .filter(|n| {
                 let n = n.to_string_lossy();
                 n.ends_with(".toml") && !n.starts_with('.')
             })
+            // A subdirectory is skipped; everything else is read, so that a FIFO, a device
+            // or a dangling symlink is reported rather than silently left out.
+            .filter(|n| !path.join(n).is_dir())
             .collect();
         names.sort();
         names.into_iter().map(|n| path.join(n)).collect()
@@ -97,16 +105,10 @@ pub fn read(path: &Path) -> Result<Vec<SourceFile>, ConfigErrors> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for p in paths {
-        match std::fs::read(&p) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => files.push(SourceFile::new(p, text)),
-                Err(e) => problems.push(SourceFile::new(p, String::new()).file_problem(format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ))),
-            },
-            Err(e) => problems
-                .push(SourceFile::new(p, String::new()).file_problem(format!("cannot read: {e}"))),
+        match files::read_bounded(&p, files::CONFIG_LIMIT) {
+            Ok(text) => files.push(SourceFile::new(p, text)),
+            Err(e @ files::FileError::NotUtf8(_)) => problems.push(problem(&p, e.to_string())),
+            Err(e) => problems.push(problem(&p, format!("cannot read: {e}"))),
         }
     }
     if problems.is_empty() {
