@@ -76,6 +76,8 @@ pub struct DaemonSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `blackbox.yml` whose `tcp` modules `/probe` serves; `None`: only `tcp_connect`.
     pub blackbox_config: Option<PathBuf>,
+    /// The API's connection limits.
+    pub http: crate::api_server::HttpLimits,
 }
 
 impl Default for DaemonSettings {
@@ -89,6 +91,7 @@ impl Default for DaemonSettings {
             read_token: false,
             tls: None,
             blackbox_config: None,
+            http: crate::api_server::HttpLimits::default(),
         }
     }
 }
