@@ -33,6 +33,9 @@ use tokio_util::task::TaskTracker;
 /// Longest the server waits, at shutdown, for open connections to finish.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
+/// Least time between two warnings that every connection slot is taken.
+const FULL_WARNING: Duration = Duration::from_secs(60);
+
 /// The connection limits (`[daemon] http_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
@@ -79,7 +82,15 @@ pub async fn run(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let tracker = TaskTracker::new();
+    let mut warned: Option<Instant> = None;
     loop {
+        if slots.available_permits() == 0 && warned.is_none_or(|t| t.elapsed() >= FULL_WARNING) {
+            tracing::warn!(
+                "API: {} connections open (http_max_connections): new ones wait",
+                limits.max_connections
+            );
+            warned = Some(Instant::now());
+        }
         // A slot first, then the accept: over the cap, clients wait in the backlog.
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -265,5 +276,74 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.io).poll_shutdown(cx);
         this.check(cx, polled, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_io_times_out_only_without_progress() {
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut io = IdleIo::new(server, Duration::from_secs(10));
+        let mut buf = [0u8; 16];
+        // Bytes every 6 s: never idle for 10 s.
+        for _ in 0..3 {
+            let read = io.read(&mut buf);
+            let send = async {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                client.write_all(b"x").await.unwrap();
+            };
+            let (n, ()) = tokio::join!(read, send);
+            assert_eq!(n.unwrap(), 1);
+        }
+        // Then silence: timed out after 10 s, not before.
+        let start = Instant::now();
+        let e = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_io_counts_writes_as_progress_and_flushes_not() {
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut io = IdleIo::new(server, Duration::from_secs(10));
+        let mut buf = [0u8; 16];
+        // A read waits on the client while writes go out every 6 s (an event stream).
+        let drain = tokio::spawn(async move {
+            let mut sink = [0u8; 64];
+            for _ in 0..3 {
+                let _ = client.read(&mut sink).await.unwrap();
+            }
+            client
+        });
+        for _ in 0..3 {
+            tokio::select! {
+                r = io.read(&mut buf) => panic!("read ended: {r:?}"),
+                () = tokio::time::sleep(Duration::from_secs(6)) => {}
+            }
+            io.write_all(b"keep-alive").await.unwrap();
+            io.flush().await.unwrap();
+        }
+        let _client = drain.await.unwrap();
+        // Flushing alone (hyper flushes on every turn) is no progress: the read times out.
+        let start = Instant::now();
+        let mut timed_out = None;
+        for _ in 0..30 {
+            tokio::select! {
+                r = io.read(&mut buf) => {
+                    timed_out = Some(r.unwrap_err());
+                    break;
+                }
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            io.flush().await.unwrap();
+        }
+        assert_eq!(timed_out.unwrap().kind(), io::ErrorKind::TimedOut);
+        assert!(start.elapsed() <= Duration::from_secs(10));
     }
 }
