@@ -60,6 +60,9 @@ pub struct ApiShared {
     pub stop: CancellationToken,
     /// The latest socket listing, shared by `GET /api/v1/listeners` requests.
     pub listeners: crate::ownership::ListingCache,
+    /// Silence after which an event stream sends a keep-alive comment: well within the idle
+    /// timeout (set by [`serve`]).
+    pub sse_keep_alive: std::time::Duration,
 }
 
 /// One place that maps errors to HTTP status and a JSON body.
@@ -147,28 +150,19 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown`; HTTPS when `tls` is given (`[daemon] tls_cert`, `tls_key`).
+/// Serves until `shutdown`; HTTPS when `tls` is given (`[daemon] tls_cert`, `tls_key`), within
+/// the connection `limits` (`[daemon] http_*`, see `api_server.rs`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: crate::api_server::HttpLimits,
     mut state: ApiShared,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     state.stop = shutdown.clone();
+    state.sse_keep_alive = crate::api_events::keep_alive_within(limits.idle_timeout);
     let app = router(ApiState(Arc::new(state)));
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        }
-        Some(config) => {
-            let listener = crate::api_tls::TlsListener::new(listener, config)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        }
-    }
+    crate::api_server::run(listener, tls, app, limits, shutdown).await
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

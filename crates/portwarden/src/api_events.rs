@@ -1,8 +1,8 @@
 //! `GET /api/v1/events`: the event bus as server-sent events. Each event is one SSE event
 //! whose `event:` is its kind (`monitor_down`, `monitor_up`, `action_taken`, …) and whose
-//! `data:` is its JSON (the same object, with `event` and `at`). A comment every 15 s keeps
-//! idle connections open. A client that reads too slowly never holds the bus up: it loses the
-//! oldest events and gets a `lagged` event with their count (`{"event":"lagged","missed":N}`).
+//! `data:` is its JSON (the same object, with `event` and `at`). A comment every 15 s (a third
+//! of `[daemon] http_idle_timeout` when that is shorter) keeps idle connections open. A client
+//! that reads too slowly never holds the bus up: it loses the oldest events and gets a `lagged` event with their count (`{"event":"lagged","missed":N}`).
 //! Streams end when the daemon shuts down.
 
 use std::convert::Infallible;
@@ -17,8 +17,17 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::ApiState;
 
-/// Idle time after which a keep-alive comment goes out.
+/// Idle time after which a keep-alive comment goes out (less when the HTTP idle timeout is
+/// short, see [`keep_alive_within`]).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The keep-alive interval for an HTTP idle timeout: 15 s, or a third of the timeout when that
+/// is shorter, so a stream never looks idle to the connection limits.
+pub fn keep_alive_within(idle_timeout: Duration) -> Duration {
+    KEEP_ALIVE
+        .min(idle_timeout / 3)
+        .max(Duration::from_millis(100))
+}
 
 /// The routes of this file, merged into the API's router.
 pub fn routes() -> Router<ApiState> {
@@ -36,6 +45,7 @@ pub(crate) async fn events(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.bus.subscribe();
     let stop = s.stop.clone();
+    let keep_alive = s.sse_keep_alive;
     let stream = futures_util::stream::unfold((rx, stop), |(mut rx, stop)| async move {
         let next = tokio::select! {
             () = stop.cancelled() => return None,
@@ -58,5 +68,5 @@ pub(crate) async fn events(
         };
         Some((Ok(event), (rx, stop)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
 }

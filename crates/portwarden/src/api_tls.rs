@@ -1,26 +1,15 @@
 //! HTTPS for the API (`[daemon] tls_cert` and `tls_key`, PEM files): rustls with the ring
-//! provider. A task accepts TCP connections and runs each handshake in its own task (bounded
-//! in number and time), so a slow or silent client never holds up the others; finished
-//! handshakes reach axum through [`TlsListener`], its `axum::serve::Listener`.
+//! provider. The handshake runs in each connection's own task (`api_server.rs`), bounded in
+//! time by `[daemon] http_header_timeout` and in number by `http_max_connections`, so a slow or
+//! silent client never holds up the others.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::files;
-
-/// Longest a client may take to finish its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes running at once.
-const MAX_HANDSHAKES: usize = 64;
 
 /// Reads the certificate chain and key; names the file in every error.
 /// Both are read bounded (regular files of at most [`files::PEM_LIMIT`] bytes).
@@ -53,79 +42,14 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
     Ok(Arc::new(config))
 }
 
-/// Connections whose handshake finished, for `axum::serve`.
-#[derive(Debug)]
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    addr: SocketAddr,
-}
-
-impl TlsListener {
-    /// Starts accepting on `tcp`; stops when the listener is dropped.
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let addr = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
-        let acceptor = TlsAcceptor::from(config);
-        let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-        tokio::spawn(async move {
-            loop {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
-                };
-                let accepted = tokio::select! {
-                    () = tx.closed() => return,
-                    accepted = tcp.accept() => accepted,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        tracing::warn!("API: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!("API: TLS handshake with {peer}: {e}"),
-                        Err(_) => tracing::debug!("API: TLS handshake with {peer} timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { ready, addr })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept task only ends with this listener.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
 
     #[tokio::test]
     async fn serves_https_with_the_configured_certificate() {
@@ -137,10 +61,14 @@ mod tests {
         let config = server_config(&cert_path, &key_path).unwrap();
 
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listener = TlsListener::new(tcp, config).unwrap();
-        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let addr = tcp.local_addr().unwrap();
         let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let limits = crate::api_server::HttpLimits {
+            header_timeout: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(crate::api_server::run(tcp, Some(config), app, limits, stop));
 
         // A client that trusts exactly this certificate.
         let mut roots = rustls::RootCertStore::empty();
@@ -153,7 +81,7 @@ mod tests {
             .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         // A silent plain-TCP client does not hold up the TLS one.
-        let _silent = TcpStream::connect(addr).await.unwrap();
+        let mut silent = TcpStream::connect(addr).await.unwrap();
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let mut tls = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
@@ -167,6 +95,10 @@ mod tests {
         let _ = tls.read_to_string(&mut answer).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("ok"), "{answer}");
+        // The silent client's handshake times out with the header timeout: closed.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest));
+        assert!(read.await.is_ok(), "a silent client stays connected");
 
         // Unreadable files are named.
         let e = server_config(&dir.path().join("nope.pem"), &key_path).unwrap_err();

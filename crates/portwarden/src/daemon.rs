@@ -66,6 +66,8 @@ struct Loaded {
     api_token: Option<config::ApiTokenSource>,
     read_token: bool,
     api_tls: Option<(PathBuf, PathBuf)>,
+    /// `[daemon] http_*`.
+    http_limits: crate::api_server::HttpLimits,
     monitors: Vec<Monitor>,
     listing: Option<sockets::Listing>,
     firewall: config::FirewallSettings,
@@ -95,6 +97,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 api_token: daemon.api_token,
                 read_token: daemon.read_token,
                 api_tls: daemon.tls,
+                http_limits: daemon.http,
                 blackbox_config: daemon.blackbox_config,
                 probe_modules,
                 monitors,
@@ -118,6 +121,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 api_token: None,
                 read_token: false,
                 api_tls: None,
+                http_limits: defaults.http,
                 blackbox_config: None,
                 probe_modules: Vec::new(),
                 monitors: discover::monitors(&listing),
@@ -167,6 +171,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         .or(loaded.state_dir.clone())
         .unwrap_or_else(default_state_dir);
     let max_in_flight = loaded.max_in_flight;
+    let loaded_http_limits = loaded.http_limits;
     let api_auth = crate::api_control::ApiAuth::load(loaded.api_token.as_ref(), loaded.read_token)?;
     let api_tls = match &loaded.api_tls {
         Some((cert, key)) => Some(crate::api_tls::server_config(cert, key)?),
@@ -271,9 +276,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         db_path: state_dir.join("portwarden.db"),
         stop: shutdown.child_token(),
         listeners: crate::api_listeners::cache(),
+        sse_keep_alive: std::time::Duration::ZERO,
     };
     let api_shutdown = shutdown.child_token();
-    let api_task = tokio::spawn(api::serve(api_listener, api_tls, api_state, api_shutdown));
+    let api_task = tokio::spawn(api::serve(
+        api_listener,
+        api_tls,
+        loaded_http_limits,
+        api_state,
+        api_shutdown,
+    ));
     let watchdog = spawn_watchdog(shutdown.child_token());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 

@@ -15,6 +15,7 @@ mod api_heal;
 mod api_incidents;
 mod api_listeners;
 mod api_notify;
+mod api_server;
 mod api_tls;
 mod cli;
 mod config;

@@ -2,8 +2,9 @@
 //! right, none configured), run-now / pause / resume, silences added and removed through the
 //! API, clean JSON errors for bad JSON, oversized bodies and unknown monitors, the event
 //! stream showing a monitor going down and up, incidents across monitors opening and closing,
-//! the host's listeners with their processes and monitors, and the OpenAPI document listing
-//! every route.
+//! the host's listeners with their processes and monitors, the OpenAPI document listing
+//! every route, and the connection limits (header and idle timeouts, the connection cap, an
+//! event stream outliving the idle timeout).
 //! The daemons run with `[firewall] guard = false`: hands off the machine's firewall.
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
@@ -591,4 +592,126 @@ fn listeners_show_the_process_holding_a_port_and_the_monitor_watching_it() {
         .unwrap()
         .iter()
         .any(|o| o["pid"] == d.pid()));
+}
+
+/// Reads until the daemon closes the connection; how long that took, or `None` when it was
+/// still open after `within`.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < within {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            // Reset by the daemon: closed too.
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+/// The daemon's open file descriptors.
+fn open_fds(d: &Daemon) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+    let d = start("slowloris", "http_header_timeout = \"1s\"", "");
+    let mut stream = TcpStream::connect(d.api).unwrap();
+    stream.write_all(b"GET /healthz HTT").unwrap();
+    let took = closed_within(&mut stream, Duration::from_secs(6));
+    let took = took.unwrap_or_else(|| panic!("still open after 6 s; log:\n{}", d.log()));
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // A connection that never sends a byte goes the same way.
+    let mut silent = TcpStream::connect(d.api).unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(6)).is_some());
+}
+
+#[test]
+fn a_client_that_stalls_its_request_body_is_cut_off() {
+    let d = start(
+        "stalled-body",
+        "api_token_file = \"token\"\nhttp_idle_timeout = \"1s\"",
+        "",
+    );
+    let mut stream = TcpStream::connect(d.api).unwrap();
+    let head = format!(
+        "POST /api/v1/silences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"monitor\":"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let took = closed_within(&mut stream, Duration::from_secs(6));
+    let took = took.unwrap_or_else(|| panic!("still open after 6 s; log:\n{}", d.log()));
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
+#[test]
+fn connections_over_the_cap_wait_and_are_served_once_slots_free() {
+    const CAP: usize = 20;
+    let d = start(
+        "cap",
+        &format!("http_max_connections = {CAP}\nhttp_header_timeout = \"1s\""),
+        "",
+    );
+    let before = open_fds(&d);
+    // 100 clients that connect and send nothing: the kernel completes their handshakes (the
+    // listen backlog), the daemon takes at most CAP of them at a time.
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect_timeout(&d.api, Duration::from_secs(1)).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let during = open_fds(&d);
+    assert!(
+        during <= before + CAP + 2,
+        "{during} fds open with {CAP} allowed (before: {before})"
+    );
+    // A real request behind them is answered once the idle ones time out, 20 per second.
+    let start = Instant::now();
+    let mut s = TcpStream::connect_timeout(&d.api, Duration::from_secs(1)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // Every idle client was closed by the daemon; the slots are free again.
+    for mut c in idle {
+        assert!(closed_within(&mut c, Duration::from_secs(3)).is_some());
+    }
+    assert!(d.get("/healthz").is_some());
+    assert!(open_fds(&d) <= before + 2, "{} fds open", open_fds(&d));
+}
+
+#[test]
+fn an_event_stream_outlives_the_idle_timeout() {
+    let d = start(
+        "sse-idle",
+        "http_idle_timeout = \"1s\"\nhttp_header_timeout = \"1s\"",
+        "",
+    );
+    let mut stream = TcpStream::connect(d.api).unwrap();
+    stream
+        .write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    // Open for 4 s, four times the idle timeout, kept alive by the stream's comments.
+    assert_eq!(closed_within(&mut stream, Duration::from_secs(4)), None);
+    let mut seen = String::new();
+    let log = || d.log();
+    read_until(&mut stream, &mut seen, "keep-alive", &log);
 }

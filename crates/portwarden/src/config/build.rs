@@ -37,6 +37,8 @@ const MAX_COUNT: i64 = 1000;
 const MAX_BYTES: i64 = 16 * 1024 * 1024;
 /// Upper bound for `daemon.max_in_flight`.
 const MAX_IN_FLIGHT: i64 = 1_000_000;
+/// Upper bound for `daemon.http_max_connections`.
+const MAX_HTTP_CONNECTIONS: i64 = 1_000_000;
 /// Longest monitor name.
 const MAX_NAME: usize = 128;
 
@@ -429,6 +431,27 @@ fn daemon_settings(d: &DaemonSection, base: &Path, issues: &mut Issues) -> Daemo
     }
     if let Some(n) = count(&d.max_in_flight, "max_in_flight", 1, MAX_IN_FLIGHT, issues) {
         settings.max_in_flight = usize::try_from(n).unwrap_or(schema::default_max_in_flight());
+    }
+    for (value, path, slot) in [
+        (
+            &d.http_header_timeout,
+            "http_header_timeout",
+            &mut settings.http.header_timeout,
+        ),
+        (
+            &d.http_idle_timeout,
+            "http_idle_timeout",
+            &mut settings.http.idle_timeout,
+        ),
+    ] {
+        if let Some(t) = positive(value, path, issues) {
+            *slot = t;
+        }
+    }
+    let max = &d.http_max_connections;
+    if let Some(n) = count(max, "http_max_connections", 1, MAX_HTTP_CONNECTIONS, issues) {
+        settings.http.max_connections =
+            usize::try_from(n).unwrap_or(crate::api_server::default_http_max_connections());
     }
     settings
 }

@@ -78,6 +78,8 @@ pub struct DaemonSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `blackbox.yml` whose `tcp` modules `/probe` serves; `None`: only `tcp_connect`.
     pub blackbox_config: Option<PathBuf>,
+    /// The API's connection limits.
+    pub http: crate::api_server::HttpLimits,
 }
 
 impl Default for DaemonSettings {
@@ -91,6 +93,7 @@ impl Default for DaemonSettings {
             read_token: false,
             tls: None,
             blackbox_config: None,
+            http: crate::api_server::HttpLimits::default(),
         }
     }
 }

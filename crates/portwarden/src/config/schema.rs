@@ -89,6 +89,14 @@ pub struct DaemonSection {
     /// A blackbox_exporter `blackbox.yml` whose `tcp` modules `/probe` serves; relative paths
     /// are taken from the config file's directory. Default: none (only `tcp_connect`).
     pub blackbox_config: Option<Spanned<String>>,
+    /// Time allowed for an API client's TLS handshake and for each request head (also bounds a
+    /// keep-alive connection idle between requests). Default: `"10s"`.
+    pub http_header_timeout: Option<Spanned<HumanDuration>>,
+    /// An API connection whose client sends and takes nothing this long while the daemon waits
+    /// on it is closed. Default: `"60s"`.
+    pub http_idle_timeout: Option<Spanned<HumanDuration>>,
+    /// Most API connections served at once; more wait in the listen backlog. Default: 1024.
+    pub http_max_connections: Option<Spanned<i64>>,
 }
 
 /// `[firewall]`: the firewall guard.

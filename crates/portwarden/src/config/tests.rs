@@ -261,6 +261,9 @@ fn example_covers_every_option() {
         "listen",
         "state_dir",
         "max_in_flight",
+        "http_header_timeout",
+        "http_idle_timeout",
+        "http_max_connections",
         "interval",
         "timeout",
         "connect_timeout",
@@ -1340,4 +1343,36 @@ fn many_tags_are_kept_once_each_in_order() {
     assert_eq!(m.tags.len(), 10_000);
     assert_eq!(m.tags[0], "t0");
     assert_eq!(m.tags[9_999], "t9999");
+}
+
+#[test]
+fn http_limits_have_defaults_and_are_checked() {
+    let c = ok("");
+    assert_eq!(c.daemon.http, crate::api_server::HttpLimits::default());
+    assert_eq!(c.daemon.http.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.daemon.http.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.daemon.http.max_connections, 1024);
+    let c = ok(
+        "[daemon]\nhttp_header_timeout = \"2s\"\nhttp_idle_timeout = \"5m\"\n\
+         http_max_connections = 20\n",
+    );
+    assert_eq!(
+        c.daemon.http,
+        crate::api_server::HttpLimits {
+            header_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 20,
+        }
+    );
+    assert_eq!(
+        problems(
+            "[daemon]\nhttp_header_timeout = \"0s\"\nhttp_idle_timeout = \"0s\"\n\
+             http_max_connections = 0\n"
+        ),
+        vec![
+            "portwarden.toml:2:23: daemon: http_header_timeout: must be greater than 0",
+            "portwarden.toml:3:21: daemon: http_idle_timeout: must be greater than 0",
+            "portwarden.toml:4:24: daemon: http_max_connections: must be 1-1000000, got 0",
+        ]
+    );
 }
