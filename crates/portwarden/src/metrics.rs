@@ -425,8 +425,12 @@ async fn scrape(s: &ApiState) -> Registry {
         c.actions.clone(),
     );
 
-    // Notifications waiting in the outbox, per notifier.
-    if let Ok(rows) = s.store.outbox_rows().await {
+    // Notifications waiting in the outbox, per notifier. Absent when the store cannot be
+    // read (still opening, or failed), and then the store counts as down in this scrape too,
+    // so the exposition never shows an open store without its outbox gauges.
+    let outbox = s.store.outbox_rows().await;
+    let outbox_read = outbox.is_ok();
+    if let Ok(rows) = outbox {
         let pending = Family::<NotifierLabels, Gauge>::default();
         let failing = Family::<NotifierLabels, Gauge>::default();
         for name in s.notifications.configured() {
@@ -463,7 +467,7 @@ async fn scrape(s: &ApiState) -> Registry {
         "portwarden_store_up",
         "Whether the history database is open and writable",
         gauge(f64::from(u8::from(
-            store.state == crate::store::StoreState::Ok,
+            store.state == crate::store::StoreState::Ok && outbox_read,
         ))),
     );
     r.register(
