@@ -235,7 +235,10 @@ impl Dispatcher {
     /// Subscribes to the bus at once, so no event published after this call is missed.
     pub fn new(options: DispatcherOptions) -> (Dispatcher, DispatcherHandle) {
         let (reload, reloads) = mpsc::channel(4);
-        let configured = Arc::new(Mutex::new(Vec::new()));
+        // Known from the start, not only once the first settings are applied: `/metrics`
+        // shows every notifier's queue gauges from the first scrape.
+        let names = options.settings.notifiers.iter().map(|n| n.name.clone());
+        let configured = Arc::new(Mutex::new(names.collect()));
         let d = Dispatcher {
             events: options.bus.subscribe(),
             store: options.store,
