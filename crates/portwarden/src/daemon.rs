@@ -536,3 +536,20 @@ pub(crate) fn raise_file_limit() -> FileLimit {
         limit: getrlimit(Resource::Nofile).current,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_files_needed_is_one_per_check_in_flight_plus_the_reserve() {
+        // Bounded by max_in_flight, and by the monitors when there are fewer.
+        assert_eq!(FileLimit::needed(1024, 1000), 1000 + FILE_RESERVE);
+        assert_eq!(FileLimit::needed(256, 1000), 256 + FILE_RESERVE);
+        // Issue 14's host: ulimit -n 256 with 1,000 monitors is too low.
+        let needed = FileLimit::needed(1024, 1000);
+        assert!(FileLimit { limit: Some(256) }.too_low(needed));
+        assert!(!FileLimit { limit: Some(65536) }.too_low(needed));
+        assert!(!FileLimit { limit: None }.too_low(needed));
+    }
+}
