@@ -349,11 +349,27 @@ async fn scrape(s: &ApiState) -> Registry {
                 .set(expiry);
         }
         if let Some(last) = &v.last_check {
-            let ok = matches!(last.state, probe::State::Ok | probe::State::Warning);
-            up.get_or_create(&MonitorLabels {
-                monitor: v.name.clone(),
-            })
-            .set(i64::from(ok));
+            // A check portwarden's own host could not run says nothing about the target:
+            // the monitor's status (which such a check leaves alone) answers instead.
+            // (absent while the status has no verdict either).
+            let ok = if last.reason == Some(probe::Reason::LocalResources) {
+                match v.status {
+                    Status::Ok | Status::Warning => Some(true),
+                    Status::Down | Status::Flapping => Some(false),
+                    Status::Unknown | Status::Paused => None,
+                }
+            } else {
+                Some(matches!(
+                    last.state,
+                    probe::State::Ok | probe::State::Warning
+                ))
+            };
+            if let Some(ok) = ok {
+                up.get_or_create(&MonitorLabels {
+                    monitor: v.name.clone(),
+                })
+                .set(i64::from(ok));
+            }
         }
         for st in STATUSES {
             status

@@ -627,6 +627,18 @@ fn a_starved_prober_never_takes_healthy_monitors_down() {
     assert!(seen_ok > 0, "no monitor ever ok; daemon log:\n{}", d.log());
     // The API itself may find no descriptor for a moment: asked until it answers.
     d.wait_for("local resource errors counted", 10, |d| local_errors(d) > 0);
+    // Nor does `portwarden_monitor_up` call a healthy target down (an alert would fire).
+    let answer = std::cell::RefCell::new(String::new());
+    d.wait_for("/metrics", 10, |d| {
+        *answer.borrow_mut() = metrics(d);
+        answer.borrow().contains("portwarden_monitor_up{")
+    });
+    let text = answer.into_inner();
+    let down = text
+        .lines()
+        .filter(|l| l.starts_with("portwarden_monitor_up{") && l.ends_with(" 0"))
+        .count();
+    assert_eq!(down, 0, "{text}");
     let answer = std::cell::RefCell::new(Value::Null);
     d.wait_for("/healthz", 10, |d| {
         *answer.borrow_mut() = d.get("/healthz").unwrap_or_default();
