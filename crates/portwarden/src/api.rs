@@ -44,6 +44,8 @@ pub struct ApiShared {
     /// `config FILE` or `zero-config`.
     pub mode: String,
     pub max_in_flight: usize,
+    /// The open-file limit after start-up (`/healthz` compares it with what checks need).
+    pub file_limit: crate::daemon::FileLimit,
     /// The firewall guard's latest verification.
     pub firewall: crate::guard::SharedStatus,
     /// The notification dispatcher (configured notifier names).
@@ -235,7 +237,8 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct Health {
-    /// `ok`, or `degraded` while the store has failed.
+    /// `ok`, or `degraded` while the store has failed or the open-file limit is below what
+    /// the checks need.
     status: &'static str,
     mode: String,
     monitors: usize,
@@ -245,6 +248,20 @@ struct Health {
     started: SystemTime,
     store: StoreHealth,
     scheduler: SchedulerHealth,
+    open_files: OpenFilesHealth,
+}
+
+/// The open-file limit against what the checks need: below it, checks that find no descriptor
+/// end unknown (`local_resources`) instead of telling anything about their targets.
+#[derive(Serialize, utoipa::ToSchema)]
+struct OpenFilesHealth {
+    /// The soft `RLIMIT_NOFILE` after start-up; null when unlimited.
+    limit: Option<u64>,
+    /// One descriptor per check in flight (at most `max_in_flight`, at most one per monitor)
+    /// plus a reserve for the daemon itself.
+    needed: u64,
+    /// `ok`, or `too_low`.
+    state: &'static str,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -258,21 +275,30 @@ struct SchedulerHealth {
     responses((status = 200, description = "The daemon runs", body = Health)))]
 async fn healthz(State(s): State<ApiState>) -> Json<Health> {
     let store = s.store.health();
+    let monitors = s.scheduler.len();
+    let needed = crate::daemon::FileLimit::needed(s.max_in_flight, monitors);
+    let files_too_low = s.file_limit.too_low(needed);
     Json(Health {
-        // Monitoring goes on without the store, so a failed store degrades, never fails.
-        status: if store.state == StoreState::Failed {
+        // Monitoring goes on without the store or with too few descriptors (checks short of
+        // one end unknown), so either degrades, never fails.
+        status: if store.state == StoreState::Failed || files_too_low {
             "degraded"
         } else {
             "ok"
         },
         mode: s.mode.clone(),
-        monitors: s.scheduler.len(),
+        monitors,
         started: s.started,
         store,
         scheduler: SchedulerHealth {
             in_flight: s.scheduler.in_flight(s.max_in_flight),
             max_in_flight: s.max_in_flight,
             start_lag: s.scheduler.lag(),
+        },
+        open_files: OpenFilesHealth {
+            limit: s.file_limit.limit,
+            needed,
+            state: if files_too_low { "too_low" } else { "ok" },
         },
     })
 }

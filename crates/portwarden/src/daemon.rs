@@ -179,7 +179,20 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     };
     let scheme = if api_tls.is_some() { "https" } else { "http" };
     crate::probe_http::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
-    raise_file_limit();
+    let file_limit = raise_file_limit();
+    let needed = FileLimit::needed(max_in_flight, loaded.monitors.len());
+    if file_limit.too_low(needed) {
+        tracing::warn!(
+            limit = file_limit.limit,
+            needed,
+            "the open-file limit ({}) is below what {} checks in flight need ({needed}; \
+             max_in_flight and the monitors plus {FILE_RESERVE} for the daemon): checks that \
+             find no descriptor end UNKNOWN (local_resources), never DOWN; raise the hard \
+             limit (LimitNOFILE= in the unit, ulimit -Hn) or lower max_in_flight",
+            file_limit.limit.unwrap_or(u64::MAX),
+            max_in_flight.min(loaded.monitors.len()),
+        );
+    }
 
     // Bind first: a taken port is the most common start-up failure, so fail before work.
     let api_listener = api::bind(listen).await?;
@@ -268,6 +281,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         started: SystemTime::now(),
         mode: source.describe(),
         max_in_flight,
+        file_limit,
         firewall: firewall_status.clone(),
         notifications: notifications.clone(),
         healing,
@@ -462,6 +476,9 @@ async fn forward_records(mut rx: mpsc::Receiver<Record>, store: Store) {
                 duration,
             } => {
                 crate::metrics::observe_check(&monitor, status, duration);
+                if reason == Some(probe::Reason::LocalResources) {
+                    crate::metrics::count_local_resource_error();
+                }
                 store
                     .record(CheckRecord {
                         monitor,
@@ -514,8 +531,36 @@ fn spawn_watchdog(shutdown: CancellationToken) -> Option<tokio::task::JoinHandle
     }))
 }
 
-/// Each check holds a socket: raise the soft open-file limit to the hard one.
-pub(crate) fn raise_file_limit() {
+/// Descriptors the daemon holds besides one socket per check in flight: the store (database,
+/// WAL, shared memory), the API's listener and connections, notifier and healing connections
+/// and pipes, the runtime, listings of `/proc`.
+pub(crate) const FILE_RESERVE: u64 = 64;
+
+/// The open-file limit the daemon runs with, against what its checks need (issue 14: under a
+/// low limit, "Too many open files" was taken for the targets' outage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLimit {
+    /// The soft `RLIMIT_NOFILE` after start-up; `None` when unlimited.
+    pub limit: Option<u64>,
+}
+
+impl FileLimit {
+    /// Descriptors needed: one per check in flight (at most one per monitor) plus the reserve.
+    pub fn needed(max_in_flight: usize, monitors: usize) -> u64 {
+        u64::try_from(max_in_flight.min(monitors))
+            .unwrap_or(u64::MAX)
+            .saturating_add(FILE_RESERVE)
+    }
+
+    /// Whether the limit is below what the checks need.
+    pub fn too_low(self, needed: u64) -> bool {
+        self.limit.is_some_and(|l| l < needed)
+    }
+}
+
+/// Each check holds a socket: raise the soft open-file limit to the hard one; returns the
+/// soft limit in force afterwards.
+pub(crate) fn raise_file_limit() -> FileLimit {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
@@ -526,5 +571,25 @@ pub(crate) fn raise_file_limit() {
                 maximum: limit.maximum,
             },
         );
+    }
+    FileLimit {
+        limit: getrlimit(Resource::Nofile).current,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_files_needed_is_one_per_check_in_flight_plus_the_reserve() {
+        // Bounded by max_in_flight, and by the monitors when there are fewer.
+        assert_eq!(FileLimit::needed(1024, 1000), 1000 + FILE_RESERVE);
+        assert_eq!(FileLimit::needed(256, 1000), 256 + FILE_RESERVE);
+        // Issue 14's host: ulimit -n 256 with 1,000 monitors is too low.
+        let needed = FileLimit::needed(1024, 1000);
+        assert!(FileLimit { limit: Some(256) }.too_low(needed));
+        assert!(!FileLimit { limit: Some(65536) }.too_low(needed));
+        assert!(!FileLimit { limit: None }.too_low(needed));
     }
 }

@@ -170,6 +170,9 @@ struct Counters {
     durations: Family<MonitorLabels, Histogram, DurationBuckets>,
     actions: Family<OutcomeLabels, Counter>,
     repairs: Family<OutcomeLabels, Counter>,
+    /// Checks that ended unknown because portwarden's host was out of descriptors, ports,
+    /// buffers or memory.
+    local_resource_errors: Counter,
 }
 
 static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
@@ -178,6 +181,7 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
         durations: Family::new_with_constructor(DurationBuckets),
         actions: Family::default(),
         repairs: Family::default(),
+        local_resource_errors: Counter::default(),
     };
     // Every outcome exists at 0 from the start: `increase()` over a series that appears with
     // its first event misses that event, and an absent series alerts on nothing.
@@ -210,6 +214,11 @@ pub fn observe_check(monitor: &str, status: Status, duration: Duration) {
             monitor: monitor.to_string(),
         })
         .observe(duration.as_secs_f64());
+}
+
+/// Counts one check that portwarden's own host could not run (reason `local_resources`).
+pub fn count_local_resource_error() {
+    COUNTERS.local_resource_errors.inc();
 }
 
 /// Monitors removed by a reload whose counters may still hold series: dropped at each scrape
@@ -340,11 +349,27 @@ async fn scrape(s: &ApiState) -> Registry {
                 .set(expiry);
         }
         if let Some(last) = &v.last_check {
-            let ok = matches!(last.state, probe::State::Ok | probe::State::Warning);
-            up.get_or_create(&MonitorLabels {
-                monitor: v.name.clone(),
-            })
-            .set(i64::from(ok));
+            // A check portwarden's own host could not run says nothing about the target:
+            // the monitor's status (which such a check leaves alone) answers instead.
+            // (absent while the status has no verdict either).
+            let ok = if last.reason == Some(probe::Reason::LocalResources) {
+                match v.status {
+                    Status::Ok | Status::Warning => Some(true),
+                    Status::Down | Status::Flapping => Some(false),
+                    Status::Unknown | Status::Paused => None,
+                }
+            } else {
+                Some(matches!(
+                    last.state,
+                    probe::State::Ok | probe::State::Warning
+                ))
+            };
+            if let Some(ok) = ok {
+                up.get_or_create(&MonitorLabels {
+                    monitor: v.name.clone(),
+                })
+                .set(i64::from(ok));
+            }
         }
         for st in STATUSES {
             status
@@ -379,6 +404,24 @@ async fn scrape(s: &ApiState) -> Registry {
         "portwarden_check_duration_seconds",
         "How long checks took, resolution to verdict",
         c.durations.clone(),
+    );
+    r.register(
+        "portwarden_local_resource_errors",
+        "Checks that ended unknown because portwarden's own host ran out of descriptors, ports, buffers or memory",
+        c.local_resource_errors.clone(),
+    );
+    // Linux cannot make RLIMIT_NOFILE unlimited; elsewhere an unlimited one has no number.
+    if let Some(limit) = s.file_limit.limit {
+        r.register(
+            "portwarden_open_files_limit",
+            "The daemon's open-file limit (soft RLIMIT_NOFILE after raising it to the hard one)",
+            gauge(limit as f64),
+        );
+    }
+    r.register(
+        "portwarden_open_files_needed",
+        "Open files the checks need: one per check in flight (max_in_flight, at most one per monitor) plus a reserve",
+        gauge(crate::daemon::FileLimit::needed(s.max_in_flight, views.len()) as f64),
     );
 
     // The firewall guard.

@@ -108,6 +108,14 @@ impl Tracker {
         if self.status == Status::Paused {
             return None;
         }
+        // portwarden's own host ran out of descriptors, ports or memory: the check says
+        // nothing about the target, so it neither counts nor changes the state. A thousand
+        // monitors would otherwise flip to unknown and back (and a warning be announced again)
+        // each time the prober is starved; the starvation is reported on its own (log,
+        // `/healthz`, `portwarden_local_resource_errors_total`).
+        if outcome.reason == Some(probe::Reason::LocalResources) {
+            return None;
+        }
         let failed = outcome.verdict == probe::State::Critical;
         let memory = self
             .policy
@@ -330,6 +338,39 @@ mod tests {
         let mut t = Tracker::new(policy());
         let s = run(&mut t, Instant::now(), &[C, C, C, U, O]);
         assert_eq!(s, vec![Unknown, Unknown, Down, Down, Down]);
+    }
+
+    /// Issue 14: the prober's own exhaustion (EMFILE …) was taken for the target's outage.
+    #[test]
+    fn local_resource_unknowns_never_take_a_monitor_down_nor_change_its_state() {
+        let starved = Outcome {
+            verdict: U,
+            reason: Some(probe::Reason::LocalResources),
+            message: "out of descriptors".into(),
+        };
+        let start = Instant::now();
+        for before in [O, W, C] {
+            let mut t = Tracker::new(Policy {
+                fail_after: 1,
+                ..policy()
+            });
+            run(&mut t, start, &[before]);
+            let status = t.status();
+            for i in 1..=50 {
+                let at = start + Duration::from_secs(10 * i);
+                assert_eq!(t.observe(&starved, at), None, "after {before}");
+            }
+            assert_eq!(t.status(), status, "after {before}");
+        }
+        // Nor do they break a run of real failures, or count as one.
+        let mut t = Tracker::new(policy());
+        for v in [C, C] {
+            t.observe(&result(v), start);
+        }
+        t.observe(&starved, start);
+        assert_eq!(t.status(), Status::Unknown);
+        t.observe(&result(C), start);
+        assert_eq!(t.status(), Status::Down);
     }
 
     #[test]

@@ -471,3 +471,46 @@ fn runs_one_configured_monitor_once() {
     assert_eq!(o.code, 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14: "Too many open files" was reported as the target's outage (CRITICAL). Under a
+/// descriptor limit just large enough to start, the socket for the probe cannot be made:
+/// that is portwarden's side, so UNKNOWN with a reason saying so (check_tcp, too, exits
+/// UNKNOWN when it cannot create its socket).
+#[cfg(unix)]
+#[test]
+fn out_of_descriptors_is_unknown_on_our_side_not_critical() {
+    let port = serve(banner).to_string();
+    let exe = env!("CARGO_BIN_EXE_portwarden");
+    // The runtime's own descriptors depend on the number of cores: raise the limit one by one
+    // until the program gets past its start-up; the first limit that does leaves nothing for
+    // the probe's socket. `ulimit -n` lowers both the soft and the hard limit.
+    let mut seen = Vec::new();
+    for limit in 4..=64 {
+        let out = run(
+            "/bin/sh",
+            &[
+                "-c",
+                &format!("ulimit -n {limit} && exec \"$0\" check tcp -H 127.0.0.1 -p \"$1\""),
+                exe,
+                &port,
+            ],
+        );
+        let start_up_failed = out.code == 101
+            || out.code == 127
+            || out.stdout.contains("async runtime")
+            || out.stdout.is_empty();
+        if start_up_failed {
+            seen.push((limit, out.code));
+            continue;
+        }
+        assert_eq!(out.code, 3, "limit {limit}: {}", out.stdout);
+        assert!(out.stdout.starts_with("TCP UNKNOWN - "), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("says nothing about the target"),
+            "{}",
+            out.stdout
+        );
+        return;
+    }
+    panic!("never got past start-up: {seen:?}");
+}

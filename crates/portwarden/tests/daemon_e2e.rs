@@ -575,3 +575,112 @@ fn keeps_running_when_nobody_reads_its_log_any_more() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// Issue 14: under `ulimit -n 256` with 1,000 monitors, healthy targets went DOWN ("Too many
+/// open files") and would have been notified and healed. Here 100 monitors of a healthy but
+/// slow service (each check holds its socket 300 ms) run under a descriptor limit far below
+/// what they need: checks that find no descriptor end unknown on portwarden's side, no monitor
+/// goes down, and the daemon says why (log, `/healthz`, `/metrics`).
+#[test]
+fn a_starved_prober_never_takes_healthy_monitors_down() {
+    // Enough for the daemon itself (about 20), far too few for 100 checks of 300 ms a second.
+    let limit: u32 = 48;
+    let dir = temp_dir("starved");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(300));
+                let _ = conn.write_all(b"220 ready\r\n");
+                thread::sleep(Duration::from_millis(100));
+            });
+        }
+    });
+    let monitors: String = (0..100)
+        .map(|i| monitor_toml(&format!("m{i}"), port))
+        .collect();
+    let config = common::write_config(
+        &dir,
+        api,
+        "",
+        &format!(
+            "[defaults]\ninterval = \"1s\"\ntimeout = \"900ms\"\nfail_after = 2\n\
+             recover_after = 1\n\n{monitors}"
+        ),
+    );
+    // `ulimit -n` lowers the hard limit too: the daemon cannot raise itself out of it.
+    let mut command = Command::new("/bin/sh");
+    command
+        .args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" run -c \"$1\""),
+            env!("CARGO_BIN_EXE_portwarden"),
+            config.to_str().unwrap(),
+        ])
+        .env("PORTWARDEN_LOG", "info");
+    let d = Daemon::spawn(command, api);
+    let metrics = |d: &Daemon| -> String {
+        let Ok(mut s) = TcpStream::connect_timeout(&d.api, Duration::from_secs(1)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut raw = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut raw);
+        raw
+    };
+    let local_errors = |d: &Daemon| -> u64 {
+        metrics(d)
+            .lines()
+            .find_map(|l| l.strip_prefix("portwarden_local_resource_errors_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    // Five seconds of checks: five rounds of every monitor, far more than fail_after needs.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut seen_ok = 0;
+    while Instant::now() < until {
+        if let Some(list) = d.get("/api/v1/monitors") {
+            for m in list.as_array().into_iter().flatten() {
+                assert_ne!(m["status"], "down", "{m}\ndaemon log:\n{}", d.log());
+                seen_ok += usize::from(m["status"] == "ok");
+            }
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert!(seen_ok > 0, "no monitor ever ok; daemon log:\n{}", d.log());
+    // The API itself may find no descriptor for a moment: asked until it answers.
+    d.wait_for("local resource errors counted", 10, |d| local_errors(d) > 0);
+    // Nor does `portwarden_monitor_up` call a healthy target down (an alert would fire).
+    let answer = std::cell::RefCell::new(String::new());
+    d.wait_for("/metrics", 10, |d| {
+        *answer.borrow_mut() = metrics(d);
+        answer.borrow().contains("portwarden_monitor_up{")
+    });
+    let text = answer.into_inner();
+    let down = text
+        .lines()
+        .filter(|l| l.starts_with("portwarden_monitor_up{") && l.ends_with(" 0"))
+        .count();
+    assert_eq!(down, 0, "{text}");
+    let answer = std::cell::RefCell::new(Value::Null);
+    d.wait_for("/healthz", 10, |d| {
+        *answer.borrow_mut() = d.get("/healthz").unwrap_or_default();
+        !answer.borrow().is_null()
+    });
+    let health = answer.into_inner();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["open_files"]["state"], "too_low", "{health}");
+    assert_eq!(health["open_files"]["limit"], u64::from(limit), "{health}");
+    assert_eq!(health["open_files"]["needed"], 164, "{health}");
+    let log = d.log();
+    assert!(log.contains("open-file limit"), "{log}");
+    assert!(!log.contains("is DOWN"), "{log}");
+    let (code, _, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}

@@ -232,6 +232,16 @@ impl<'a> Session<'a> {
                     format!("resolving {} timed out", target.host),
                 ))
             }
+            Ok(Err(e)) if is_local_exhaustion(&e) => {
+                return Err(Failure::new(
+                    Reason::LocalResources,
+                    format!(
+                        "portwarden's host is out of resources while resolving {}: {e} \
+                         (a local limit, says nothing about the target)",
+                        target.host
+                    ),
+                ))
+            }
             Ok(Err(e)) => {
                 return Err(Failure::new(
                     Reason::ResolutionFailed,
@@ -252,25 +262,36 @@ impl<'a> Session<'a> {
 
     async fn connect_one(&self, addr: SocketAddr) -> Result<TcpStream, Failure> {
         let limit = self.spec.limits.connect_timeout.min(self.remaining());
-        let connecting = async {
-            match self.spec.source {
-                None => TcpStream::connect(addr).await,
-                Some(source) => {
-                    let socket = if addr.is_ipv4() {
-                        TcpSocket::new_v4()?
-                    } else {
-                        TcpSocket::new_v6()?
-                    };
-                    socket.bind(SocketAddr::new(source, 0))?;
-                    socket.connect(addr).await
+        // The socket is made and bound apart from the connect so that a failure there is
+        // never taken for the target's: no descriptor, no port, no memory is our side's.
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(|e| local_failure(&e, addr, "creating a socket"))?;
+        if let Some(source) = self.spec.source {
+            socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
+                // Port 0 taken means no ephemeral port was left; an address that is not
+                // ours (EADDRNOTAVAIL here) is a wrong source, reported as before.
+                let exhausted = e.kind() == io::ErrorKind::AddrInUse
+                    || (e.kind() != io::ErrorKind::AddrNotAvailable && is_local_exhaustion(&e));
+                if exhausted {
+                    local_failure(&e, addr, "binding the source address")
+                } else {
+                    Failure::new(
+                        Reason::ConnectFailed,
+                        format!("cannot connect to {addr}: {e}"),
+                    )
                 }
-            }
-        };
-        match timeout(limit, connecting).await {
+            })?;
+        }
+        match timeout(limit, socket.connect(addr)).await {
             Err(_) => Err(Failure::new(
                 Reason::ConnectTimeout,
                 format!("no answer from {addr} within {:.3} s", limit.as_secs_f64()),
             )),
+            Ok(Err(e)) if is_local_exhaustion(&e) => Err(local_failure(&e, addr, "connecting")),
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(Failure::new(
                 Reason::Refused,
                 format!("connection refused by {addr}"),
@@ -351,7 +372,9 @@ impl<'a> Session<'a> {
                 }
                 // Refused or unanswered proves the port closed (or filtered) from here;
                 // any other error (an unusable source address, say) proves nothing.
-                Err(f) if f.reason == Reason::ConnectFailed => return Err(f),
+                Err(f) if matches!(f.reason, Reason::ConnectFailed | Reason::LocalResources) => {
+                    return Err(f)
+                }
                 Err(f) => closed.push(format!("{addr} {}", f.reason)),
             }
         }
@@ -774,7 +797,7 @@ impl<'a> Session<'a> {
                 let state = match f.reason {
                     Reason::Refused => spec.states.refused,
                     Reason::UnexpectedResponse => spec.states.mismatch,
-                    Reason::InvalidSetup => State::Unknown,
+                    Reason::InvalidSetup | Reason::LocalResources => State::Unknown,
                     _ => State::Critical,
                 };
                 (state, Some(f.reason), f.message)
@@ -876,12 +899,52 @@ fn no_address_for_source(target: &crate::Target, source: Option<IpAddr>) -> Fail
     )
 }
 
+/// Whether an error is portwarden's own host running out of something (descriptors, buffers,
+/// ephemeral ports, memory) rather than anything the target did.
+fn is_local_exhaustion(e: &io::Error) -> bool {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::OutOfMemory
+    ) {
+        return true;
+    }
+    // EMFILE, ENFILE and ENOBUFS have no stable io::ErrorKind yet.
+    #[cfg(unix)]
+    const CODES: &[i32] = &[libc::EMFILE, libc::ENFILE, libc::ENOBUFS];
+    // WSAEMFILE, WSAENOBUFS.
+    #[cfg(windows)]
+    const CODES: &[i32] = &[10024, 10055];
+    #[cfg(not(any(unix, windows)))]
+    const CODES: &[i32] = &[];
+    e.raw_os_error().is_some_and(|c| CODES.contains(&c))
+}
+
+/// A local resource failure, worded so that nobody blames the target for it.
+fn local_failure(e: &io::Error, addr: SocketAddr, doing: &str) -> Failure {
+    Failure::new(
+        Reason::LocalResources,
+        format!(
+            "portwarden's host is out of resources while {doing} for {addr}: {e} \
+             (a local limit, says nothing about the target)"
+        ),
+    )
+}
+
 /// Classifies a failed read or write by its kind (and, on TLS, by the rustls error inside).
 fn io_failure(e: &io::Error, doing: &str) -> Failure {
     if let Some(detail) = tls::describe_tls_error(e) {
         return Failure::new(
             Reason::TlsFailure,
             format!("TLS error while {doing}: {detail}"),
+        );
+    }
+    if is_local_exhaustion(e) {
+        return Failure::new(
+            Reason::LocalResources,
+            format!(
+                "portwarden's host is out of resources while {doing}: {e} \
+                 (a local limit, says nothing about the target)"
+            ),
         );
     }
     match e.kind() {
@@ -918,6 +981,31 @@ mod tests {
     use crate::expect::Matcher;
     use crate::target::Target;
     use tokio::io::AsyncWriteExt;
+
+    /// Issue 14: "Too many open files" was a CRITICAL about the target.
+    #[cfg(unix)]
+    #[test]
+    fn local_exhaustion_errors_are_ours_and_others_are_not() {
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::EADDRNOTAVAIL,
+            libc::ENOMEM,
+        ] {
+            let e = io::Error::from_raw_os_error(code);
+            assert!(is_local_exhaustion(&e), "{e}");
+        }
+        for code in [
+            libc::ECONNREFUSED,
+            libc::ENETUNREACH,
+            libc::EHOSTUNREACH,
+            libc::ECONNRESET,
+        ] {
+            let e = io::Error::from_raw_os_error(code);
+            assert!(!is_local_exhaustion(&e), "{e}");
+        }
+    }
 
     /// No host name here resolves to a refusing address followed by a listening one
     /// (/etc/hosts has `localhost` as 127.0.0.1 only), so the list is handed over directly.

@@ -14,7 +14,8 @@ pub enum State {
     Ok,
     Warning,
     Critical,
-    /// The probe could not decide (bad setup on our side, not the server's fault).
+    /// The probe could not decide (bad setup or exhausted resources on our side, not the
+    /// server's fault).
     Unknown,
 }
 
@@ -97,6 +98,9 @@ pub enum Reason {
     OwnerUnknown,
     /// The probe could not be set up (unreadable CA file, bad key); not the server's fault.
     InvalidSetup,
+    /// portwarden's own host ran out of sockets, ports, buffers or memory (EMFILE, ENFILE,
+    /// ENOBUFS, EADDRNOTAVAIL, ENOMEM); says nothing about the target. State unknown.
+    LocalResources,
 }
 
 impl Reason {
@@ -119,6 +123,7 @@ impl Reason {
             Reason::WrongOwner => "wrong_owner",
             Reason::OwnerUnknown => "owner_unknown",
             Reason::InvalidSetup => "invalid_setup",
+            Reason::LocalResources => "local_resources",
         }
     }
 }

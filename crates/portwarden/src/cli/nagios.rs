@@ -71,7 +71,8 @@ pub(super) fn render(report: &Report, result: &ProbeResult) -> String {
             | Reason::Reset
             | Reason::StarttlsRefused
             | Reason::MustBeClosedButOpen
-            | Reason::InvalidSetup,
+            | Reason::InvalidSetup
+            | Reason::LocalResources,
         ) => line.push_str(&result.message),
     }
     line.push('\n');
