@@ -266,3 +266,34 @@ fn config_check_reports_a_fifo_in_a_config_directory() {
     );
     cleanup(&path);
 }
+
+#[test]
+fn config_check_gives_the_verdict_run_gives_on_an_unset_api_token_variable() {
+    // issue 14.7: `config check` passed a config whose api_token_env was unset; `run` then
+    // refused to start (exit 2).
+    let path = write(
+        "token-env",
+        "portwarden.toml",
+        "[daemon]\napi_token_env = \"PW_CONFIG_CLI_UNSET_TOKEN\"\n",
+    );
+    let file = path.to_str().expect("utf-8 path");
+    let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["config", "check", "-c", file])
+        .env_remove("PW_CONFIG_CLI_UNSET_TOKEN")
+        .output()
+        .expect("run portwarden");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr)
+            .contains("api_token_env: environment variable PW_CONFIG_CLI_UNSET_TOKEN is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["config", "check", "-c", file])
+        .env("PW_CONFIG_CLI_UNSET_TOKEN", "s3cret")
+        .output()
+        .expect("run portwarden");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    cleanup(&path);
+}

@@ -33,6 +33,19 @@ pub fn run(cmd: ConfigCommand) -> i32 {
     match cmd.action {
         ConfigAction::Check { config: path } => match config::load(&path) {
             Ok(c) => {
+                // What `run` also needs at start, so that both give the same verdict.
+                let start = startup_problems(&c.daemon);
+                if !start.is_empty() {
+                    for p in &start {
+                        eprintln!("{}: {p}", path.display());
+                    }
+                    let n = start.len();
+                    eprintln!(
+                        "config check failed: {n} problem{}",
+                        if n == 1 { "" } else { "s" }
+                    );
+                    return super::USAGE;
+                }
                 let n = c.monitors.len();
                 println!("config OK: {n} monitor{}", if n == 1 { "" } else { "s" });
                 super::SUCCESS
@@ -55,4 +68,20 @@ pub fn run(cmd: ConfigCommand) -> i32 {
             super::SUCCESS
         }
     }
+}
+
+/// What the daemon reads at start beyond the config and refuses to start without: the API
+/// token (`api_token_env` / `api_token_file`) and the HTTPS certificate and key.
+fn startup_problems(daemon: &config::DaemonSettings) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = crate::api_control::ApiAuth::load(daemon.api_token.as_ref(), daemon.read_token)
+    {
+        problems.push(format!("{e:#}"));
+    }
+    if let Some((cert, key)) = &daemon.tls {
+        if let Err(e) = crate::api_tls::server_config(cert, key) {
+            problems.push(format!("{e:#}"));
+        }
+    }
+    problems
 }
