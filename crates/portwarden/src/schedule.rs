@@ -30,8 +30,7 @@ use crate::ownership::{self, Freshness, ListingCache};
 use crate::state::{Outcome, Status, Tracker};
 
 /// Operator commands for one monitor. Sent through [`Scheduler::control`]; the API's
-/// authenticated endpoints (a later issue) expose them.
-#[allow(dead_code)]
+/// token-guarded endpoints (`api_control`) expose them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     RunNow,
