@@ -130,11 +130,7 @@ impl Receiver {
 
     /// Every notification received so far, in order.
     fn received(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        serde_json::Deserializer::from_str(&text)
-            .into_iter::<Value>()
-            .map_while(Result::ok)
-            .collect()
+        read_json_lines(&self.out)
     }
 
     /// Every item received, as `subject:kind`, in order.
@@ -190,6 +186,35 @@ fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
 
 fn monitor_toml(name: &str, port: u16) -> String {
     format!("[[monitor]]\nname = \"{name}\"\ntarget = \"127.0.0.1:{port}\"\n\n")
+}
+
+/// `n` running services and a monitor of each (`m000`, `m001`, …).
+fn services_with_monitors(n: usize) -> (Vec<Service>, String) {
+    let services: Vec<Service> = (0..n).map(|_| Service::start_new()).collect();
+    let monitors = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| monitor_toml(&format!("m{i:03}"), s.port))
+        .collect();
+    (services, monitors)
+}
+
+/// Waits until all `n` monitors are OK.
+fn wait_all_ok(d: &Daemon, n: usize) {
+    d.wait_for("every monitor ok", 20, |d| {
+        d.get("/api/v1/monitors?state=ok")
+            .and_then(|v| v.as_array().map(Vec::len))
+            == Some(n)
+    });
+}
+
+/// The JSON documents a receiver appended to `path`, in order.
+fn read_json_lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map_while(Result::ok)
+        .collect()
 }
 
 #[test]
@@ -260,12 +285,7 @@ fn a_storm_of_200_downs_is_one_grouped_message_and_misses_none() {
     let dir = temp_dir("storm");
     let receiver = Receiver::new(&dir);
     receiver.up();
-    let mut services: Vec<Service> = (0..N).map(|_| Service::start_new()).collect();
-    let monitors: String = services
-        .iter()
-        .enumerate()
-        .map(|(i, s)| monitor_toml(&format!("m{i:03}"), s.port))
-        .collect();
+    let (mut services, monitors) = services_with_monitors(N);
     let api = api_addr();
     let config = write_config(
         &dir,
@@ -278,11 +298,7 @@ fn a_storm_of_200_downs_is_one_grouped_message_and_misses_none() {
         ),
     );
     let d = Daemon::start(&config, api);
-    d.wait_for("every monitor ok", 20, |d| {
-        d.get("/api/v1/monitors?state=ok")
-            .and_then(|v| v.as_array().map(Vec::len))
-            == Some(N)
-    });
+    wait_all_ok(&d, N);
     let started = Instant::now();
     for s in services.iter_mut() {
         s.stop();
@@ -337,12 +353,7 @@ fn a_receiver_that_answers_after_the_timeout_sees_every_item_under_one_key() {
 ",
     )
     .unwrap();
-    let mut services: Vec<Service> = (0..6).map(|_| Service::start_new()).collect();
-    let monitors: String = services
-        .iter()
-        .enumerate()
-        .map(|(i, s)| monitor_toml(&format!("m{i}"), s.port))
-        .collect();
+    let (mut services, monitors) = services_with_monitors(6);
     let api = api_addr();
     let config = write_config(
         &dir,
@@ -356,18 +367,8 @@ fn a_receiver_that_answers_after_the_timeout_sees_every_item_under_one_key() {
         ),
     );
     let d = Daemon::start(&config, api);
-    d.wait_for("every monitor ok", 20, |d| {
-        d.get("/api/v1/monitors?state=ok")
-            .and_then(|v| v.as_array().map(Vec::len))
-            == Some(6)
-    });
-    let received = || -> Vec<Value> {
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
-        serde_json::Deserializer::from_str(&text)
-            .into_iter::<Value>()
-            .map_while(Result::ok)
-            .collect()
-    };
+    wait_all_ok(&d, 6);
+    let received = || read_json_lines(&out);
     // m0 goes down alone; while its message is being retried, the others go down.
     services[0].stop();
     wait_until("the first attempt", 20, || !received().is_empty());
