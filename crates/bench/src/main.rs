@@ -26,6 +26,9 @@
 //! - `bench check-start` ([`check_start`]): one-shot `portwarden check tcp` processes next to
 //!   the real check_tcp, alternately, and the ratio of their rates.
 //!
+//! - `bench soak` ([`soak`]): the daemon for hours under a steady mix (flipping monitors,
+//!   webhook notifications, scrapes, reloads): the slopes of RSS, open fds and start lag.
+//!
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
 
@@ -42,6 +45,7 @@ mod ports;
 mod probe_rate;
 mod restore;
 mod scale;
+mod soak;
 mod sys;
 
 use clap::{Parser, Subcommand};
@@ -80,6 +84,8 @@ enum Role {
     ProbeRate(probe_rate::ProbeRateArgs),
     /// One-shot `portwarden check tcp` runs next to the real check_tcp: rates and ratio.
     CheckStart(check_start::CheckStartArgs),
+    /// Run the daemon for hours under a steady mix; report the slopes of RSS, fds and lag.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Heal(args)) => heal_latency::run(&args),
         Some(Role::ProbeRate(args)) => probe_rate::run(&args),
         Some(Role::CheckStart(args)) => check_start::run(args),
+        Some(Role::Soak(args)) => soak::run(&args),
         None => orchestrate::run(&cli.run),
     }
 }

@@ -369,23 +369,23 @@ impl Sample {
 
 /// What `/healthz` said.
 #[derive(Debug, Clone, Default)]
-struct Health {
-    monitors: u64,
-    mode: String,
-    store_state: String,
-    records_written: u64,
-    transitions_written: u64,
-    dropped: u64,
-    db_bytes: u64,
-    in_flight: u64,
-    lag_checks: u64,
-    lag_p50_ms: f64,
-    lag_p99_ms: f64,
-    lag_max_ms: f64,
-    lag_buckets: Option<Vec<(Option<f64>, u64)>>,
+pub(crate) struct Health {
+    pub(crate) monitors: u64,
+    pub(crate) mode: String,
+    pub(crate) store_state: String,
+    pub(crate) records_written: u64,
+    pub(crate) transitions_written: u64,
+    pub(crate) dropped: u64,
+    pub(crate) db_bytes: u64,
+    pub(crate) in_flight: u64,
+    pub(crate) lag_checks: u64,
+    pub(crate) lag_p50_ms: f64,
+    pub(crate) lag_p99_ms: f64,
+    pub(crate) lag_max_ms: f64,
+    pub(crate) lag_buckets: Option<Vec<(Option<f64>, u64)>>,
 }
 
-fn parse_health(body: &str) -> anyhow::Result<Health> {
+pub(crate) fn parse_health(body: &str) -> anyhow::Result<Health> {
     let v: Value = serde_json::from_str(body).context("/healthz is not JSON")?;
     let u = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     let f = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
@@ -430,7 +430,11 @@ fn parse_health(body: &str) -> anyhow::Result<Health> {
 }
 
 /// A minimal HTTP/1.1 GET (`Connection: close`), bounded by `timeout` per step and 4 MiB.
-fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+pub(crate) fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
@@ -976,7 +980,7 @@ fn prefill_store(
 }
 
 #[allow(unsafe_code)]
-fn spawn_daemon(portwarden: &Path, config: &Path, log: File) -> anyhow::Result<Child> {
+pub(crate) fn spawn_daemon(portwarden: &Path, config: &Path, log: File) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(portwarden);
     cmd.arg("run")
@@ -998,7 +1002,7 @@ fn spawn_daemon(portwarden: &Path, config: &Path, log: File) -> anyhow::Result<C
 }
 
 /// The last `lines` lines of a file.
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
