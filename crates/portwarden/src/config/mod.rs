@@ -16,6 +16,7 @@
 //! `docs/config.md` is the reference; `examples/portwarden.toml` shows every option.
 
 mod build;
+mod chunks;
 mod duration;
 mod error;
 pub mod files;

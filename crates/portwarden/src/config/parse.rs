@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use super::chunks;
 use super::error::{ConfigErrors, SourceFile};
 use super::files;
 use super::schema::{DaemonSection, DefaultsSection, FirewallSection, MonitorSection};
@@ -130,16 +131,57 @@ pub fn parse(files: Vec<SourceFile>, problems: &mut Problems) -> Parsed {
 
 fn parse_file(index: usize, files: &[SourceFile], parsed: &mut Parsed, problems: &mut Problems) {
     let file = &files[index];
-    let root = match DeTable::parse(&file.text) {
-        Ok(root) => root,
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            problems.push(index, file, &span, format!("syntax error: {}", e.message()));
-            return;
+    // `[[monitor]] N` for unnamed entries counts across the file's chunks.
+    let mut counts = ArrayCounts::default();
+    for chunk in chunks::split(&file.text) {
+        let root = match DeTable::parse(&file.text[chunk.range.clone()]) {
+            Ok(root) => root,
+            Err(e) => {
+                let span = shift_span(e.span().unwrap_or(0..0), chunk.range.start);
+                problems.push(index, file, &span, format!("syntax error: {}", e.message()));
+                // The entry still takes its place: later ones keep their numbers.
+                if let Some(count) = chunk.array_of.and_then(|name| counts.of(name)) {
+                    *count += 1;
+                }
+                continue;
+            }
+        };
+        let root = shift_table(root.into_inner(), chunk.range.start);
+        parse_root(index, files, root, parsed, problems, &mut counts);
+    }
+}
+
+/// How many entries of each array of tables a file has had so far.
+#[derive(Debug, Default)]
+struct ArrayCounts {
+    monitor: usize,
+    notifier: usize,
+    probe_module: usize,
+}
+
+impl ArrayCounts {
+    fn of(&mut self, name: &str) -> Option<&mut usize> {
+        match name {
+            "monitor" => Some(&mut self.monitor),
+            "notifier" => Some(&mut self.notifier),
+            "probe_module" => Some(&mut self.probe_module),
+            _ => None,
         }
-    };
+    }
+}
+
+/// Splits one parsed chunk (or file) into sections.
+fn parse_root(
+    index: usize,
+    files: &[SourceFile],
+    root: DeTable<'_>,
+    parsed: &mut Parsed,
+    problems: &mut Problems,
+    counts: &mut ArrayCounts,
+) {
+    let file = &files[index];
     // Reading order: the tree sorts keys by name.
-    let mut entries: Vec<_> = root.into_inner().into_iter().collect();
+    let mut entries: Vec<_> = root.into_iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     for (key, value) in entries {
         let name = key.get_ref().to_string();
@@ -187,7 +229,11 @@ fn parse_file(index: usize, files: &[SourceFile], parsed: &mut Parsed, problems:
                     );
                     continue;
                 };
-                for (i, item) in items.into_iter().enumerate() {
+                for item in items {
+                    let i = counts.of(&name).map_or(0, |count| {
+                        *count += 1;
+                        *count - 1
+                    });
                     let label = item
                         .get_ref()
                         .get("name")
@@ -222,6 +268,32 @@ fn parse_file(index: usize, files: &[SourceFile], parsed: &mut Parsed, problems:
             }
         }
     }
+}
+
+/// Moves every span of a chunk's tree by the chunk's offset in its file, so that problems
+/// and positions read as if the file had been parsed whole.
+fn shift_table(table: DeTable<'_>, by: usize) -> DeTable<'_> {
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let span = shift_span(key.span(), by);
+            (Spanned::new(span, key.into_inner()), shift_value(value, by))
+        })
+        .collect()
+}
+
+fn shift_value(value: Spanned<DeValue<'_>>, by: usize) -> Spanned<DeValue<'_>> {
+    let span = shift_span(value.span(), by);
+    let inner = match value.into_inner() {
+        DeValue::Table(t) => DeValue::Table(shift_table(t, by)),
+        DeValue::Array(a) => DeValue::Array(a.into_iter().map(|v| shift_value(v, by)).collect()),
+        other => other,
+    };
+    Spanned::new(span, inner)
+}
+
+fn shift_span(span: Range<usize>, by: usize) -> Range<usize> {
+    span.start + by..span.end + by
 }
 
 /// Deserializes one section, dropping bad keys until what is left deserializes.

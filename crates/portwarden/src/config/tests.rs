@@ -559,6 +559,34 @@ fn syntax_errors_have_a_position() {
 }
 
 #[test]
+fn a_syntax_error_loses_only_its_own_section_and_later_places_stay_exact() {
+    // Each top-level header is parsed on its own (config::chunks): the broken monitor is
+    // reported and the next ones are still checked, at their own lines and columns.
+    assert_eq!(
+        problems(
+            "[[monitor]]\nname = \"a\ntarget = \"h:1\"\n\n[[monitor]]\nname = \"b\"\ntarget = \"h:1\"\nfail_after = \"x\"\n[[monitor]]\ntarget = 7\n"
+        ),
+        vec![
+            "portwarden.toml:2:10: syntax error: invalid basic string, expected `\"`",
+            "portwarden.toml:8:14: monitor \"b\": fail_after: invalid type: string \"x\", expected an integer",
+            "portwarden.toml:9:1: monitor[3]: name: missing; every monitor needs a unique name",
+            "portwarden.toml:10:10: monitor[3]: target: invalid type: integer `7`, expected a string",
+        ]
+    );
+}
+
+#[test]
+fn a_dotted_header_after_another_table_is_read_as_toml_reads_it() {
+    // `[daemon.x]` far from `[daemon]` keeps the file whole, so it extends [daemon] as TOML
+    // says (and is reported as the unknown key it is) instead of defining [daemon] twice.
+    let p = problems(
+        "[daemon]\nlisten = \"127.0.0.1:1\"\n[[monitor]]\nname = \"a\"\ntarget = \"h:1\"\n[daemon.x]\ny = 1\n",
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("daemon: x: unknown"), "{p:?}");
+}
+
+#[test]
 fn monitor_must_be_an_array_of_tables() {
     assert_eq!(
         problems("[monitor]\nname = \"a\"\n"),
