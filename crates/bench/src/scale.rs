@@ -93,6 +93,11 @@ pub struct DaemonArgs {
     /// full-size database instead of a new one. Takes a daemon run and a bulk insert first.
     #[arg(long, default_value_t = 0.0)]
     prefill_minutes: f64,
+    /// After the window, reload the unchanged config with SIGHUP and measure the reload: its
+    /// time and the daemon's peak RSS while it ran (`VmHWM` reset just before, by
+    /// `/proc/<pid>/clear_refs`).
+    #[arg(long)]
+    reload: bool,
     /// Keep the temporary directory (config, database, daemon log) and print its path.
     #[arg(long)]
     keep: bool,
@@ -672,8 +677,65 @@ struct ScenarioReport {
     store_after_stop: StoreFiles,
     /// What `--prefill-minutes` put into the store first.
     prefill: Option<Prefill>,
+    /// What `--reload` measured.
+    reload: Option<Reload>,
     daemon_log_tail: String,
     samples: Vec<Sample>,
+}
+
+/// A SIGHUP reload of the unchanged config, measured from outside.
+#[derive(Debug, Clone, Serialize)]
+struct Reload {
+    /// From SIGHUP to the daemon's "config reloaded" line.
+    seconds: f64,
+    rss_before_kib: u64,
+    /// The highest RSS while the reload ran.
+    peak_kib: u64,
+    rss_after_kib: u64,
+    /// The daemon's own summary line.
+    line: String,
+}
+
+/// SIGHUP with the peak RSS reset just before; waits (at most 10 minutes) for the daemon's
+/// "config reloaded" line, then reads the peak.
+fn measure_reload(daemon: &Daemon, log_path: &Path) -> anyhow::Result<Reload> {
+    let reloaded = |text: &str| text.matches("config reloaded").count();
+    let before = reloaded(&fs::read_to_string(log_path).unwrap_or_default());
+    let rss_before_kib = sys::status_kib_of(&daemon.pid, "VmRSS")?;
+    fs::write(format!("/proc/{}/clear_refs", daemon.pid), "5")
+        .context("resetting the daemon's peak RSS (clear_refs)")?;
+    let pid = rustix::process::Pid::from_raw(daemon.child.id() as i32).context("daemon pid")?;
+    let started = Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .context("sending SIGHUP to the daemon")?;
+    loop {
+        let text = fs::read_to_string(log_path).unwrap_or_default();
+        if reloaded(&text) > before {
+            let line = text
+                .lines()
+                .rev()
+                .find(|l| l.contains("config reloaded"))
+                .unwrap_or_default()
+                .to_string();
+            return Ok(Reload {
+                seconds: started.elapsed().as_secs_f64(),
+                rss_before_kib,
+                peak_kib: sys::status_kib_of(&daemon.pid, "VmHWM")?,
+                rss_after_kib: sys::status_kib_of(&daemon.pid, "VmRSS")?,
+                line,
+            });
+        }
+        if text.contains("new config rejected") && reloaded(&text) == before {
+            bail!(
+                "the daemon rejected its own config on reload:\n{}",
+                tail(log_path, 5)
+            );
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("no \"config reloaded\" within 10 minutes of SIGHUP");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn run_scenario(
@@ -787,6 +849,20 @@ fn run_scenario(
     let wal_bytes_window_end = file_len(&wal_path(&db_path));
     let db_bytes_window_end = file_len(&db_path);
 
+    let reload = if args.reload {
+        let r = measure_reload(&daemon, &log_path)?;
+        eprintln!(
+            "  reload: {:.2} s, RSS {} before, peak {} during, {} after",
+            r.seconds,
+            mib(r.rss_before_kib),
+            mib(r.peak_kib),
+            mib(r.rss_after_kib)
+        );
+        Some(r)
+    } else {
+        None
+    };
+
     // Stop: the last word from the daemon first, then SIGTERM.
     let (before_stop, _) = sampler.health()?;
     let (shutdown, exit_code) = stop_daemon(&mut daemon)?;
@@ -813,6 +889,7 @@ fn run_scenario(
         exit_code,
         store_after_stop,
         prefill,
+        reload,
         daemon_log_tail: tail(&log_path, 5),
     });
     if !args.json {
@@ -1027,6 +1104,7 @@ struct SummaryInput<'a> {
     exit_code: Option<i32>,
     store_after_stop: StoreFiles,
     prefill: Option<Prefill>,
+    reload: Option<Reload>,
     daemon_log_tail: String,
 }
 
@@ -1191,6 +1269,7 @@ fn summarize(inp: SummaryInput<'_>) -> ScenarioReport {
         exit_code: inp.exit_code,
         store_after_stop: inp.store_after_stop,
         prefill: inp.prefill,
+        reload: inp.reload,
         daemon_log_tail: inp.daemon_log_tail,
         samples: inp.samples,
     }
@@ -1288,6 +1367,17 @@ fn markdown(r: &ScenarioReport) -> String {
         r.rss_trend_mib_per_min,
         verdict(rss_ok)
     );
+    if let Some(reload) = &r.reload {
+        let _ = writeln!(
+            o,
+            "| peak RSS during a SIGHUP reload of the same config | < {TARGET_PEAK_RSS_MIB:.0} MiB | {} ({} before, {} after; {:.2} s) | {} |",
+            mib(reload.peak_kib),
+            mib(reload.rss_before_kib),
+            mib(reload.rss_after_kib),
+            reload.seconds,
+            verdict((reload.peak_kib as f64 / 1024.0) < TARGET_PEAK_RSS_MIB)
+        );
+    }
     let stored_all = r.dropped_before_stop == 0
         && r.store_state == "ok"
         && store.results_new >= r.checks_started_before_stop
@@ -1450,6 +1540,7 @@ mod tests {
             quiet_wait: 0,
             max_noise: 15.0,
             prefill_minutes: 0.0,
+            reload: false,
             keep: false,
             json: false,
             json_out: None,

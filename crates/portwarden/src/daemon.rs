@@ -69,6 +69,8 @@ struct Loaded {
     /// `[daemon] http_*`.
     http_limits: crate::api_server::HttpLimits,
     monitors: Vec<Monitor>,
+    /// Names of monitors that run already with the same definition (reloads only).
+    unchanged: Vec<String>,
     listing: Option<sockets::Listing>,
     firewall: config::FirewallSettings,
     notify: notify::Settings,
@@ -76,18 +78,20 @@ struct Loaded {
     probe_modules: Vec<config::ProbeModule>,
 }
 
-fn load(source: &Source) -> anyhow::Result<Loaded> {
+/// Reads the config. `running` (reloads) tells which monitors already run unchanged.
+fn load(source: &Source, running: &config::RunningCheck<'_>) -> anyhow::Result<Loaded> {
     match source {
         Source::File(path) => {
             let Config {
                 daemon,
                 monitors,
+                unchanged,
                 files,
                 firewall,
                 notifiers,
                 probe_modules,
                 ..
-            } = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            } = config::load_beside(path, running).map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::debug!(files = files.len(), "config read from {}", path.display());
             Ok(Loaded {
                 listen: daemon.listen,
@@ -101,6 +105,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 blackbox_config: daemon.blackbox_config,
                 probe_modules,
                 monitors,
+                unchanged,
                 listing: None,
                 notify: notify::Settings {
                     notifiers,
@@ -125,6 +130,7 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
                 blackbox_config: None,
                 probe_modules: Vec::new(),
                 monitors: discover::monitors(&listing),
+                unchanged: Vec::new(),
                 listing: Some(listing),
                 // The embedded default guards the firewall too: alert when it is switched
                 // off, restore only when a baseline was saved.
@@ -163,7 +169,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         }
         None => Source::ZeroConfig,
     };
-    let loaded = load(&source)?;
+    let loaded = load(&source, &|_, _| false)?;
     let listen = options.listen.unwrap_or(loaded.listen);
     let state_dir = options
         .state_dir
@@ -255,7 +261,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         state_dir.clone(),
     );
     let healer = tokio::spawn(healer.run(shutdown.child_token()));
-    scheduler.apply(loaded.monitors);
+    scheduler.apply(loaded.monitors, loaded.unchanged);
     let metrics_events = tokio::spawn(crate::metrics::count_events(
         bus.clone(),
         shutdown.child_token(),
@@ -309,7 +315,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
                 // The reading runs in the blocking pool; a stop request wins over it.
                 let read = tokio::select! {
-                    read = read_off_runtime(&source) => read,
+                    read = read_off_runtime(&source, &scheduler) => read,
                     _ = terminate.recv() => break,
                     _ = interrupt.recv() => break,
                 };
@@ -401,10 +407,23 @@ impl GuardTask {
 
 /// Reads and checks the config for a reload in the blocking pool, so a slow or hostile file
 /// never stalls the runtime (signals, API, checks), and gives up after [`RELOAD_LIMIT`].
-async fn read_off_runtime(source: &Source) -> anyhow::Result<(Loaded, crate::probe_http::Modules)> {
+///
+/// Monitors that already run unchanged come back as names only, so the reload never holds a
+/// second copy of every monitor. Weak: an abandoned reading must not keep the scheduler (and
+/// the record channel it holds) alive past shutdown.
+async fn read_off_runtime(
+    source: &Source,
+    scheduler: &Arc<Scheduler>,
+) -> anyhow::Result<(Loaded, crate::probe_http::Modules)> {
     let source = source.clone();
+    let scheduler = Arc::downgrade(scheduler);
     let task = tokio::task::spawn_blocking(move || {
-        let loaded = load(&source)?;
+        let running = |name: &str, definition| {
+            scheduler
+                .upgrade()
+                .is_some_and(|s| s.runs(name, definition))
+        };
+        let loaded = load(&source, &running)?;
         let modules =
             crate::probe_http::prepare(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
         Ok((loaded, modules))
@@ -432,8 +451,8 @@ fn reload(
         Ok((loaded, modules)) => {
             crate::probe_http::install(modules);
             firewall = Some((loaded.firewall, loaded.notify));
-            let monitors = loaded.monitors.len();
-            let s = scheduler.apply(loaded.monitors);
+            let monitors = loaded.monitors.len() + loaded.unchanged.len();
+            let s = scheduler.apply(loaded.monitors, loaded.unchanged);
             crate::metrics::retire(&s.removed_names);
             bus.publish(EventKind::ConfigReloaded {
                 monitors,

@@ -282,12 +282,28 @@ impl Scheduler {
         }
     }
 
-    /// Makes `monitors` the running set: unchanged ones (same name and definition) keep their
-    /// task and state, changed ones restart, removed ones stop.
-    pub fn apply(&self, monitors: Vec<Monitor>) -> ApplySummary {
+    /// Makes `monitors` plus `unchanged` the running set: unchanged ones (same name and
+    /// definition, whether built again or only named because [`Scheduler::runs`] said so
+    /// when the config was read) keep their task and state, changed ones restart, removed
+    /// ones stop.
+    pub fn apply(&self, monitors: Vec<Monitor>, unchanged: Vec<String>) -> ApplySummary {
         let mut summary = ApplySummary::default();
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let mut next: BTreeMap<String, Slot> = BTreeMap::new();
+        for name in unchanged {
+            // Only this task applies configs, and it asked `runs` a moment ago: the slot is
+            // there. Were it not, the monitor would stop until the next reload, so say so.
+            match slots.remove(&name) {
+                Some(slot) => {
+                    summary.unchanged += 1;
+                    next.insert(name, slot);
+                }
+                None => tracing::error!(
+                    monitor = %name,
+                    "a monitor read as unchanged is no longer running; reload again to start it"
+                ),
+            }
+        }
         for monitor in monitors {
             match slots.remove(&monitor.name) {
                 Some(slot) if slot.monitor.definition == monitor.definition => {
@@ -363,6 +379,15 @@ impl Scheduler {
             control,
             cancel,
         }
+    }
+
+    /// Whether a monitor of this name runs with this definition (a reload then keeps only its
+    /// name: [`crate::config::load_beside`]).
+    pub fn runs(&self, name: &str, definition: crate::monitor::Fingerprint) -> bool {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots
+            .get(name)
+            .is_some_and(|s| s.monitor.definition == definition)
     }
 
     /// How many monitors run (without copying their views).
@@ -778,12 +803,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slots_do_not_drift_over_many_intervals() {
         let (sched, mut rx, _bus) = scheduler(16);
-        sched.apply(vec![monitor(
-            "refused",
-            closed(),
-            Duration::from_secs(1),
-            Duration::from_millis(100),
-        )]);
+        sched.apply(
+            vec![monitor(
+                "refused",
+                closed(),
+                Duration::from_secs(1),
+                Duration::from_millis(100),
+            )],
+            Vec::new(),
+        );
         tokio::time::sleep(Duration::from_secs(100)).await;
         let checks = checks_of(&drain(&mut rx), "refused");
         // One check per second, start to end: no drift, no burst.
@@ -822,7 +850,7 @@ mod tests {
             Duration::from_millis(100),
             Duration::from_secs(1),
         ));
-        sched.apply(monitors);
+        sched.apply(monitors, Vec::new());
         tokio::time::sleep(Duration::from_millis(1550)).await;
         let records = drain(&mut rx);
         let healthy_checks = checks_of(&records, "healthy").len();
@@ -843,12 +871,15 @@ mod tests {
         let (sched, mut rx, _bus) = scheduler(1024);
         let pit = tarpit().await;
         // Interval 100 ms, each check takes 350 ms: slots are skipped, never overlapped.
-        sched.apply(vec![monitor(
-            "slow",
-            pit,
-            Duration::from_millis(100),
-            Duration::from_millis(350),
-        )]);
+        sched.apply(
+            vec![monitor(
+                "slow",
+                pit,
+                Duration::from_millis(100),
+                Duration::from_millis(350),
+            )],
+            Vec::new(),
+        );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let checks = checks_of(&drain(&mut rx), "slow");
         assert!((3..=4).contains(&checks.len()), "{} checks", checks.len());
@@ -866,12 +897,15 @@ mod tests {
     async fn goes_down_and_publishes_one_event_per_transition() {
         let (sched, mut rx, bus) = scheduler(16);
         let mut events = bus.subscribe();
-        sched.apply(vec![monitor(
-            "gone",
-            closed(),
-            Duration::from_secs(1),
-            Duration::from_millis(100),
-        )]);
+        sched.apply(
+            vec![monitor(
+                "gone",
+                closed(),
+                Duration::from_secs(1),
+                Duration::from_millis(100),
+            )],
+            Vec::new(),
+        );
         tokio::time::sleep(Duration::from_secs(10)).await;
         let ev = events.try_recv().unwrap();
         assert!(
@@ -895,12 +929,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn run_now_pause_and_resume() {
         let (sched, mut rx, _bus) = scheduler(16);
-        sched.apply(vec![monitor(
-            "ctl",
-            closed(),
-            Duration::from_secs(3600),
-            Duration::from_millis(100),
-        )]);
+        sched.apply(
+            vec![monitor(
+                "ctl",
+                closed(),
+                Duration::from_secs(3600),
+                Duration::from_millis(100),
+            )],
+            Vec::new(),
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
         drain(&mut rx);
         assert!(sched.control("ctl", Control::RunNow));
@@ -928,53 +965,88 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_monitor_named_as_unchanged_keeps_its_task_and_state() {
+        let (sched, _rx, _bus) = scheduler(16);
+        let gone = closed();
+        let make = |name: &str| {
+            monitor(
+                name,
+                gone,
+                Duration::from_secs(1),
+                Duration::from_millis(100),
+            )
+        };
+        sched.apply(vec![make("keep"), make("drop")], Vec::new());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let before = sched.view("keep").unwrap();
+        assert_eq!(before.status, Status::Down);
+        let keep = make("keep");
+        assert!(sched.runs("keep", keep.definition));
+        assert!(!sched.runs("new", keep.definition));
+        // A reload that read "keep" as unchanged hands over its name only.
+        let s = sched.apply(vec![make("new")], vec!["keep".into()]);
+        assert_eq!((s.added, s.removed, s.unchanged), (1, 1, 1));
+        let after = sched.view("keep").unwrap();
+        assert_eq!(after.status, Status::Down, "its state was kept");
+        assert!(after.checks >= before.checks);
+        assert!(sched.view("drop").is_none());
+        sched.shutdown(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn apply_keeps_unchanged_monitors_and_their_state() {
         let (sched, mut rx, _bus) = scheduler(16);
         let gone = closed();
-        let s = sched.apply(vec![
-            monitor(
-                "keep",
-                gone,
-                Duration::from_secs(1),
-                Duration::from_millis(100),
-            ),
-            monitor(
-                "change",
-                gone,
-                Duration::from_secs(1),
-                Duration::from_millis(100),
-            ),
-            monitor(
-                "drop",
-                gone,
-                Duration::from_secs(1),
-                Duration::from_millis(100),
-            ),
-        ]);
+        let s = sched.apply(
+            vec![
+                monitor(
+                    "keep",
+                    gone,
+                    Duration::from_secs(1),
+                    Duration::from_millis(100),
+                ),
+                monitor(
+                    "change",
+                    gone,
+                    Duration::from_secs(1),
+                    Duration::from_millis(100),
+                ),
+                monitor(
+                    "drop",
+                    gone,
+                    Duration::from_secs(1),
+                    Duration::from_millis(100),
+                ),
+            ],
+            Vec::new(),
+        );
         assert_eq!(s.added, 3);
         tokio::time::sleep(Duration::from_secs(5)).await;
         let before = sched.view("keep").unwrap();
         assert_eq!(before.status, Status::Down);
-        let s = sched.apply(vec![
-            monitor(
-                "keep",
-                gone,
-                Duration::from_secs(1),
-                Duration::from_millis(100),
-            ),
-            monitor(
-                "change",
-                gone,
-                Duration::from_secs(2),
-                Duration::from_millis(100),
-            ),
-            monitor(
-                "new",
-                gone,
-                Duration::from_secs(1),
-                Duration::from_millis(100),
-            ),
-        ]);
+        let s = sched.apply(
+            vec![
+                monitor(
+                    "keep",
+                    gone,
+                    Duration::from_secs(1),
+                    Duration::from_millis(100),
+                ),
+                monitor(
+                    "change",
+                    gone,
+                    Duration::from_secs(2),
+                    Duration::from_millis(100),
+                ),
+                monitor(
+                    "new",
+                    gone,
+                    Duration::from_secs(1),
+                    Duration::from_millis(100),
+                ),
+            ],
+            Vec::new(),
+        );
         assert_eq!(
             s,
             ApplySummary {

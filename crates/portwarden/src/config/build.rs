@@ -22,11 +22,11 @@ use toml::Spanned;
 
 use super::duration::HumanDuration;
 use super::error::SourceFile;
-use super::parse::{Parsed, Section};
+use super::parse::{self, MonitorEntry, Parsed, Section};
 use super::schema::{self, *};
 use super::{
     ApiTokenSource, Config, DaemonSettings, FirewallSettings, NotifierConfig, OnViolation,
-    ProbeModule, Problems,
+    ProbeModule, Problems, RunningCheck,
 };
 use crate::monitor::{self, Fingerprint, Heal, Monitor, Origin, Policy};
 
@@ -95,7 +95,7 @@ fn related(a: &str, b: &str) -> bool {
 }
 
 /// Builds the config from its sections; every problem goes to `problems`.
-pub fn assemble(parsed: Parsed, problems: &mut Problems) -> Config {
+pub fn assemble(parsed: Parsed, problems: &mut Problems, running: &RunningCheck<'_>) -> Config {
     let Parsed {
         files,
         daemon,
@@ -145,43 +145,57 @@ pub fn assemble(parsed: Parsed, problems: &mut Problems) -> Config {
     };
 
     let mut built = Vec::new();
+    let mut unchanged = Vec::new();
     let mut seen: HashMap<String, (usize, Range<usize>)> = HashMap::new();
-    for section in &monitors {
-        let Some(m) = &section.value else { continue };
-        let file = &files[section.file];
-        if let Some(name) = &m.name {
-            let key = name.get_ref().clone();
-            match seen.get(&key) {
-                Some((first_file, first_span)) => problems.push(
-                    section.file,
-                    file,
-                    &name.span(),
-                    format!(
-                        "{}: name: duplicate monitor name, first defined at {}",
-                        section.context,
-                        files[*first_file].place(first_span)
+    // Deferred monitors are read here, one at a time, and dropped once built.
+    for entry in monitors {
+        let sections = match entry {
+            MonitorEntry::Parsed(section) => vec![*section],
+            MonitorEntry::Deferred {
+                file,
+                range,
+                number,
+            } => parse::deferred_monitor(&files, file, range, number, problems),
+        };
+        for section in &sections {
+            let Some(m) = &section.value else { continue };
+            let file = &files[section.file];
+            if let Some(name) = &m.name {
+                let key = name.get_ref().clone();
+                match seen.get(&key) {
+                    Some((first_file, first_span)) => problems.push(
+                        section.file,
+                        file,
+                        &name.span(),
+                        format!(
+                            "{}: name: duplicate monitor name, first defined at {}",
+                            section.context,
+                            files[*first_file].place(first_span)
+                        ),
                     ),
-                ),
-                None => {
-                    seen.insert(key, (section.file, name.span()));
+                    None => {
+                        seen.insert(key, (section.file, name.span()));
+                    }
                 }
             }
-        }
-        let mut issues = Issues::default();
-        let monitor = build_monitor(
-            m,
-            &MonitorContext {
-                header: section.span.clone(),
-                base_dir: base_dir(file),
-                defaults: &resolved_defaults,
-                notifiers: &known,
-                clean: section.dropped.is_empty(),
-            },
-            &mut issues,
-        );
-        issues.report(section, &files, problems);
-        if let Some(monitor) = monitor {
-            built.push(monitor);
+            let mut issues = Issues::default();
+            let monitor = build_monitor(
+                m,
+                &MonitorContext {
+                    header: section.span.clone(),
+                    base_dir: base_dir(file),
+                    defaults: &resolved_defaults,
+                    notifiers: &known,
+                    clean: section.dropped.is_empty(),
+                },
+                &mut issues,
+            );
+            issues.report(section, &files, problems);
+            match monitor {
+                Some(m) if running(&m.name, m.definition) => unchanged.push(m.name),
+                Some(m) => built.push(m),
+                None => {}
+            }
         }
     }
 
@@ -216,6 +230,7 @@ pub fn assemble(parsed: Parsed, problems: &mut Problems) -> Config {
     Config {
         daemon: daemon_settings,
         monitors: built,
+        unchanged,
         probe_modules,
         notifiers: notifier_configs,
         firewall: firewall_settings,

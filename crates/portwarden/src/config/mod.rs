@@ -39,8 +39,13 @@ pub const DEFAULT_PATH: &str = "/etc/portwarden/portwarden.toml";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub daemon: DaemonSettings,
-    /// In file order (directory: file-name order, then order within each file).
+    /// In file order (directory: file-name order, then order within each file); without
+    /// those in `unchanged`.
     pub monitors: Vec<Monitor>,
+    /// Monitors the caller of [`load_beside`] already runs with this very definition: only
+    /// their names are kept, so a reload of 100,000 monitors does not hold a second copy of
+    /// each beside the running ones (issue 14.8). Empty from [`load`].
+    pub unchanged: Vec<String>,
     /// `[[probe_module]]`s, served by `/probe?module=NAME`.
     pub probe_modules: Vec<ProbeModule>,
     #[allow(dead_code)] // read by the notification, firewall and action issues
@@ -200,19 +205,29 @@ pub fn default_remind_every(spec: &notify::NotifierSpec) -> Option<std::time::Du
 /// Reads, checks and builds the config at `path` (a file, or a directory whose `*.toml`
 /// files are merged in file-name order). Every problem is reported, each with its place.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let files = parse::read(path)?;
-    load_files(files)
+    load_beside(path, &|_, _| false)
 }
+
+/// [`load`] for a reload: a monitor for which `running(name, definition)` says the same
+/// monitor already runs is checked as every other, then kept by name only (in
+/// [`Config::unchanged`]).
+pub fn load_beside(path: &Path, running: &RunningCheck<'_>) -> Result<Config, ConfigErrors> {
+    let files = parse::read(path)?;
+    load_files(files, running)
+}
+
+/// Whether a monitor of this name and definition already runs.
+pub type RunningCheck<'a> = dyn Fn(&str, crate::monitor::Fingerprint) -> bool + 'a;
 
 /// The commented example config, which covers every option.
 pub fn example() -> &'static str {
     include_str!("../../../../examples/portwarden.toml")
 }
 
-fn load_files(files: Vec<SourceFile>) -> Result<Config, ConfigErrors> {
+fn load_files(files: Vec<SourceFile>, running: &RunningCheck<'_>) -> Result<Config, ConfigErrors> {
     let mut problems = Problems::default();
     let parsed = parse::parse(files, &mut problems);
-    let config = build::assemble(parsed, &mut problems);
+    let config = build::assemble(parsed, &mut problems, running);
     if problems.items.is_empty() {
         Ok(config)
     } else {

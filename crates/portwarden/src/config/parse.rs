@@ -54,6 +54,21 @@ pub struct NotifierEntry {
     pub settings: toml::Table,
 }
 
+/// A `[[monitor]]`: deserialized already, or — when it has a chunk of its file to itself, as
+/// nearly every monitor does — kept as a place in the text until the build reaches it, so
+/// that one monitor's tree and section exist at a time, not 100,000 (issue 14.8).
+#[derive(Debug)]
+pub enum MonitorEntry {
+    Parsed(Box<Section<MonitorSection>>),
+    Deferred {
+        /// Index into [`Parsed::files`].
+        file: usize,
+        range: Range<usize>,
+        /// Its 0-based number among the file's `[[monitor]]` entries (for unnamed ones).
+        number: usize,
+    },
+}
+
 /// Every file of a config, split into sections.
 #[derive(Debug, Default)]
 pub struct Parsed {
@@ -61,7 +76,7 @@ pub struct Parsed {
     pub daemon: Option<Section<DaemonSection>>,
     pub defaults: Option<Section<DefaultsSection>>,
     pub firewall: Option<Section<FirewallSection>>,
-    pub monitors: Vec<Section<MonitorSection>>,
+    pub monitors: Vec<MonitorEntry>,
     pub notifiers: Vec<Section<NotifierEntry>>,
     /// `[[probe_module]]`: a monitor's probe keys without a target, for `/probe`.
     pub probe_modules: Vec<Section<MonitorSection>>,
@@ -134,21 +149,71 @@ fn parse_file(index: usize, files: &[SourceFile], parsed: &mut Parsed, problems:
     // `[[monitor]] N` for unnamed entries counts across the file's chunks.
     let mut counts = ArrayCounts::default();
     for chunk in chunks::split(&file.text) {
-        let root = match DeTable::parse(&file.text[chunk.range.clone()]) {
-            Ok(root) => root,
-            Err(e) => {
-                let span = shift_span(e.span().unwrap_or(0..0), chunk.range.start);
-                problems.push(index, file, &span, format!("syntax error: {}", e.message()));
-                // The entry still takes its place: later ones keep their numbers.
-                if let Some(count) = chunk.array_of.and_then(|name| counts.of(name)) {
-                    *count += 1;
-                }
-                continue;
-            }
-        };
-        let root = shift_table(root.into_inner(), chunk.range.start);
-        parse_root(index, files, root, parsed, problems, &mut counts);
+        if chunk.array_of == Some("monitor") {
+            parsed.monitors.push(MonitorEntry::Deferred {
+                file: index,
+                range: chunk.range,
+                number: counts.monitor,
+            });
+            counts.monitor += 1;
+            continue;
+        }
+        parse_chunk(index, files, chunk, parsed, problems, &mut counts);
     }
+}
+
+/// The sections of a deferred `[[monitor]]` (normally one; none if its text does not parse).
+pub fn deferred_monitor(
+    files: &[SourceFile],
+    file: usize,
+    range: Range<usize>,
+    number: usize,
+    problems: &mut Problems,
+) -> Vec<Section<MonitorSection>> {
+    let mut parsed = Parsed::default();
+    let mut counts = ArrayCounts {
+        monitor: number,
+        ..ArrayCounts::default()
+    };
+    let chunk = chunks::Chunk {
+        range,
+        array_of: Some("monitor"),
+    };
+    parse_chunk(file, files, chunk, &mut parsed, problems, &mut counts);
+    parsed
+        .monitors
+        .into_iter()
+        .filter_map(|entry| match entry {
+            MonitorEntry::Parsed(section) => Some(*section),
+            MonitorEntry::Deferred { .. } => None,
+        })
+        .collect()
+}
+
+/// Parses one chunk of a file and splits it into sections.
+fn parse_chunk(
+    index: usize,
+    files: &[SourceFile],
+    chunk: chunks::Chunk<'_>,
+    parsed: &mut Parsed,
+    problems: &mut Problems,
+    counts: &mut ArrayCounts,
+) {
+    let file = &files[index];
+    let root = match DeTable::parse(&file.text[chunk.range.clone()]) {
+        Ok(root) => root,
+        Err(e) => {
+            let span = shift_span(e.span().unwrap_or(0..0), chunk.range.start);
+            problems.push(index, file, &span, format!("syntax error: {}", e.message()));
+            // The entry still takes its place: later ones keep their numbers.
+            if let Some(count) = chunk.array_of.and_then(|name| counts.of(name)) {
+                *count += 1;
+            }
+            return;
+        }
+    };
+    let root = shift_table(root.into_inner(), chunk.range.start);
+    parse_root(index, files, root, parsed, problems, counts);
 }
 
 /// How many entries of each array of tables a file has had so far.
@@ -241,9 +306,9 @@ fn parse_root(
                         .filter(|n| !n.is_empty())
                         .map_or_else(|| format!("{name}[{}]", i + 1), |n| format!("{name} {n:?}"));
                     if name == "monitor" {
-                        parsed
-                            .monitors
-                            .push(section(index, file, item, label, problems));
+                        parsed.monitors.push(MonitorEntry::Parsed(Box::new(section(
+                            index, file, item, label, problems,
+                        ))));
                     } else if name == "probe_module" {
                         parsed
                             .probe_modules

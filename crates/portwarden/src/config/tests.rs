@@ -8,7 +8,10 @@ use probe::{MatchMode, Matcher, StartTls, State, Step, Verify};
 use super::*;
 
 fn load_str(text: &str) -> Result<Config, ConfigErrors> {
-    load_files(vec![SourceFile::new("portwarden.toml".into(), text.into())])
+    load_files(
+        vec![SourceFile::new("portwarden.toml".into(), text.into())],
+        &|_, _| false,
+    )
 }
 
 fn ok(text: &str) -> Config {
@@ -584,6 +587,36 @@ fn a_dotted_header_after_another_table_is_read_as_toml_reads_it() {
     );
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].contains("daemon: x: unknown"), "{p:?}");
+}
+
+#[test]
+fn a_reload_keeps_monitors_that_already_run_by_name_only() {
+    let dir = temp_dir("load-beside");
+    let path = dir.join("portwarden.toml");
+    let text = "[[monitor]]\nname = \"a\"\ntarget = \"127.0.0.1:1\"\n\n[[monitor]]\nname = \"b\"\ntarget = \"127.0.0.1:2\"\n";
+    std::fs::write(&path, text).unwrap();
+    let first = load(&path).unwrap();
+    assert!(first.unchanged.is_empty());
+    let a = first
+        .monitors
+        .iter()
+        .find(|m| m.name == "a")
+        .unwrap()
+        .definition;
+    // "a" runs with this definition; "b" runs with another one (it changed), so is built.
+    let running = |name: &str, definition| name == "a" && definition == a;
+    let again = load_beside(&path, &running).unwrap();
+    assert_eq!(again.unchanged, ["a"]);
+    let built: Vec<&str> = again.monitors.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(built, ["b"]);
+    // Unchanged monitors are still checked: a broken config is refused as before.
+    std::fs::write(
+        &path,
+        format!("{text}[[monitor]]\nname = \"a\"\ntarget = \"127.0.0.1:3\"\n"),
+    )
+    .unwrap();
+    let e = load_beside(&path, &running).unwrap_err().to_string();
+    assert!(e.contains("duplicate monitor name"), "{e}");
 }
 
 #[test]
