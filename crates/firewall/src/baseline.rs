@@ -51,9 +51,11 @@ impl Baseline {
     }
 
     pub fn load(path: &Path) -> Result<Baseline, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Baseline {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        let text = bounded_read::read_bounded(path, bounded_read::CONFIG_LIMIT).map_err(|e| {
+            Error::Baseline {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }
         })?;
         Self::parse(&text).map_err(|message| Error::Baseline {
             path: path.display().to_string(),
@@ -98,5 +100,17 @@ impl Baseline {
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
         }
         std::fs::rename(&tmp, path).map_err(fail)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_baseline_that_is_a_device_is_refused_at_once() {
+        // A baseline path symlinked to /dev/zero used to be read until memory ran out.
+        let e = Baseline::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
     }
 }

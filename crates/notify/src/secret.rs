@@ -83,21 +83,23 @@ impl Secret {
                     "{notifier}: {key}_env: environment variable {var} is not UTF-8"
                 ))),
             },
-            Secret::File { key, path } => match std::fs::read_to_string(path) {
-                Ok(v) => {
-                    let v = v.trim_end_matches(['\r', '\n']).to_string();
-                    if v.is_empty() {
-                        Err(SendError::retryable(format!(
-                            "{notifier}: {key}_file: {path} is empty"
-                        )))
-                    } else {
-                        Ok(v)
+            Secret::File { key, path } => {
+                match bounded_read::read_bounded(path.as_ref(), bounded_read::SECRET_LIMIT) {
+                    Ok(v) => {
+                        let v = v.trim_end_matches(['\r', '\n']).to_string();
+                        if v.is_empty() {
+                            Err(SendError::retryable(format!(
+                                "{notifier}: {key}_file: {path} is empty"
+                            )))
+                        } else {
+                            Ok(v)
+                        }
                     }
+                    Err(e) => Err(SendError::retryable(format!(
+                        "{notifier}: {key}_file: cannot read {path}: {e}"
+                    ))),
                 }
-                Err(e) => Err(SendError::retryable(format!(
-                    "{notifier}: {key}_file: cannot read {path}: {e}"
-                ))),
-            },
+            }
         }
     }
 }
@@ -143,5 +145,17 @@ mod tests {
         assert_eq!(s.read("webhook"), Ok("hunter2".to_string()));
         std::fs::remove_file(&path).expect("rm");
         assert!(s.read("webhook").unwrap_err().retryable);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_secret_file_that_is_a_device_is_refused_at_once() {
+        // A symlink to /dev/zero used to be read until memory ran out.
+        let s = Secret::File {
+            key: "secret",
+            path: "/dev/zero".into(),
+        };
+        let e = s.read("webhook").unwrap_err();
+        assert!(e.message.contains("character device"), "{e:?}");
     }
 }

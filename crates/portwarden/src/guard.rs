@@ -103,14 +103,21 @@ impl Pause {
     /// The pause in force at `path`, if any (an expired or unreadable file is no pause; an
     /// unreadable one is logged).
     pub fn active(path: &Path) -> Option<Pause> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                tracing::warn!("cannot read the pause file {}: {e}", path.display());
-                return None;
-            }
-        };
+        // Bounded: the state directory is ours, but a full disk or a stray symlink must not
+        // stall the guard.
+        let text =
+            match crate::config::files::read_bounded(path, crate::config::files::SECRET_LIMIT) {
+                Ok(t) => t,
+                Err(crate::config::files::FileError::Io(e))
+                    if e.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return None
+                }
+                Err(e) => {
+                    tracing::warn!("cannot read the pause file {}: {e}", path.display());
+                    return None;
+                }
+            };
         match serde_json::from_str::<Pause>(&text) {
             Ok(p) if p.until > unix_secs() => Some(p),
             Ok(_) => None,

@@ -104,9 +104,9 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<(Arc<ClientConfig>, Arc<An
         Verify::CaFile(path) => {
             let mut roots = RootCertStore::empty();
             let mut file_anchors = Anchors::default();
-            let certs = CertificateDer::pem_file_iter(path)
+            let pem = bounded_read::read_bounded_bytes(path, bounded_read::PEM_LIMIT)
                 .map_err(|e| format!("CA file {}: {e}", path.display()))?;
-            for cert in certs {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
                 file_anchors.add(cert.as_ref());
                 roots
@@ -129,8 +129,10 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<(Arc<ClientConfig>, Arc<An
     let config = match &spec.client_cert {
         None => builder.with_no_client_auth(),
         Some(cc) => {
-            let certs = CertificateDer::pem_file_iter(&cc.cert)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            let cert_pem = bounded_read::read_bounded_bytes(&cc.cert, bounded_read::PEM_LIMIT)
+                .map_err(|e| format!("client certificate {}: {e}", cc.cert.display()))?;
+            let certs = CertificateDer::pem_slice_iter(&cert_pem)
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("client certificate {}: {e}", cc.cert.display()))?;
             if certs.is_empty() {
                 return Err(format!(
@@ -138,7 +140,9 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<(Arc<ClientConfig>, Arc<An
                     cc.cert.display()
                 ));
             }
-            let key = PrivateKeyDer::from_pem_file(&cc.key)
+            let key_pem = bounded_read::read_bounded_bytes(&cc.key, bounded_read::PEM_LIMIT)
+                .map_err(|e| format!("client key {}: {e}", cc.key.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem)
                 .map_err(|e| format!("client key {}: {e}", cc.key.display()))?;
             builder
                 .with_client_auth_cert(certs, key)

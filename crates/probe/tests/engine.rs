@@ -1228,6 +1228,16 @@ fn names_a_missing_ca_file_in_the_error() {
 }
 
 #[test]
+fn a_ca_file_that_is_a_device_is_refused_without_reading_it() {
+    // `/dev/zero` as the CA file used to be read until memory ran out.
+    let mut spec = spec(closed_port());
+    spec.implicit_tls = true;
+    spec.tls.verify = Verify::CaFile("/dev/zero".into());
+    let err = Probe::new(spec).unwrap_err();
+    assert!(err.to_string().contains("character device"), "{err}");
+}
+
+#[test]
 fn rejects_an_invalid_sni_name_at_setup() {
     let mut spec = spec(closed_port());
     spec.implicit_tls = true;

@@ -276,8 +276,8 @@ fn snapshot(file: &PathBuf, udp: bool) -> i32 {
     SUCCESS
 }
 
-fn diff(file: &PathBuf, json: bool) -> i32 {
-    let snap = match std::fs::read_to_string(file)
+fn diff(file: &std::path::Path, json: bool) -> i32 {
+    let snap = match crate::config::files::read_bounded(file, crate::config::files::CONFIG_LIMIT)
         .map_err(|e| e.to_string())
         .and_then(|t| Snapshot::parse(&t))
     {
