@@ -70,7 +70,7 @@ pub use record::{CheckRecord, TransitionRecord};
 
 use clock::Clock;
 use health::HealthCell;
-use options::Options;
+pub(crate) use options::Options;
 use outbox::OutboxOp;
 use writer::Msg;
 
