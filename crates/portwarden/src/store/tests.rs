@@ -966,3 +966,54 @@ async fn the_journal_gets_a_last_try_at_shutdown() {
         .unwrap();
     assert_eq!(start, NOW - MINUTE_MS);
 }
+
+/// Resident memory of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run with --ignored --nocapture"]
+async fn a_full_journal_costs_little_memory_and_is_written_quickly_on_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("state");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let clock = Clock::manual(NOW);
+    let run = Running::start(blocker.join("history.db"), opts(&clock));
+    let store = run.store.clone();
+    wait_for("failed", || store.health().state == StoreState::Failed).await;
+    let max = Options::default().journal_max;
+    let monitors = 10_000;
+    let names: Vec<Arc<str>> = (0..monitors)
+        .map(|i| Arc::from(format!("m{i:05}")))
+        .collect();
+    let before = rss_bytes();
+    for i in 0..max {
+        let (from, to) = if (i / monitors) % 2 == 0 {
+            (Status::Ok, Status::Down)
+        } else {
+            (Status::Down, Status::Ok)
+        };
+        let mut t = change("x", NOW - DAY_MS + i as i64, from, to);
+        t.monitor = names[i % monitors].clone();
+        t.message = "connection refused by 192.0.2.10:443 after 3 attempts".repeat(4);
+        run.store.transition(t).await;
+    }
+    run.store.flush().await;
+    let held = rss_bytes().saturating_sub(before);
+    assert_eq!(run.store.health().journal_pending, max as u64);
+    let began = Instant::now();
+    std::fs::remove_file(&blocker).unwrap();
+    wait_for_secs("recovered", 600, || store.health().state == StoreState::Ok).await;
+    let took = began.elapsed();
+    let health = run.store.health();
+    println!(
+        "journal of {max} changes ({monitors} monitors): +{:.1} MiB resident while held; \
+         written in {took:?} after the blocker went (retry every 200 ms): {health:?}",
+        held as f64 / (1024.0 * 1024.0)
+    );
+    assert_eq!(health.journal_written, max as u64);
+    run.stop().await;
+}
