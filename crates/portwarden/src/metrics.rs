@@ -524,6 +524,26 @@ async fn scrape(s: &ApiState) -> Registry {
         counter(store.dropped),
     );
     r.register(
+        "portwarden_store_journaled",
+        "State changes held in memory since the daemon started because the store was failed",
+        counter(store.journaled),
+    );
+    r.register(
+        "portwarden_store_journal_pending",
+        "State changes held in memory now, waiting for the store to recover",
+        gauge(store.journal_pending as f64),
+    );
+    r.register(
+        "portwarden_store_journal_written",
+        "Journaled state changes written once the store recovered",
+        counter(store.journal_written),
+    );
+    r.register(
+        "portwarden_store_journal_dropped",
+        "Journaled state changes lost because the journal was full (also in _dropped)",
+        counter(store.journal_dropped),
+    );
+    r.register(
         "portwarden_store_db_bytes",
         "Size of the database and its write-ahead log, as of the last housekeeping",
         gauge(store.db_bytes as f64),

@@ -9,13 +9,18 @@
 //! - a silenced monitor's DOWN is held, another's is not;
 //! - `portwarden notify test` against a working and a failing notifier;
 //! - nothing is lost over SMTP either: a real aiosmtpd server that starts only after the
-//!   restart gets the DOWN and UP mails, in order.
+//!   restart gets the DOWN and UP mails, in order;
+//! - nothing is lost to a full disk: an outage while the state directory's disk is full is an
+//!   incident with its real times once there is room again, and its DOWN and UP, sent from
+//!   memory meanwhile, reach the outbox then and arrive once each after a SIGKILL.
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
 mod common;
 
-use common::{aiosmtpd, api_addr, free_port, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
+use common::{
+    aiosmtpd, api_addr, free_port, temp_dir, wait_until, Daemon, SmallDisk, FAST_DEFAULTS,
+};
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -622,5 +627,141 @@ fn over_smtp_down_and_up_wait_for_a_server_that_starts_after_a_sigkill() {
         "{q}"
     );
     drop(service);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn an_outage_while_the_disk_is_full_becomes_an_incident_and_its_notifications_arrive_once() {
+    let dir = temp_dir("disk-full");
+    // The state directory on a small disk of the test's own.
+    let Some(disk) = SmallDisk::new(&dir.join("state"), "8m") else {
+        return;
+    };
+    let receiver = Receiver::new(&dir);
+    let mut service = Service::start_new();
+    let api = api_addr();
+    let config = write_config(
+        &dir,
+        api,
+        &format!(
+            "{}{}",
+            receiver.notifier_toml("ops", "0s"),
+            monitor_toml("svc", service.port)
+        ),
+    );
+    let start = || {
+        let mut command = disk.cmd(BIN);
+        command
+            .args(["run", "-c"])
+            .arg(&config)
+            .env("PORTWARDEN_LOG", "info");
+        Daemon::spawn(command, api)
+    };
+    let health = |d: &Daemon| d.get("/healthz").unwrap_or(Value::Null)["store"].clone();
+    let d = start();
+    d.wait_for("svc ok", 20, |d| d.status("svc") == "ok");
+    d.wait_for("the store open", 20, |d| health(d)["state"] == "ok");
+
+    disk.fill();
+    // The next write that needs a new block fails: results arrive every 200 ms.
+    d.wait_for("the store failed", 60, |d| health(d)["state"] == "failed");
+    let stopped = now_ms();
+    service.stop();
+    d.wait_for("svc down", 20, |d| d.status("svc") == "down");
+    service = Service::start(service.port);
+    d.wait_for("svc up again", 20, |d| d.status("svc") == "ok");
+    let recovered = now_ms();
+    // The receiver refuses: both notifications wait in memory, the outage in the journal.
+    assert!(
+        health(&d)["journal_pending"].as_u64().unwrap() >= 2,
+        "{}",
+        health(&d)
+    );
+    let incidents = |d: &Daemon| {
+        d.get("/api/v1/incidents?monitor=svc")
+            .map(|v| v["incidents"].as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    assert!(incidents(&d).is_empty(), "{:?}", incidents(&d));
+
+    disk.free();
+    // The store retries every 30 s.
+    d.wait_for("the store back", 60, |d| health(d)["state"] == "ok");
+    let h = health(&d);
+    assert_eq!(h["journal_pending"], 0, "{h}");
+    assert!(h["journal_written"].as_u64().unwrap() >= 2, "{h}");
+    let found = incidents(&d);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (start_ms, end_ms) = (
+        found[0]["start"].as_i64().unwrap(),
+        found[0]["end"].as_i64().unwrap(),
+    );
+    assert!(
+        stopped <= start_ms && start_ms < end_ms && end_ms <= recovered,
+        "incident {start_ms}..{end_ms}, outage within {stopped}..{recovered}"
+    );
+    // Sent from memory while the store was failed, written to the outbox now it is back.
+    d.wait_for("both notifications in the outbox", 20, |d| {
+        let q = d.queue("ops");
+        q["pending"].as_array().map_or(0, Vec::len) + q["failing"].as_array().map_or(0, Vec::len)
+            == 2
+    });
+    assert!(receiver.received().is_empty());
+    let waiting_ids = |d: &Daemon| {
+        let q = d.queue("ops");
+        ["pending", "failing"]
+            .iter()
+            .flat_map(|list| q[list].as_array().cloned().unwrap_or_default())
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    let ids = waiting_ids(&d);
+    d.kill();
+
+    // After a SIGKILL both are still there, from the outbox.
+    let d = start();
+    d.wait_for("both waiting after the restart", 20, |d| {
+        waiting_ids(d) == ids
+    });
+    // Refused for longer than five attempts, they are failing (retried every 10 minutes); the
+    // administrator fixes the receiver and changes its notifier, which retries at once.
+    receiver.up();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let changed = text.replace(
+        "group_window = \"0s\"\n",
+        "group_window = \"0s\"\ntimeout = \"20s\"\n",
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&config, changed).unwrap();
+    d.signal("-HUP");
+    wait_until("both notifications", 20, || receiver.items().len() >= 2);
+    // A little longer: nothing arrives twice.
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        receiver.items(),
+        ["svc:down", "svc:up"],
+        "log:\n{}",
+        d.log()
+    );
+    let got: std::collections::BTreeSet<String> = receiver
+        .received()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    // Under the keys they were written with while the store was failed.
+    assert_eq!(got, ids);
+    // The incident is in the database, not only in the memory of the daemon that saw it.
+    assert_eq!(incidents(&d).len(), 1);
+    drop(d);
+    drop(service);
+    drop(disk);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,6 +8,11 @@
 //! deleted only after delivery. Grouping decides over the rows at send time ([`super::plan`]),
 //! so nothing waits in memory alone: a SIGKILL loses nothing, a restart delivers what was
 //! pending first (its rows have the lowest `seq`) and keeps each row's retry schedule.
+//!
+//! While the store is failed (disk full), notifications still go out, from memory, and what
+//! the store could not take is remembered ([`Unsaved`]) and written as soon as it is back:
+//! new rows as they are now, retry bookkeeping, deliveries. See [`Unsaved`] for why that keeps
+//! "exactly once by key".
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -38,6 +43,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const EVENT_BATCH: usize = 1024;
 /// Why the rows of a notifier that left the config wait.
 pub const NOT_CONFIGURED: &str = "notifier no longer configured";
+/// How often outbox changes the store could not take are tried again (only while there are
+/// some, and only once the store says it is open again).
+const RESYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// A boxed send in flight.
 pub type SendFuture = Pin<Box<dyn Future<Output = Result<Delivery, SendError>> + Send>>;
@@ -189,6 +197,41 @@ struct DownMonitor {
     last: HashMap<String, i64>,
 }
 
+/// Outbox changes the store could not commit (it was failed), to be written once it is back.
+///
+/// Why write them later rather than only deliver from memory: until they are in the outbox, a
+/// crash or restart would lose a notification nobody received yet (its row never written), or
+/// send one again that was delivered (its row never deleted), or regroup a message that was
+/// already attempted under a new key (its attempts never written). Written late, each row
+/// keeps its `seq`, notification id and attempts, so after a restart the same rows make the
+/// same message with the same key, as if the store had never failed: exactly once by key.
+/// Only the window until the store is back stays exposed to a crash.
+#[derive(Debug, Default)]
+struct Unsaved {
+    /// Rows whose insert failed (written with their state at the time of the retry).
+    rows: HashSet<i64>,
+    /// Rows whose retry bookkeeping failed to update.
+    updates: HashSet<i64>,
+    /// Deliveries that could not be recorded: their rows are still to be deleted and the
+    /// delivery logged. Oldest first.
+    deliveries: Vec<(Vec<i64>, Delivered)>,
+    /// When to try again; `None` while nothing waits.
+    retry_at: Option<Instant>,
+}
+
+impl Unsaved {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.updates.is_empty() && self.deliveries.is_empty()
+    }
+
+    /// Something new could not be written: try again in a moment (unless already planned).
+    fn schedule(&mut self) {
+        if self.retry_at.is_none() {
+            self.retry_at = Some(Instant::now() + RESYNC_EVERY);
+        }
+    }
+}
+
 /// The result of one send.
 #[derive(Debug)]
 struct Sent {
@@ -220,6 +263,7 @@ pub struct Dispatcher {
     carried_down: HashMap<String, i64>,
     inflight: JoinSet<Sent>,
     jitter: RandomState,
+    unsaved: Unsaved,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -257,6 +301,7 @@ impl Dispatcher {
             carried_down: options.carried_down,
             inflight: JoinSet::new(),
             jitter: RandomState::new(),
+            unsaved: Unsaved::default(),
         };
         // The first settings arrive through the same path as reloads.
         let _ = reload.try_send(options.settings);
@@ -301,6 +346,7 @@ impl Dispatcher {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 () = sleep_until_opt(wake) => self.remind().await,
+                () = sleep_until_opt(self.unsaved.retry_at) => self.write_unsaved().await,
             }
         }
         // Sends in flight get a moment; their rows are in the outbox whatever happens.
@@ -618,7 +664,9 @@ impl Dispatcher {
             // (disk full) and that is when people need to hear about problems.
             tracing::error!(error = %e, rows = rows.len(),
                 "notifications could not be written to the outbox; sending them from memory \
-                 (a crash now would lose them)");
+                 and writing them once the store is back (a crash before that would lose them)");
+            self.unsaved.rows.extend(rows.iter().map(|r| r.seq));
+            self.unsaved.schedule();
         }
         for row in rows {
             if row.state == RowState::Failing {
@@ -706,10 +754,20 @@ impl Dispatcher {
                     delivered_ms: now,
                     response: delivery.response,
                 };
-                if let Err(e) = self.store.outbox_delivered(sent.seqs, log).await {
+                for seq in &sent.seqs {
+                    self.unsaved.rows.remove(seq);
+                    self.unsaved.updates.remove(seq);
+                }
+                if let Err(e) = self
+                    .store
+                    .outbox_delivered(sent.seqs.clone(), log.clone())
+                    .await
+                {
                     tracing::warn!(error = %e, id = %n.id,
-                        "delivered, but the outbox could not be updated: it may be sent again \
-                         after a restart");
+                        "delivered, but the outbox could not be updated: it is once the store \
+                         is back (a restart before that would send it again)");
+                    self.unsaved.deliveries.push((sent.seqs, log));
+                    self.unsaved.schedule();
                 }
             }
             Err(error) => {
@@ -737,12 +795,85 @@ impl Dispatcher {
         }
     }
 
-    async fn persist_updates(&self, updates: Vec<RowUpdate>) {
+    async fn persist_updates(&mut self, updates: Vec<RowUpdate>) {
         if updates.is_empty() {
             return;
         }
+        let seqs: Vec<i64> = updates.iter().map(|u| u.seq).collect();
         if let Err(e) = self.store.outbox_update(updates).await {
-            tracing::warn!(error = %e, "outbox retry times could not be written");
+            tracing::warn!(error = %e,
+                "outbox retry times could not be written; they are once the store is back");
+            self.unsaved.updates.extend(seqs);
+            self.unsaved.schedule();
+        }
+    }
+
+    /// Writes what the store could not take before, once it is open again: rows not yet in
+    /// the outbox (as they are now), retry bookkeeping, then deliveries (deleting their rows).
+    /// What fails again stays for the next try.
+    async fn write_unsaved(&mut self) {
+        self.unsaved.retry_at = None;
+        if self.store.health().state != crate::store::StoreState::Ok {
+            self.unsaved.schedule();
+            return;
+        }
+        let (rows, updates, deliveries) = (
+            self.unsaved.rows.len(),
+            self.unsaved.updates.len(),
+            self.unsaved.deliveries.len(),
+        );
+        let mut new_rows = Vec::new();
+        let mut updated = Vec::new();
+        for lane in self.lanes.values() {
+            for r in &lane.rows {
+                if self.unsaved.rows.contains(&r.seq) {
+                    new_rows.push(r.clone());
+                } else if self.unsaved.updates.contains(&r.seq) {
+                    updated.push(plan::update_of(r));
+                }
+            }
+        }
+        // Rows delivered meanwhile are in no lane: nothing to insert or update for them.
+        self.unsaved.rows.clear();
+        self.unsaved.updates.clear();
+        if !new_rows.is_empty() {
+            let seqs: Vec<i64> = new_rows.iter().map(|r| r.seq).collect();
+            if self.store.outbox_insert(new_rows).await.is_err() {
+                self.unsaved.rows.extend(seqs);
+            }
+        }
+        if !updated.is_empty() {
+            let seqs: Vec<i64> = updated.iter().map(|u| u.seq).collect();
+            if self.store.outbox_update(updated).await.is_err() {
+                self.unsaved.updates.extend(seqs);
+            }
+        }
+        let mut left = Vec::new();
+        for (seqs, log) in std::mem::take(&mut self.unsaved.deliveries) {
+            if !left.is_empty() {
+                left.push((seqs, log));
+                continue;
+            }
+            if self
+                .store
+                .outbox_delivered(seqs.clone(), log.clone())
+                .await
+                .is_err()
+            {
+                left.push((seqs, log));
+            }
+        }
+        self.unsaved.deliveries = left;
+        if self.unsaved.is_empty() {
+            tracing::info!(
+                rows,
+                updates,
+                deliveries,
+                "history store back: notifications sent from memory while it was failed are \
+                 in the outbox"
+            );
+        } else {
+            self.unsaved.schedule();
         }
     }
 

@@ -90,6 +90,16 @@ impl Harness {
         receiver: Arc<FakeReceiver>,
     ) -> Harness {
         let (store, task) = Store::open(dir.path().join("portwarden.db"));
+        Self::start_with(dir, (store, task), notifiers, receiver).await
+    }
+
+    /// With a store opened by the test (another path, other options).
+    async fn start_with(
+        dir: tempfile::TempDir,
+        (store, task): (Store, crate::store::StoreTask),
+        notifiers: Vec<NotifierConfig>,
+        receiver: Arc<FakeReceiver>,
+    ) -> Harness {
         let store_stop = CancellationToken::new();
         let store_task = tokio::spawn(task.run(store_stop.clone()));
         let bus = EventBus::new();
@@ -369,5 +379,124 @@ async fn after_a_restart_a_monitor_still_down_is_not_announced_again_and_its_rec
         (119..=130).contains(&down_for),
         "the outage counts from before the restart: {down_for}s"
     );
+    h.stop().await;
+}
+
+/// A store at `dir/state/portwarden.db` that retries every 200 ms; while `dir/state` is a
+/// file, it cannot open.
+fn store_under_state(dir: &std::path::Path) -> (Store, crate::store::StoreTask) {
+    let opts = crate::store::Options {
+        retry_every: Duration::from_millis(200),
+        sweep_every: Duration::from_millis(100),
+        ..Default::default()
+    };
+    Store::open_with(dir.join("state").join("portwarden.db"), opts)
+}
+
+async fn wait_store(store: &Store, state: crate::store::StoreState) {
+    for _ in 0..400 {
+        if store.health().state == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("store never {state:?}: {:?}", store.health());
+}
+
+#[tokio::test]
+async fn notifications_queued_while_the_store_is_failed_reach_the_outbox_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("state");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let store = store_under_state(dir.path());
+    let receiver = Arc::new(FakeReceiver::default());
+    receiver.down.store(true, Ordering::SeqCst);
+    let h = Harness::start_with(dir, store, vec![notifier("ops", 0, None)], receiver).await;
+    wait_store(&h.store, crate::store::StoreState::Failed).await;
+    h.change("web", Status::Ok, Status::Down);
+    h.change("web", Status::Down, Status::Ok);
+    // Tried from memory meanwhile (the receiver refuses).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    std::fs::remove_file(&blocker).unwrap();
+    wait_store(&h.store, crate::store::StoreState::Ok).await;
+    let mut rows = Vec::new();
+    for _ in 0..200 {
+        rows = h.outbox().await;
+        if rows.len() == 2 && rows[0].attempts > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // With the attempts they had: a restart resumes the same message under the same key.
+    assert!(
+        rows[0].attempts > 0 && rows[0].last_error.is_some(),
+        "{rows:?}"
+    );
+    let ids: Vec<String> = rows.iter().map(|r| r.notification.id.clone()).collect();
+
+    // A restart (the same store now opens at once): what was sent from memory is not lost.
+    let (dir, receiver) = h.stop().await;
+    receiver.down.store(false, Ordering::SeqCst);
+    let store = store_under_state(dir.path());
+    let h = Harness::start_with(dir, store, vec![notifier("ops", 0, None)], receiver).await;
+    h.wait_for("down and up", |r| r.items().len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.receiver.items(), ["web:down", "web:up"]);
+    let got: Vec<String> = h.receiver.got().iter().map(|n| n.id.clone()).collect();
+    assert_eq!(got, ids);
+    assert!(h.outbox().await.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_while_the_store_is_locked_is_recorded_when_it_is_back_and_not_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let store = store_under_state(dir.path());
+    let receiver = Arc::new(FakeReceiver::default());
+    receiver.down.store(true, Ordering::SeqCst);
+    let h = Harness::start_with(dir, store, vec![notifier("ops", 0, None)], receiver).await;
+    wait_store(&h.store, crate::store::StoreState::Ok).await;
+    h.change("web", Status::Ok, Status::Down);
+    for _ in 0..200 {
+        if h.outbox().await.first().is_some_and(|r| r.attempts > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Another process takes the database's write lock: the store fails (after its 5 s busy
+    // timeout) while the row is in the outbox, and the receiver comes back meanwhile.
+    let locker = rusqlite::Connection::open(h.dir.path().join("state/portwarden.db")).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    h.receiver.down.store(false, Ordering::SeqCst);
+    h.wait_for("the down", |r| r.items().len() == 1).await;
+    wait_store(&h.store, crate::store::StoreState::Failed).await;
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    wait_store(&h.store, crate::store::StoreState::Ok).await;
+    let mut log = Default::default();
+    for _ in 0..200 {
+        log = h.store.notifications(10).await.unwrap();
+        if log
+            .get("ops")
+            .is_some_and(|q: &crate::store::NotifierQueue| {
+                q.pending.is_empty() && q.failing.is_empty() && q.delivered.len() == 1
+            })
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let q = &log["ops"];
+    assert!(q.pending.is_empty() && q.failing.is_empty(), "{q:?}");
+    assert_eq!(q.delivered.len(), 1, "{q:?}");
+
+    // After a restart nothing is sent again.
+    let (dir, receiver) = h.stop().await;
+    let store = store_under_state(dir.path());
+    let h = Harness::start_with(dir, store, vec![notifier("ops", 0, None)], receiver).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.receiver.items(), ["web:down"]);
     h.stop().await;
 }

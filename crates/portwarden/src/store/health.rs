@@ -14,7 +14,8 @@ pub enum StoreState {
     /// The store task has not opened the database yet.
     Starting,
     Ok,
-    /// The database could not be opened or written; records are dropped until a reopen works.
+    /// The database could not be opened or written; results are dropped and state changes
+    /// journaled in memory until a reopen works.
     Failed,
 }
 
@@ -30,8 +31,19 @@ pub struct StoreHealth {
     pub records_written: u64,
     /// State changes committed since the daemon started.
     pub transitions_written: u64,
-    /// Results and state changes lost since the daemon started (database failed, queue stuck).
+    /// Results and state changes lost since the daemon started (database failed, queue stuck,
+    /// journal full). State changes are lost only when the journal is full.
     pub dropped: u64,
+    /// State changes kept in memory since the daemon started because the database was failed
+    /// (written when it opens again).
+    pub journaled: u64,
+    /// State changes held in memory now, waiting for the database.
+    pub journal_pending: u64,
+    /// Journaled state changes written once the database opened again.
+    pub journal_written: u64,
+    /// Journaled state changes lost because the journal was full (the oldest go first); also
+    /// counted in `dropped`.
+    pub journal_dropped: u64,
     /// Size of the database and its write-ahead log, in bytes, as of the last housekeeping.
     pub db_bytes: u64,
     /// Where the last corrupt database was moved, if one was.
@@ -56,6 +68,10 @@ pub(crate) struct HealthCell {
     pub(crate) records_written: AtomicU64,
     pub(crate) transitions_written: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    pub(crate) journaled: AtomicU64,
+    pub(crate) journal_pending: AtomicU64,
+    pub(crate) journal_written: AtomicU64,
+    pub(crate) journal_dropped: AtomicU64,
     pub(crate) db_bytes: AtomicU64,
 }
 
@@ -72,6 +88,10 @@ impl HealthCell {
             records_written: AtomicU64::new(0),
             transitions_written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            journaled: AtomicU64::new(0),
+            journal_pending: AtomicU64::new(0),
+            journal_written: AtomicU64::new(0),
+            journal_dropped: AtomicU64::new(0),
             db_bytes: AtomicU64::new(0),
         }
     }
@@ -127,6 +147,10 @@ impl HealthCell {
             records_written: self.records_written.load(Ordering::Relaxed),
             transitions_written: self.transitions_written.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            journaled: self.journaled.load(Ordering::Relaxed),
+            journal_pending: self.journal_pending.load(Ordering::Relaxed),
+            journal_written: self.journal_written.load(Ordering::Relaxed),
+            journal_dropped: self.journal_dropped.load(Ordering::Relaxed),
             db_bytes: self.db_bytes.load(Ordering::Relaxed),
             moved_aside: t.moved_aside.clone(),
         }

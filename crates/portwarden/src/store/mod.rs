@@ -20,8 +20,10 @@
 //! at steady state; see [`retention`] for the tiers.
 //!
 //! A failing database never stops monitoring: the store reports `failed` in
-//! [`Store::health`], drops (and counts) what it cannot write, retries every 30 s, and moves
-//! a corrupt file aside to start afresh.
+//! [`Store::health`], drops (and counts) the check results it cannot write, keeps the state
+//! changes in a bounded in-memory [`journal`] that it writes first when the database opens
+//! again (so incidents during the failure keep their real times), retries every 30 s, and
+//! moves a corrupt file aside to start afresh.
 
 mod actions;
 mod clock;
@@ -30,6 +32,7 @@ mod db;
 mod error;
 mod health;
 mod incidents;
+mod journal;
 mod monitors;
 mod open;
 mod options;
@@ -67,7 +70,7 @@ pub use record::{CheckRecord, TransitionRecord};
 
 use clock::Clock;
 use health::HealthCell;
-use options::Options;
+pub(crate) use options::Options;
 use outbox::OutboxOp;
 use writer::Msg;
 
@@ -126,19 +129,20 @@ impl Store {
     /// longer than a couple of seconds; a result that cannot be queued, or arrives while the
     /// database is failed, is dropped and counted.
     pub async fn record(&self, r: CheckRecord) {
+        if self.shared.health.is_failed() {
+            self.shared.health.add_dropped(1);
+            return;
+        }
         self.send(Msg::Record(r)).await;
     }
 
-    /// Queues one state change (same rules as [`Store::record`]).
+    /// Queues one state change, also while the database is failed: the task keeps it in its
+    /// journal then and writes it when the database is back. Otherwise as [`Store::record`].
     pub async fn transition(&self, t: TransitionRecord) {
         self.send(Msg::Transition(t)).await;
     }
 
     async fn send(&self, msg: Msg) {
-        if self.shared.health.is_failed() {
-            self.shared.health.add_dropped(1);
-            return;
-        }
         if self.tx.send_timeout(msg, self.send_timeout).await.is_err() {
             self.shared.health.add_dropped(1);
         }

@@ -62,6 +62,10 @@ pub(crate) struct Options {
     pub batch_wait: Duration,
     /// Pause between attempts to reopen a failed database.
     pub retry_every: Duration,
+    /// State changes held in memory while the database is failed ([`super::journal`]); a
+    /// change takes about 300 bytes (messages cut to `message_bytes`), so the default holds
+    /// at most ~30 MiB (measured: `a_full_journal_costs_little_memory…` in the tests).
+    pub journal_max: usize,
     /// Period of the housekeeping pass (idle buckets, idle monitors' retention, size).
     pub sweep_every: Duration,
     /// A rollup bucket with no new result for this long after its end is written out.
@@ -80,6 +84,7 @@ impl Default for Options {
             batch_max: 2_048,
             batch_wait: Duration::from_millis(150),
             retry_every: Duration::from_secs(30),
+            journal_max: 100_000,
             sweep_every: Duration::from_secs(10),
             idle_close_ms: 2 * MINUTE_MS,
             sweep_monitors: 200,

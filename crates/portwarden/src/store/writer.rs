@@ -3,7 +3,9 @@
 //! transaction on the blocking pool, so SQLite never stalls the runtime's workers. It also
 //! runs housekeeping, and keeps the store alive through failures: a corrupt file is moved
 //! aside and replaced at once; any other failure (unwritable directory, full disk, lock)
-//! marks the store failed, drops and counts what arrives, and retries every `retry_every`.
+//! marks the store failed, drops and counts the check results that arrive, keeps the state
+//! changes in the [`Journal`] (those of the batch that failed too), and retries every
+//! `retry_every`. A reopened database gets the journal first, before anything newer.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::db::{file_bytes, Db, Item};
+use super::journal::Journal;
 use super::open;
 use super::options::Options;
 use super::record::{CheckRecord, TransitionRecord};
@@ -45,13 +48,17 @@ pub(crate) struct Task {
     /// monitors unobserved across the time the daemon was not running).
     opened_once: bool,
     next_retry: Instant,
+    /// State changes waiting for the database while it is failed.
+    journal: Journal,
 }
 
 impl Task {
     pub(crate) fn new(rx: mpsc::Receiver<Msg>, shared: Arc<Shared>, opts: Options) -> Task {
+        let journal = Journal::new(opts.journal_max, opts.retention.message_bytes);
         Task {
             rx,
             shared,
+            journal,
             opts,
             db: None,
             opened_once: false,
@@ -98,6 +105,18 @@ impl Task {
         while self.rx.recv_many(&mut batch, max).await > 0 {
             self.commit(std::mem::take(&mut batch)).await;
         }
+        if self.db.is_none() && !self.journal.is_empty() {
+            // One last try: the administrator may have made room since the last retry.
+            self.open().await;
+        }
+        if !self.journal.is_empty() {
+            tracing::error!(
+                changes = self.journal.len(),
+                "history store still failed at shutdown: {} state changes held in memory are \
+                 lost",
+                self.journal.len()
+            );
+        }
         if let Some(db) = self.db.take() {
             let now = self.opts.clock.now_ms();
             match tokio::task::spawn_blocking(move || db.finish(now)).await {
@@ -108,7 +127,8 @@ impl Task {
         }
     }
 
-    /// Opens the database (moving a corrupt one aside first) and records the outcome.
+    /// Opens the database (moving a corrupt one aside first), writes the journal into it, and
+    /// records the outcome: the store is ok again only once the journal is written.
     async fn open(&mut self) {
         let path = self.shared.path.clone();
         let opts = self.opts.clone();
@@ -143,12 +163,15 @@ impl Task {
         }
         match result {
             Ok(db) => {
+                self.opened_once = true;
+                let Some(db) = self.write_journal(db).await else {
+                    return;
+                };
                 self.shared
                     .health
                     .db_bytes
                     .store(db.file_bytes(), std::sync::atomic::Ordering::Relaxed);
                 self.db = Some(db);
-                self.opened_once = true;
                 self.shared.health.set_ok();
                 tracing::info!(path = %self.shared.path.display(), "history store open");
             }
@@ -156,9 +179,62 @@ impl Task {
         }
     }
 
+    /// Writes the journal into a freshly opened database, oldest first, `batch_max` changes
+    /// per transaction. Returns the database, or `None` (store failed again) when a write
+    /// fails; what was not written stays in the journal for the next try.
+    async fn write_journal(&mut self, mut db: Db) -> Option<Db> {
+        if self.journal.is_empty() {
+            return Some(db);
+        }
+        let total = self.journal.len();
+        let max = self.opts.batch_max.max(1);
+        while !self.journal.is_empty() {
+            let items: Vec<Item> = self
+                .journal
+                .oldest(max)
+                .into_iter()
+                .map(Item::Transition)
+                .collect();
+            let n = items.len();
+            let now = self.opts.clock.now_ms();
+            let done = tokio::task::spawn_blocking(move || {
+                let r = db.apply(&items, false, now);
+                (db, r)
+            })
+            .await;
+            match done {
+                Ok((back, Ok(()))) => {
+                    self.journal.written(n, &self.shared.health);
+                    db = back;
+                }
+                Ok((_, Err(e))) => {
+                    self.failed(format!("cannot write the journal: {e}"));
+                    return None;
+                }
+                Err(e) => {
+                    self.failed(format!("writing the journal did not finish: {e}"));
+                    return None;
+                }
+            }
+        }
+        let lost = self
+            .shared
+            .health
+            .journal_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            written = total,
+            lost_since_start = lost,
+            "history store back: {total} state changes held while it was failed are written"
+        );
+        Some(db)
+    }
+
     fn failed(&mut self, error: String) {
         if !self.shared.health.is_failed() {
-            tracing::error!(%error, "history store failed; dropping results until it recovers");
+            tracing::error!(%error,
+                "history store failed; dropping check results and holding state changes in \
+                 memory until it recovers");
         }
         self.db = None;
         self.shared.health.set_failed(error);
@@ -193,19 +269,19 @@ impl Task {
         }
         // Outbox changes learn whether they are durable: the dispatcher sends only then.
         let mut committed = Err("the history store is failed".to_string());
-        let health = &self.shared.health;
         match self.db.take() {
-            None => health.add_dropped(records + transitions),
+            None => self.keep_transitions(items, records),
             Some(mut db) => {
                 let persist = !flushes.is_empty();
                 let now = self.opts.clock.now_ms();
                 let done = tokio::task::spawn_blocking(move || {
                     let r = db.apply(&items, persist, now);
-                    (db, r)
+                    (db, r, items)
                 })
                 .await;
+                let health = &self.shared.health;
                 match done {
-                    Ok((db, Ok(()))) => {
+                    Ok((db, Ok(()), _)) => {
                         committed = Ok(());
                         use std::sync::atomic::Ordering::Relaxed;
                         health.records_written.fetch_add(records, Relaxed);
@@ -215,10 +291,11 @@ impl Task {
                             .store(file_bytes(&self.shared.path), Relaxed);
                         self.db = Some(db);
                     }
-                    Ok((db, Err(e))) => {
+                    Ok((db, Err(e), items)) => {
                         committed = Err(format!("cannot write: {e}"));
-                        health.add_dropped(records + transitions);
                         drop(db);
+                        // Before reopening: a reopened database gets them first.
+                        self.keep_transitions(items, records);
                         if open::is_corrupt(&e) {
                             tracing::error!(error = %e, "history database corrupt while writing");
                             self.open().await;
@@ -227,6 +304,7 @@ impl Task {
                         }
                     }
                     Err(e) => {
+                        // The batch went down with the blocking task: nothing to keep.
                         health.add_dropped(records + transitions);
                         self.failed(format!("write did not finish: {e}"));
                     }
@@ -238,6 +316,18 @@ impl Task {
         }
         for f in flushes {
             let _ = f.send(());
+        }
+    }
+
+    /// The database cannot take `items`: their state changes go into the journal, their
+    /// `records` check results are dropped and counted (outbox and action changes are
+    /// answered with the failure by the caller).
+    fn keep_transitions(&mut self, items: Vec<Item>, records: u64) {
+        self.shared.health.add_dropped(records);
+        for item in items {
+            if let Item::Transition(t) = item {
+                self.journal.push(t, &self.shared.health);
+            }
         }
     }
 

@@ -6,11 +6,14 @@
 
 mod daemon;
 mod netns;
+mod small_disk;
 
 #[allow(unused_imports)] // each test file uses part of it
 pub use daemon::{api_addr, write_config, Daemon, FAST_DEFAULTS};
 #[allow(unused_imports)] // each test file uses part of it
 pub use netns::Netns;
+#[allow(unused_imports)] // each test file uses part of it
+pub use small_disk::SmallDisk;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
