@@ -577,6 +577,24 @@ impl FileLimit {
     }
 }
 
+/// Descriptors an async runtime needs before any check: tokio's drivers (epoll, its waker,
+/// the signal pipe pair) and the standard streams. Below this tokio panics while building
+/// the runtime instead of returning an error.
+pub(crate) const RUNTIME_FILES: u64 = 16;
+
+/// Raises the soft open-file limit (to the hard one) and refuses, with a message for a
+/// person, a limit below [`RUNTIME_FILES`]: call before building a runtime.
+pub(crate) fn files_for_runtime() -> Result<FileLimit, String> {
+    let files = raise_file_limit();
+    if files.too_low(RUNTIME_FILES) {
+        return Err(format!(
+            "the open file limit is {}; portwarden needs at least {RUNTIME_FILES} (raise `ulimit -n`)",
+            files.limit.unwrap_or(0)
+        ));
+    }
+    Ok(files)
+}
+
 /// Each check holds a socket: raise the soft open-file limit to the hard one; returns the
 /// soft limit in force afterwards.
 pub(crate) fn raise_file_limit() -> FileLimit {

@@ -514,3 +514,29 @@ fn out_of_descriptors_is_unknown_on_our_side_not_critical() {
     }
     panic!("never got past start-up: {seen:?}");
 }
+
+/// `sh -c "ulimit …; exec portwarden check tcp …"`: the check under an open-file limit.
+fn ours_with_ulimit(ulimit: &str, args: &[&str]) -> Outcome {
+    let script = format!("ulimit {ulimit} && exec \"$0\" check tcp \"$@\"",);
+    let mut full = vec!["-c", script.as_str(), env!("CARGO_BIN_EXE_portwarden")];
+    full.extend_from_slice(args);
+    run("sh", &full)
+}
+
+#[test]
+fn a_tiny_open_file_limit_is_unknown_not_a_panic_and_a_low_soft_one_is_raised() {
+    let port = serve(banner).to_string();
+    // Hard and soft limit 7: tokio used to panic building its runtime (exit 101).
+    let tiny = ours_with_ulimit("-n 7", &["-H", "127.0.0.1", "-p", &port]);
+    assert_eq!(tiny.code, 3, "{}", tiny.stdout);
+    assert!(
+        tiny.stdout
+            .starts_with("TCP UNKNOWN - the open file limit is 7"),
+        "{}",
+        tiny.stdout
+    );
+    // Only the soft limit low: raised to the hard one, and the check runs.
+    let soft = ours_with_ulimit("-Sn 7", &["-H", "127.0.0.1", "-p", &port]);
+    assert_eq!(soft.code, 0, "{}", soft.stdout);
+    assert!(soft.stdout.starts_with("TCP OK"), "{}", soft.stdout);
+}

@@ -234,8 +234,13 @@ pub fn run(cmd: CheckCommand) -> i32 {
 /// Runs a prepared probe (and the owner check), prints the result, returns the exit code.
 fn execute(probe: &Probe, report: &Report, format: Format) -> i32 {
     let service = &report.service;
+    if let Err(e) = crate::daemon::files_for_runtime() {
+        println!("{service} UNKNOWN - {e} (a local limit, says nothing about the target)");
+        return State::Unknown.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()
     {
         Ok(rt) => rt,

@@ -24,6 +24,10 @@ pub struct RunCommand {
 }
 
 pub fn run(cmd: RunCommand) -> i32 {
+    if let Err(e) = daemon::files_for_runtime() {
+        eprintln!("portwarden: {e}");
+        return FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
