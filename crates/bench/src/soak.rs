@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scale::{http_get, parse_health, spawn_daemon, tail};
 use crate::{fleet, sys};
@@ -71,10 +71,14 @@ pub struct SoakArgs {
     /// so a run cut short still leaves its data).
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Run nothing: summarize the samples of an earlier run's `--json-out` file (one cut
+    /// short, say). `--warmup-share` applies; the other options describe that run.
+    #[arg(long, value_name = "FILE")]
+    from_json: Option<PathBuf>,
 }
 
 /// One reading of the daemon.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Sample {
     t_s: f64,
     rss_kib: u64,
@@ -112,6 +116,9 @@ struct Summary {
     samples: usize,
     fitted_from_s: f64,
     rss_kib: Trend,
+    /// RSS over the second half alone: the store keeps an hour of raw results, so for the
+    /// first hour RSS grows with its page cache; a leak keeps growing after that.
+    rss_kib_second_half: Trend,
     fds: Trend,
     lag_p99_ms: Trend,
     transitions: u64,
@@ -152,6 +159,9 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
         (0.0..=0.5).contains(&args.warmup_share),
         "--warmup-share must be in [0, 0.5]"
     );
+    if let Some(path) = &args.from_json {
+        return report_saved(args, path);
+    }
     sys::raise_file_limit();
     let me = std::env::current_exe().context("locating the bench binary")?;
     let portwarden = crate::children::portwarden_binary(args.portwarden.as_deref())?;
@@ -272,6 +282,24 @@ fn soak(args: &SoakArgs, me: &Path, portwarden: &Path, dir: &Path) -> anyhow::Re
     Ok(())
 }
 
+/// `--from-json`: the summary of a saved run.
+fn report_saved(args: &SoakArgs, path: &Path) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Saved {
+        samples: Vec<Sample>,
+    }
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let saved: Saved =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let summary = summarize(args, &saved.samples, None)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", markdown(&summary));
+    }
+    Ok(())
+}
+
 /// Counts `/proc/<pid>/fd`.
 fn count_fds(pid: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/fd");
@@ -316,10 +344,12 @@ fn write_config(
             "[[monitor]]\nname = \"m{i:06}\"\ntarget = \"127.0.0.1:{port}\"\nexpect = {{ prefix = \"220\" }}\n"
         )?;
     }
+    // Flapping detection would freeze a flipper after a few flips (no more state changes,
+    // so no more incidents or notifications to soak): let them change state for the run.
     for (i, port) in flippers.iter().enumerate() {
         writeln!(
             out,
-            "[[monitor]]\nname = \"flip{i:04}\"\ntarget = \"127.0.0.1:{port}\"\nexpect = {{ prefix = \"220\" }}\n"
+            "[[monitor]]\nname = \"flip{i:04}\"\ntarget = \"127.0.0.1:{port}\"\nexpect = {{ prefix = \"220\" }}\nflap_max_transitions = 1000\n"
         )?;
     }
     out.flush()?;
@@ -386,10 +416,16 @@ fn summarize(args: &SoakArgs, samples: &[Sample], exit: Option<i32>) -> anyhow::
         fitted.iter().map(|s| (s.t_s, f(s))).collect()
     };
     let rss = trend(&series(&|s| s.rss_kib as f64));
+    let second_half: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s.t_s >= total / 2.0)
+        .map(|s| (s.t_s, s.rss_kib as f64))
+        .collect();
+    let rss_second_half = trend(&second_half);
     let fds = trend(&series(&|s| s.fds as f64));
     let lag = trend(&series(&|s| s.lag_p99_ms));
     let last = samples.last().context("no samples")?;
-    let flat = rss.growth_24h_share <= FLAT_SHARE_24H
+    let flat = rss_second_half.growth_24h_share <= FLAT_SHARE_24H
         && fds.growth_24h <= FLAT_FDS_24H
         && (lag.growth_24h_share <= FLAT_SHARE_24H || lag.growth_24h <= 10.0);
     Ok(Summary {
@@ -399,6 +435,7 @@ fn summarize(args: &SoakArgs, samples: &[Sample], exit: Option<i32>) -> anyhow::
         samples: samples.len(),
         fitted_from_s: from,
         rss_kib: rss,
+        rss_kib_second_half: rss_second_half,
         fds,
         lag_p99_ms: lag,
         transitions: last.transitions_written,
@@ -459,6 +496,12 @@ fn markdown(s: &Summary) -> String {
         s.fitted_from_s
     );
     out += &row("RSS (MiB)", "MiB", &s.rss_kib, 1024.0);
+    out += &row(
+        "RSS, second half (MiB)",
+        "MiB",
+        &s.rss_kib_second_half,
+        1024.0,
+    );
     out += &row("open fds", "fds", &s.fds, 1.0);
     out += &row("start lag p99 (ms)", "ms", &s.lag_p99_ms, 1.0);
     out += &format!(
@@ -470,7 +513,7 @@ fn markdown(s: &Summary) -> String {
         s.reloads,
         s.daemon_exit,
         if s.flat {
-            "flat (24 h growth within 10% of the mean, fds within 8)"
+            "flat (second-half RSS and lag: 24 h growth within 10% of the mean; fds within 8)"
         } else {
             "GROWING: look at the slopes above"
         }
