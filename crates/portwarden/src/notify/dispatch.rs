@@ -218,6 +218,10 @@ pub struct Dispatcher {
     /// Monitors DOWN before the restart, until their first verdict: a DOWN again is not news,
     /// an OK is the recovery nobody has heard of yet.
     carried_down: HashMap<String, i64>,
+    /// Monitors found still DOWN after the restart, with their outage's start: the state
+    /// machine started afresh counts the outage from its first check, so their UP takes its
+    /// start and length from here (the DOWN receivers heard of).
+    still_down_since: HashMap<String, i64>,
     inflight: JoinSet<Sent>,
     jitter: RandomState,
 }
@@ -255,6 +259,7 @@ impl Dispatcher {
             down: HashMap::new(),
             held_down: HashSet::new(),
             carried_down: options.carried_down,
+            still_down_since: HashMap::new(),
             inflight: JoinSet::new(),
             jitter: RandomState::new(),
         };
@@ -487,8 +492,21 @@ impl Dispatcher {
 
     /// A monitor's first verdict after a restart, seen against its state before: a DOWN that
     /// was already announced is not announced again (its reminders go on from the old start);
-    /// a first OK or WARNING is its recovery, announced as one with the outage's length.
+    /// a first OK or WARNING is its recovery, announced as one with the outage's length; a
+    /// later UP of a monitor still DOWN at its first verdict counts from the same start.
     fn carry_over(&mut self, event: &Arc<Event>) -> Option<Arc<Event>> {
+        match &event.kind {
+            EventKind::MonitorUp(c) => {
+                if let Some(since_ms) = self.still_down_since.remove(&c.monitor) {
+                    return Some(recovery(event, c, since_ms));
+                }
+            }
+            // Recovered to WARNING: the outage is over (the store closes the incident too).
+            EventKind::MonitorWarning(c) if c.from != Status::Unknown => {
+                self.still_down_since.remove(&c.monitor);
+            }
+            _ => {}
+        }
         let change = match &event.kind {
             EventKind::MonitorDown(c)
             | EventKind::MonitorChanged(c)
@@ -508,6 +526,8 @@ impl Dispatcher {
                 tracing::info!(monitor = %change.monitor,
                     "{} is still DOWN (since {}, before the restart): not announced again",
                     change.monitor, format_ms(since_ms));
+                self.still_down_since
+                    .insert(change.monitor.clone(), since_ms);
                 self.track_down(event);
                 if let Some(d) = self.down.get_mut(&change.monitor) {
                     d.since_ms = since_ms;
@@ -526,13 +546,7 @@ impl Dispatcher {
             Status::Ok | Status::Warning => {
                 let mut up = change.clone();
                 up.from = Status::Down;
-                up.down_for = u64::try_from(at_ms - since_ms)
-                    .ok()
-                    .map(std::time::Duration::from_millis);
-                Some(Arc::new(Event {
-                    at: event.at,
-                    kind: EventKind::MonitorUp(up),
-                }))
+                Some(recovery(event, &up, since_ms))
             }
             _ => {
                 // Still undecided (flapping, paused): keep waiting for a verdict.
@@ -804,6 +818,18 @@ impl Dispatcher {
         }
         self.queue(rows).await;
     }
+}
+
+/// `change` as the UP event at `event`'s time of an outage that began at `since_ms`.
+fn recovery(event: &Event, change: &crate::events::MonitorChange, since_ms: i64) -> Arc<Event> {
+    let mut up = change.clone();
+    up.down_for = u64::try_from(items::unix_ms(event.at) - since_ms)
+        .ok()
+        .map(Duration::from_millis);
+    Arc::new(Event {
+        at: event.at,
+        kind: EventKind::MonitorUp(up),
+    })
 }
 
 /// A row given a fresh start (its notifier was fixed or came back).

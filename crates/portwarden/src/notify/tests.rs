@@ -371,3 +371,46 @@ async fn after_a_restart_a_monitor_still_down_is_not_announced_again_and_its_rec
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_restart_the_later_recovery_of_a_monitor_still_down_counts_from_its_first_start() {
+    // Found by `bench chaos`: a monitor DOWN across a SIGKILL, still DOWN at the first check
+    // after it, recovered later. Its UP carried the restarted state machine's outage (from
+    // the first check after the restart), so `since_ms` named no incident the receiver had
+    // heard of and `down_for` was too short.
+    let h = Harness::start(vec![notifier("ops", 0, None)]).await;
+    let down_at = std::time::SystemTime::now() - Duration::from_secs(120);
+    h.change("still", Status::Ok, Status::Down);
+    h.store
+        .transition(crate::store::TransitionRecord {
+            monitor: "still".into(),
+            at: down_at,
+            from: Status::Ok,
+            to: Status::Down,
+            reason: Some(probe::Reason::Refused),
+            message: "connection refused".into(),
+        })
+        .await;
+    h.store.flush().await;
+    h.wait_for("the down", |r| r.items().len() == 1).await;
+    let (dir, receiver) = h.stop().await;
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, None)], receiver).await;
+    h.change("still", Status::Unknown, Status::Down);
+    // The state machine, started afresh, counts the outage from its own first check (1 s).
+    h.change("still", Status::Down, Status::Ok);
+    h.wait_for("the recovery", |r| r.items().len() == 2).await;
+    assert_eq!(h.receiver.items(), ["still:down", "still:up"]);
+    let up = h.receiver.got().last().unwrap().items[0].clone();
+    assert_eq!(
+        up.since_ms,
+        u64::try_from(items::unix_ms(down_at)).ok(),
+        "the UP names the outage's real start"
+    );
+    let down_for = up.down_for_secs.unwrap();
+    assert!(
+        (119..=130).contains(&down_for),
+        "the outage counts from before the restart: {down_for}s"
+    );
+    h.stop().await;
+}
