@@ -721,7 +721,25 @@ impl Dispatcher {
             lane.busy = true;
             let seqs = rows.iter().map(|r| r.seq).collect();
             let notifier = name.clone();
+            // A first attempt is on record before it starts: a receiver may take the message
+            // and the daemon die before the answer, and after the restart the message must be
+            // the same (same rows, same key), not regrouped with rows queued since.
+            let first_attempt: Vec<RowUpdate> = rows
+                .iter()
+                .filter(|r| r.attempts == 0)
+                .map(|r| RowUpdate {
+                    attempts: 1,
+                    ..plan::update_of(r)
+                })
+                .collect();
+            let store = self.store.clone();
             self.inflight.spawn(async move {
+                if !first_attempt.is_empty() {
+                    if let Err(e) = store.outbox_update(first_attempt).await {
+                        // Sending beats waiting for a store that may be failed for hours.
+                        tracing::warn!(error = %e, "the attempt could not be recorded first");
+                    }
+                }
                 let result =
                     match tokio::time::timeout(ATTEMPT_LIMIT, sender.deliver(notification.clone()))
                         .await

@@ -19,6 +19,8 @@ use crate::store::{RowState, SilenceFile, Store};
 #[derive(Debug, Default)]
 struct FakeReceiver {
     down: AtomicBool,
+    /// Takes the notification and never answers (a daemon killed meanwhile).
+    hang: AtomicBool,
     got: Mutex<Vec<Notification>>,
 }
 
@@ -50,6 +52,9 @@ impl Deliver for FakeNotifier {
                 });
             }
             self.0.got.lock().unwrap().push(n);
+            if self.0.hang.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             Ok(Delivery {
                 response: "250 ok".into(),
             })
@@ -558,5 +563,31 @@ async fn a_reload_retries_an_attempted_message_at_once_with_the_same_rows_and_ke
     );
     assert_eq!(h.receiver.items(), ["a:down", "b:down", "c:down"]);
     assert_eq!(got[1].items.len(), 1, "c comes in the next message");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_taken_by_a_receiver_before_the_daemon_died_comes_again_with_the_same_key() {
+    // Found by `bench chaos`: the attempt was recorded only once it failed, so a daemon
+    // killed while the receiver held the message restarted with the rows unattempted and
+    // regrouped them with the rows queued since, under a new key.
+    let h = Harness::start(vec![notifier("ops", 300, None)]).await;
+    h.receiver.hang.store(true, Ordering::SeqCst);
+    h.change("a", Status::Ok, Status::Down);
+    h.change("b", Status::Ok, Status::Down);
+    h.wait_for("the first attempt", |r| r.got().len() == 1)
+        .await;
+    h.change("c", Status::Ok, Status::Down);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Stopping gives the send in flight a grace and then drops it, as a SIGKILL would.
+    let (dir, receiver) = h.stop().await;
+    receiver.hang.store(false, Ordering::SeqCst);
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 300, None)], receiver).await;
+    h.wait_for("the retry and c", |r| r.got().len() == 3).await;
+    let got = h.receiver.got();
+    assert_eq!(got[1].id, got[0].id, "the same message again");
+    assert_eq!(got[1].items, got[0].items);
+    assert_eq!(got[2].items.len(), 1, "c comes in the next message");
     h.stop().await;
 }
