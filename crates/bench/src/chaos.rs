@@ -8,7 +8,10 @@
 //! accept (it keeps the item: "accepted late"), and refuse connections (its listener closed).
 //!
 //! After `--seconds` the flips stop with every target up, the receiver answers at once, and
-//! the daemon gets up to `--drain-seconds` to empty its outbox. Then it is stopped and the
+//! the daemon gets up to `--drain-seconds` to empty its outbox. A notification that failed 5
+//! times waits 10 minutes for its next attempt (by design); if the outbox still holds rows
+//! after 15 s, the bench does what an operator would, a reload with the notifier changed
+//! (its timeout by 1 ms), which retries them at once. The figures say whether it had to. Then it is stopped and the
 //! transitions it recorded (its store's incidents: each start is a DOWN, each end an UP) are
 //! held against what the receiver accepted:
 //!
