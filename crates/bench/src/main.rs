@@ -23,6 +23,10 @@
 //! - `bench probe-rate` ([`probe_rate`]): `/probe` requests per second, portwarden next to
 //!   blackbox_exporter on the same fleet, driven by wrk.
 //!
+//! - `bench chaos` ([`chaos`]): monitors flipping, the daemon SIGKILLed at random moments and a
+//!   webhook receiver that fails, stalls and refuses; every transition accounted against
+//!   what the receiver got (lost, duplicated by key, out of order).
+//!
 //! - `bench check-start` ([`check_start`]): one-shot `portwarden check tcp` processes next to
 //!   the real check_tcp, alternately, and the ratio of their rates.
 //!
@@ -32,6 +36,7 @@
 //! Supporting modules: [`histogram`] (constant-memory latency percentiles), [`ports`] (port
 //! lists such as `21000-21999,22001`), [`sys`] (`/proc` readings and the file limit).
 
+mod chaos;
 mod check_start;
 mod children;
 mod fleet;
@@ -82,6 +87,8 @@ enum Role {
     Heal(heal_latency::HealArgs),
     /// `/probe` requests per second: portwarden next to blackbox_exporter, same fleet, wrk.
     ProbeRate(probe_rate::ProbeRateArgs),
+    /// Notifications under chaos: flips, SIGKILLs, a failing receiver; every transition counted.
+    Chaos(chaos::ChaosArgs),
     /// One-shot `portwarden check tcp` runs next to the real check_tcp: rates and ratio.
     CheckStart(check_start::CheckStartArgs),
     /// Run the daemon for hours under a steady mix; report the slopes of RSS, fds and lag.
@@ -104,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::ProbeRate(args)) => probe_rate::run(&args),
         Some(Role::CheckStart(args)) => check_start::run(args),
         Some(Role::Soak(args)) => soak::run(&args),
+        Some(Role::Chaos(args)) => chaos::run(&args),
         None => orchestrate::run(&cli.run),
     }
 }

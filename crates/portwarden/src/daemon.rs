@@ -237,7 +237,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         records,
     ));
     // Read before the first check runs: the first verdicts are compared with it.
-    let carried_down = store.open_incidents().await.unwrap_or_else(|e| {
+    let carried_down = store.carried_down().await.unwrap_or_else(|e| {
         tracing::debug!("no monitor state from before the restart: {e}");
         Default::default()
     });

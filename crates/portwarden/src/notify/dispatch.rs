@@ -33,7 +33,7 @@ use super::plan;
 use crate::config::NotifierConfig;
 use crate::events::{Event, EventBus, EventKind};
 use crate::state::Status;
-use crate::store::{kind_name, Delivered, OutboxRow, RowState, RowUpdate, Store};
+use crate::store::{kind_name, Carried, Delivered, OutboxRow, RowState, RowUpdate, Store};
 
 /// Longest a single attempt may take, whatever the notifier's own timeout says.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(300);
@@ -88,8 +88,8 @@ pub struct DispatcherOptions {
     pub build: Build,
     pub settings: Settings,
     pub host: String,
-    /// Monitors DOWN before the restart (incident start, Unix ms): see [`Store::open_incidents`].
-    pub carried_down: HashMap<String, i64>,
+    /// Monitors DOWN before the restart: see [`Store::carried_down`].
+    pub carried_down: HashMap<String, Carried>,
 }
 
 /// The daemon's side of a running dispatcher: reloads in, configured names out (for the API).
@@ -260,7 +260,11 @@ pub struct Dispatcher {
     held_down: HashSet<String>,
     /// Monitors DOWN before the restart, until their first verdict: a DOWN again is not news,
     /// an OK is the recovery nobody has heard of yet.
-    carried_down: HashMap<String, i64>,
+    carried_down: HashMap<String, Carried>,
+    /// The start of each DOWN monitor's outage as announced: its UP takes its start and
+    /// length from here, so both name the same outage (the state machine, started afresh
+    /// after a restart, counts from its own first check).
+    down_since: HashMap<String, i64>,
     inflight: JoinSet<Sent>,
     jitter: RandomState,
     unsaved: Unsaved,
@@ -299,6 +303,7 @@ impl Dispatcher {
             down: HashMap::new(),
             held_down: HashSet::new(),
             carried_down: options.carried_down,
+            down_since: HashMap::new(),
             inflight: JoinSet::new(),
             jitter: RandomState::new(),
             unsaved: Unsaved::default(),
@@ -482,7 +487,7 @@ impl Dispatcher {
     /// Events to outbox rows (committed before anything is sent).
     async fn on_events(&mut self, events: &[Arc<Event>]) {
         let lookup = self.lookup.clone();
-        let events: Vec<Arc<Event>> = events.iter().filter_map(|e| self.carry_over(e)).collect();
+        let events: Vec<Arc<Event>> = events.iter().flat_map(|e| self.carry_over(e)).collect();
         let routed: Vec<items::Routed> = events
             .iter()
             .filter_map(|e| {
@@ -533,8 +538,28 @@ impl Dispatcher {
 
     /// A monitor's first verdict after a restart, seen against its state before: a DOWN that
     /// was already announced is not announced again (its reminders go on from the old start);
-    /// a first OK or WARNING is its recovery, announced as one with the outage's length.
-    fn carry_over(&mut self, event: &Arc<Event>) -> Option<Arc<Event>> {
+    /// a first OK or WARNING is its recovery, announced as one with the outage's length. An
+    /// outage the store recorded but whose DOWN was never queued (the daemon stopped in
+    /// between) is announced now, dated from its start, and followed by its recovery if the
+    /// monitor is healthy again; one whose end the store saw but whose UP was never queued
+    /// gets its UP now. Every UP counts from the start of the DOWN announced for it.
+    fn carry_over(&mut self, event: &Arc<Event>) -> Vec<Arc<Event>> {
+        match &event.kind {
+            EventKind::MonitorUp(c) => {
+                if let Some(since_ms) = self.down_since.remove(&c.monitor) {
+                    return vec![recovery(event, c, since_ms)];
+                }
+            }
+            EventKind::MonitorDown(c) if c.from != Status::Unknown => {
+                self.down_since
+                    .insert(c.monitor.clone(), items::unix_ms(event.at));
+            }
+            // Recovered to WARNING: the outage is over (the store closes the incident too).
+            EventKind::MonitorWarning(c) if c.from != Status::Unknown => {
+                self.down_since.remove(&c.monitor);
+            }
+            _ => {}
+        }
         let change = match &event.kind {
             EventKind::MonitorDown(c)
             | EventKind::MonitorChanged(c)
@@ -543,14 +568,57 @@ impl Dispatcher {
             {
                 c
             }
-            _ => return Some(event.clone()),
+            _ => return vec![event.clone()],
         };
-        let Some(since_ms) = self.carried_down.remove(&change.monitor) else {
-            return Some(event.clone());
+        let Some(carried) = self.carried_down.remove(&change.monitor) else {
+            if change.to == Status::Down {
+                self.down_since
+                    .insert(change.monitor.clone(), items::unix_ms(event.at));
+            }
+            return vec![event.clone()];
         };
+        let since_ms = carried.since_ms;
         let at_ms = items::unix_ms(event.at);
+        if carried.ended {
+            // The outage ended while nobody was told; what the monitor does now is news of
+            // its own (a new DOWN, or nothing).
+            let mut up = change.clone();
+            up.from = Status::Down;
+            up.to = Status::Ok;
+            up.reason = None;
+            up.message = "recovered before the restart".into();
+            let mut events = vec![recovery(event, &up, since_ms)];
+            if change.to == Status::Down {
+                self.down_since.insert(change.monitor.clone(), at_ms);
+                events.push(event.clone());
+            }
+            return events;
+        }
+        // The DOWN nobody was told about, dated from the outage's start.
+        let untold_down = |change: &crate::events::MonitorChange| {
+            tracing::info!(monitor = %change.monitor,
+                "{} was DOWN since {} before the restart, not yet announced: announcing it",
+                change.monitor, format_ms(since_ms));
+            let mut down = change.clone();
+            down.to = Status::Down;
+            down.down_for = None;
+            if down.message.is_empty() || change.to != Status::Down {
+                down.message = "down before the restart".into();
+                down.reason = None;
+            }
+            let at =
+                std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(since_ms).unwrap_or(0));
+            Arc::new(Event {
+                at,
+                kind: EventKind::MonitorDown(down),
+            })
+        };
         match change.to {
             Status::Down => {
+                self.down_since.insert(change.monitor.clone(), since_ms);
+                if !carried.announced {
+                    return vec![untold_down(change)];
+                }
                 tracing::info!(monitor = %change.monitor,
                     "{} is still DOWN (since {}, before the restart): not announced again",
                     change.monitor, format_ms(since_ms));
@@ -567,23 +635,22 @@ impl Dispatcher {
                         d.last.insert(notifier, at_ms);
                     }
                 }
-                None
+                Vec::new()
             }
             Status::Ok | Status::Warning => {
                 let mut up = change.clone();
                 up.from = Status::Down;
-                up.down_for = u64::try_from(at_ms - since_ms)
-                    .ok()
-                    .map(std::time::Duration::from_millis);
-                Some(Arc::new(Event {
-                    at: event.at,
-                    kind: EventKind::MonitorUp(up),
-                }))
+                let up = recovery(event, &up, since_ms);
+                if carried.announced {
+                    vec![up]
+                } else {
+                    vec![untold_down(change), up]
+                }
             }
             _ => {
                 // Still undecided (flapping, paused): keep waiting for a verdict.
-                self.carried_down.insert(change.monitor.clone(), since_ms);
-                Some(event.clone())
+                self.carried_down.insert(change.monitor.clone(), carried);
+                vec![event.clone()]
             }
         }
     }
@@ -702,7 +769,25 @@ impl Dispatcher {
             lane.busy = true;
             let seqs = rows.iter().map(|r| r.seq).collect();
             let notifier = name.clone();
+            // A first attempt is on record before it starts: a receiver may take the message
+            // and the daemon die before the answer, and after the restart the message must be
+            // the same (same rows, same key), not regrouped with rows queued since.
+            let first_attempt: Vec<RowUpdate> = rows
+                .iter()
+                .filter(|r| r.attempts == 0)
+                .map(|r| RowUpdate {
+                    attempts: 1,
+                    ..plan::update_of(r)
+                })
+                .collect();
+            let store = self.store.clone();
             self.inflight.spawn(async move {
+                if !first_attempt.is_empty() {
+                    if let Err(e) = store.outbox_update(first_attempt).await {
+                        // Sending beats waiting for a store that may be failed for hours.
+                        tracing::warn!(error = %e, "the attempt could not be recorded first");
+                    }
+                }
                 let result =
                     match tokio::time::timeout(ATTEMPT_LIMIT, sender.deliver(notification.clone()))
                         .await
@@ -937,9 +1022,23 @@ impl Dispatcher {
     }
 }
 
+/// `change` as the UP event at `event`'s time of an outage that began at `since_ms`.
+fn recovery(event: &Event, change: &crate::events::MonitorChange, since_ms: i64) -> Arc<Event> {
+    let mut up = change.clone();
+    up.down_for = u64::try_from(items::unix_ms(event.at) - since_ms)
+        .ok()
+        .map(Duration::from_millis);
+    Arc::new(Event {
+        at: event.at,
+        kind: EventKind::MonitorUp(up),
+    })
+}
+
 /// A row given a fresh start (its notifier was fixed or came back).
 fn restart_row(r: &mut OutboxRow, now: i64) {
-    r.attempts = 0;
+    // An attempted row keeps one attempt on record: its message stays frozen (the same rows
+    // under the same key) until delivered, so a receiver that took it late can drop it.
+    r.attempts = r.attempts.min(1);
     r.state = RowState::Pending;
     r.next_attempt_ms = now;
 }

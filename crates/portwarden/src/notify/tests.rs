@@ -19,6 +19,8 @@ use crate::store::{RowState, SilenceFile, Store};
 #[derive(Debug, Default)]
 struct FakeReceiver {
     down: AtomicBool,
+    /// Takes the notification and never answers (a daemon killed meanwhile).
+    hang: AtomicBool,
     got: Mutex<Vec<Notification>>,
 }
 
@@ -50,6 +52,9 @@ impl Deliver for FakeNotifier {
                 });
             }
             self.0.got.lock().unwrap().push(n);
+            if self.0.hang.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             Ok(Delivery {
                 response: "250 ok".into(),
             })
@@ -127,7 +132,7 @@ impl Harness {
             },
             host: "h".into(),
             // As the daemon does: what was DOWN when the store was last written.
-            carried_down: store.open_incidents().await.unwrap_or_default(),
+            carried_down: store.carried_down().await.unwrap_or_default(),
         });
         let stop = CancellationToken::new();
         let task = tokio::spawn(d.run(stop.clone()));
@@ -498,5 +503,220 @@ async fn a_delivery_while_the_store_is_locked_is_recorded_when_it_is_back_and_no
     let h = Harness::start_with(dir, store, vec![notifier("ops", 0, None)], receiver).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(h.receiver.items(), ["web:down"]);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_the_later_recovery_of_a_monitor_still_down_counts_from_its_first_start() {
+    // Found by `bench chaos`: a monitor DOWN across a SIGKILL, still DOWN at the first check
+    // after it, recovered later. Its UP carried the restarted state machine's outage (from
+    // the first check after the restart), so `since_ms` named no incident the receiver had
+    // heard of and `down_for` was too short.
+    let h = Harness::start(vec![notifier("ops", 0, None)]).await;
+    let down_at = std::time::SystemTime::now() - Duration::from_secs(120);
+    h.change("still", Status::Ok, Status::Down);
+    h.store
+        .transition(crate::store::TransitionRecord {
+            monitor: "still".into(),
+            at: down_at,
+            from: Status::Ok,
+            to: Status::Down,
+            reason: Some(probe::Reason::Refused),
+            message: "connection refused".into(),
+        })
+        .await;
+    h.store.flush().await;
+    h.wait_for("the down", |r| r.items().len() == 1).await;
+    let (dir, receiver) = h.stop().await;
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, None)], receiver).await;
+    h.change("still", Status::Unknown, Status::Down);
+    // The state machine, started afresh, counts the outage from its own first check (1 s).
+    h.change("still", Status::Down, Status::Ok);
+    h.wait_for("the recovery", |r| r.items().len() == 2).await;
+    assert_eq!(h.receiver.items(), ["still:down", "still:up"]);
+    let up = h.receiver.got().last().unwrap().items[0].clone();
+    assert_eq!(
+        up.since_ms,
+        u64::try_from(items::unix_ms(down_at)).ok(),
+        "the UP names the outage's real start"
+    );
+    let down_for = up.down_for_secs.unwrap();
+    assert!(
+        (119..=130).contains(&down_for),
+        "the outage counts from before the restart: {down_for}s"
+    );
+    h.stop().await;
+}
+
+/// What the store records of a state change (the daemon writes it on a path of its own,
+/// batched, a moment apart from the outbox).
+async fn record_transition(store: &Store, monitor: &str, at: std::time::SystemTime, to: Status) {
+    store
+        .transition(crate::store::TransitionRecord {
+            monitor: monitor.into(),
+            at,
+            from: if to == Status::Down {
+                Status::Ok
+            } else {
+                Status::Down
+            },
+            to,
+            reason: Some(probe::Reason::Refused),
+            message: "connection refused".into(),
+        })
+        .await;
+    store.flush().await;
+}
+
+#[tokio::test]
+async fn a_recovery_the_store_recorded_but_a_sigkill_kept_from_the_outbox_is_sent_after_the_restart(
+) {
+    // Found by `bench chaos`: the store closed the incident, the daemon died before the
+    // dispatcher queued the UP; after the restart no incident was open, so the UP was lost.
+    let h = Harness::start(vec![notifier("ops", 0, None)]).await;
+    record_transition(&h.store, "svc", std::time::SystemTime::now(), Status::Down).await;
+    h.change("svc", Status::Ok, Status::Down);
+    h.wait_for("the down", |r| r.items().len() == 1).await;
+    record_transition(&h.store, "svc", std::time::SystemTime::now(), Status::Ok).await;
+    let (dir, receiver) = h.stop().await;
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, None)], receiver).await;
+    h.change("svc", Status::Unknown, Status::Ok);
+    h.wait_for("the recovery", |r| r.items().len() == 2).await;
+    assert_eq!(h.receiver.items(), ["svc:down", "svc:up"]);
+    let got = h.receiver.got();
+    assert_eq!(got[1].items[0].since_ms, got[0].items[0].since_ms);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_recovery_already_queued_is_not_sent_again_after_a_restart_the_store_missed_it_in() {
+    // Found by `bench chaos`: the UP was queued (and delivered), the daemon died before the
+    // store closed the incident; after the restart the open incident made a second UP under
+    // a new key, which receivers cannot drop.
+    let h = Harness::start(vec![notifier("ops", 0, None)]).await;
+    record_transition(&h.store, "svc", std::time::SystemTime::now(), Status::Down).await;
+    h.change("svc", Status::Ok, Status::Down);
+    h.change("svc", Status::Down, Status::Ok);
+    h.wait_for("down and up", |r| r.items().len() == 2).await;
+    let (dir, receiver) = h.stop().await;
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, None)], receiver).await;
+    h.change("svc", Status::Unknown, Status::Ok);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.receiver.items(), ["svc:down", "svc:up"], "one UP only");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_down_the_store_recorded_but_a_sigkill_kept_from_the_outbox_is_announced_from_its_start()
+{
+    // The store opened the incident, the daemon died before the dispatcher queued the DOWN;
+    // after the restart the open incident read as "already announced", so nobody heard of
+    // the outage until it ended.
+    let h = Harness::start(vec![notifier("ops", 0, None)]).await;
+    let down_at = std::time::SystemTime::now() - Duration::from_secs(60);
+    record_transition(&h.store, "svc", down_at, Status::Down).await;
+    let (dir, receiver) = h.stop().await;
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, None)], receiver).await;
+    h.change("svc", Status::Unknown, Status::Down);
+    h.wait_for("the down", |r| r.items().len() == 1).await;
+    h.change("svc", Status::Down, Status::Ok);
+    h.wait_for("the up", |r| r.items().len() == 2).await;
+    assert_eq!(h.receiver.items(), ["svc:down", "svc:up"]);
+    let got = h.receiver.got();
+    let since = u64::try_from(items::unix_ms(down_at)).ok();
+    assert_eq!(
+        got[0].items[0].since_ms, since,
+        "dated from the outage's start"
+    );
+    assert_eq!(got[1].items[0].since_ms, since);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_outage_that_ended_unannounced_gets_its_up_though_the_monitor_is_down_again() {
+    // Found by `bench chaos`: DOWN queued, the store saw the recovery, the daemon died before
+    // the UP was queued; after the restart the monitor was DOWN again (a new outage) and was
+    // taken for the old one "still DOWN": receivers never heard of the recovery nor of the
+    // new outage.
+    let h = Harness::start(vec![notifier("ops", 0, None)]).await;
+    let down_at = std::time::SystemTime::now();
+    record_transition(&h.store, "svc", down_at, Status::Down).await;
+    h.change("svc", Status::Ok, Status::Down);
+    h.wait_for("the down", |r| r.items().len() == 1).await;
+    record_transition(&h.store, "svc", std::time::SystemTime::now(), Status::Ok).await;
+    let (dir, receiver) = h.stop().await;
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, None)], receiver).await;
+    h.change("svc", Status::Unknown, Status::Down);
+    h.wait_for("the up and the new down", |r| r.items().len() == 3)
+        .await;
+    assert_eq!(h.receiver.items(), ["svc:down", "svc:up", "svc:down"]);
+    let got = h.receiver.got();
+    assert_eq!(got[1].items[0].since_ms, got[0].items[0].since_ms);
+    assert!(got[2].items[0].since_ms > got[0].items[0].since_ms);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_retries_an_attempted_message_at_once_with_the_same_rows_and_key() {
+    // Found by `bench chaos`: a reload that changed the notifier gave its rows a fresh try by
+    // forgetting their attempts, so the attempted message was regrouped with the rows queued
+    // since, under a new key; a receiver that had taken it late got its items twice.
+    let h = Harness::start(vec![notifier("ops", 300, None)]).await;
+    h.receiver.down.store(true, Ordering::SeqCst);
+    h.change("a", Status::Ok, Status::Down);
+    h.change("b", Status::Ok, Status::Down);
+    // The group of both is attempted (and fails); then another event is queued.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.change("c", Status::Ok, Status::Down);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let attempted = h.outbox().await;
+    assert!(attempted[0].attempts > 0 && attempted[2].attempts == 0);
+    h.receiver.down.store(false, Ordering::SeqCst);
+    h.handle
+        .reload(Settings {
+            notifiers: vec![notifier("ops", 301, None)],
+            firewall_notify: vec![],
+        })
+        .await;
+    h.wait_for("all three", |r| r.items().len() == 3).await;
+    let got = h.receiver.got();
+    assert_eq!(
+        got[0].id,
+        format!("group:{}:2", attempted[0].notification.id),
+        "the attempted message, as it was"
+    );
+    assert_eq!(h.receiver.items(), ["a:down", "b:down", "c:down"]);
+    assert_eq!(got[1].items.len(), 1, "c comes in the next message");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_taken_by_a_receiver_before_the_daemon_died_comes_again_with_the_same_key() {
+    // Found by `bench chaos`: the attempt was recorded only once it failed, so a daemon
+    // killed while the receiver held the message restarted with the rows unattempted and
+    // regrouped them with the rows queued since, under a new key.
+    let h = Harness::start(vec![notifier("ops", 300, None)]).await;
+    h.receiver.hang.store(true, Ordering::SeqCst);
+    h.change("a", Status::Ok, Status::Down);
+    h.change("b", Status::Ok, Status::Down);
+    h.wait_for("the first attempt", |r| r.got().len() == 1)
+        .await;
+    h.change("c", Status::Ok, Status::Down);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Stopping gives the send in flight a grace and then drops it, as a SIGKILL would.
+    let (dir, receiver) = h.stop().await;
+    receiver.hang.store(false, Ordering::SeqCst);
+
+    let h = Harness::start_in(dir, vec![notifier("ops", 300, None)], receiver).await;
+    h.wait_for("the retry and c", |r| r.got().len() == 3).await;
+    let got = h.receiver.got();
+    assert_eq!(got[1].id, got[0].id, "the same message again");
+    assert_eq!(got[1].items, got[0].items);
+    assert_eq!(got[2].items.len(), 1, "c comes in the next message");
     h.stop().await;
 }

@@ -62,7 +62,8 @@ pub use incidents::{Incident, IncidentQuery};
 #[allow(unused_imports)]
 pub use health::{StoreHealth, StoreState};
 pub use outbox::{
-    kind_name, Delivered, NotifierQueue, OutboxRow, RowState, RowUpdate, Silence, SilenceFile,
+    kind_name, Carried, Delivered, NotifierQueue, OutboxRow, RowState, RowUpdate, Silence,
+    SilenceFile,
 };
 #[allow(unused_imports)]
 pub use query::{HistoryIncident, HistoryResult, MonitorHistory, StoreStats, Uptime};
@@ -187,11 +188,12 @@ impl Store {
         .await?
     }
 
-    /// Monitors that were DOWN when the daemon last ran (their incident still open), with the
-    /// incident's start: read at start-up, before the first check, so a restart neither
-    /// repeats their DOWN nor forgets to announce their recovery.
-    /// Waits (at most 10 s) for the store task to open the database first.
-    pub async fn open_incidents(&self) -> Result<HashMap<String, i64>, StoreError> {
+    /// Monitors DOWN when the daemon last ran, by the store's open incidents and what the
+    /// notifications told (see [`outbox::carried`]): read at start-up, before the first
+    /// check, so a restart neither repeats a DOWN, nor forgets a recovery or a DOWN that was
+    /// recorded but not yet queued. Waits (at most 10 s) for the store task to open the
+    /// database first.
+    pub async fn carried_down(&self) -> Result<HashMap<String, Carried>, StoreError> {
         let started = std::time::Instant::now();
         while self.shared.health.state() == StoreState::Starting
             && started.elapsed() < std::time::Duration::from_secs(10)
@@ -199,8 +201,7 @@ impl Store {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || query::with_reader(&shared, query::open_incidents))
-            .await?
+        tokio::task::spawn_blocking(move || query::with_reader(&shared, outbox::carried)).await?
     }
 
     /// Incidents across monitors (or of one), newest first, at most `q.limit`.

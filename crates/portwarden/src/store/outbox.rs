@@ -7,10 +7,13 @@
 //!   dispatcher knows a row is durable before it sends.
 //! - `deliveries`: the last [`DELIVERIES_KEPT`] notifications delivered per notifier, with
 //!   what the receiver answered, for `GET /api/v1/notifications`.
+//! - `notified`: per monitor, the outage whose DOWN or UP was queued last, written from the
+//!   rows in their own transaction. After a crash it says what receivers were told, which the
+//!   store's incidents (written on another path, a moment apart) cannot: see [`Carried`].
 //! - `silences`: written by `portwarden silence` straight into the database file (another
 //!   process, WAL mode) and read by the dispatcher at notification time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -112,7 +115,13 @@ pub(crate) fn apply(conn: &Connection, op: &OutboxOp) -> rusqlite::Result<()> {
                  (seq, notifier, id, body, created_ms, attempts, next_attempt_ms, last_error, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let mut notified = conn.prepare_cached(
+                "INSERT OR REPLACE INTO notified (monitor, since_ms, down) VALUES (?1, ?2, ?3)",
+            )?;
             for r in rows {
+                if let Some((monitor, since_ms, down)) = told(&r.notification) {
+                    notified.execute(params![monitor, since_ms, down])?;
+                }
                 let body = serde_json::to_string(&r.notification)
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                 stmt.execute(params![
@@ -170,6 +179,102 @@ pub(crate) fn apply(conn: &Connection, op: &OutboxOp) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a monitor's DOWN or UP row tells: (monitor, outage start, whether DOWN).
+fn told(n: &notify::Notification) -> Option<(&str, i64, bool)> {
+    let [item] = n.items.as_slice() else {
+        return None;
+    };
+    let down = match item.kind {
+        notify::Kind::Down => true,
+        notify::Kind::Up => false,
+        _ => return None,
+    };
+    let since = i64::try_from(item.since_ms?).ok()?;
+    Some((item.subject.as_str(), since, down))
+}
+
+/// Clocks of an incident's start in the store and of its DOWN event are read a moment apart.
+const SAME_OUTAGE_MS: i64 = 250;
+
+/// A monitor DOWN when the daemon last ran, as the dispatcher picks it up after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carried {
+    /// The outage's start (Unix ms).
+    pub since_ms: i64,
+    /// Whether its DOWN was queued; false when the store recorded the outage but the daemon
+    /// stopped before the notification was written.
+    pub announced: bool,
+    /// Whether the store saw the outage end although its UP was never queued (the daemon
+    /// stopped in between): only the UP is owed, the monitor's state now is news of its own.
+    pub ended: bool,
+}
+
+/// The monitors DOWN before the restart, from the store's open incidents and what the
+/// notifications told (`notified`), which are written a moment apart: a DOWN told is carried
+/// even if the store missed it, and marked ended if the store saw its end; an open incident
+/// whose UP was told is over (the store missed its end); an open incident never told is
+/// carried as not announced.
+pub(crate) fn carried(conn: &Connection) -> Result<HashMap<String, Carried>, StoreError> {
+    let open = super::query::open_incidents(conn)?;
+    let mut stmt = conn.prepare_cached("SELECT monitor, since_ms, down FROM notified")?;
+    let told = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get::<_, i64>(1)?, r.get::<_, bool>(2)?),
+            ))
+        })?
+        .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+    let mut closed = conn.prepare_cached(
+        "SELECT count(*) FROM incidents i JOIN monitors m ON m.id = i.monitor_id
+         WHERE m.name = ?1 AND i.start_ms BETWEEN ?2 AND ?3 AND i.end_ms IS NOT NULL",
+    )?;
+    let mut carried = HashMap::new();
+    for (monitor, (since_ms, down)) in &told {
+        if !*down {
+            continue;
+        }
+        let ended = !open.contains_key(monitor)
+            && closed.query_row(
+                params![
+                    monitor,
+                    since_ms - SAME_OUTAGE_MS,
+                    since_ms + SAME_OUTAGE_MS
+                ],
+                |r| r.get::<_, i64>(0),
+            )? > 0;
+        // The store's start when it has the incident open (the same outage, or an earlier
+        // start the notification did not know), else the notification's.
+        let since_ms = open.get(monitor).copied().unwrap_or(*since_ms);
+        carried.insert(
+            monitor.clone(),
+            Carried {
+                since_ms,
+                announced: true,
+                ended,
+            },
+        );
+    }
+    for (monitor, start) in open {
+        if carried.contains_key(&monitor) {
+            continue;
+        }
+        let up_told =
+            matches!(told.get(&monitor), Some((since, false)) if *since >= start - SAME_OUTAGE_MS);
+        if !up_told {
+            carried.insert(
+                monitor,
+                Carried {
+                    since_ms: start,
+                    announced: false,
+                    ended: false,
+                },
+            );
+        }
+    }
+    Ok(carried)
 }
 
 /// Every outbox row in delivery order. A row whose body no longer parses stays in the table

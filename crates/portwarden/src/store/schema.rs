@@ -173,6 +173,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX incidents_by_start ON incidents (start_ms);
     CREATE INDEX incidents_open ON incidents (start_ms) WHERE end_ms IS NULL;
     ",
+    // 5: what the notifications have told about each monitor (see `outbox.rs`).
+    "
+    -- The outage `since_ms` of `monitor` whose DOWN (`down` 1) or UP (`down` 0) was queued
+    -- last; written in the transaction of its outbox rows.
+    CREATE TABLE notified (
+        monitor TEXT PRIMARY KEY,
+        since_ms INTEGER NOT NULL,
+        down INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.
