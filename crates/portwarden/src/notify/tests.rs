@@ -222,6 +222,36 @@ async fn a_storm_goes_out_as_the_first_at_once_then_one_grouped_message() {
 }
 
 #[tokio::test]
+async fn a_storm_larger_than_the_bus_is_notified_whole_each_monitor_once() {
+    // issue 14.5: the dispatcher read a bounded broadcast; 10,000 DOWNs published while it
+    // could not run (this test's thread publishes them all in one go) overflowed it, and all
+    // but the newest 4,096 were lost with an error in the log.
+    let h = Harness::start(vec![notifier("ops", 10, None)]).await;
+    let n = crate::events::BUS_CAPACITY * 2 + 1_808;
+    for i in 0..n {
+        h.change(&format!("m{i:05}"), Status::Ok, Status::Down);
+    }
+    for _ in 0..1_200 {
+        if h.receiver.items().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut items = h.receiver.items();
+    let messages = h.receiver.got().len();
+    items.sort();
+    let expected: Vec<String> = (0..n).map(|i| format!("m{i:05}:down")).collect();
+    assert_eq!(items.len(), n, "every monitor once");
+    assert!(items == expected, "every monitor once, none twice");
+    assert!(
+        messages <= n / plan::MAX_GROUP_ITEMS + 2,
+        "grouped: {messages} messages"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn rows_left_from_before_a_restart_go_first_and_keep_their_schedule() {
     let h = Harness::start(vec![notifier("ops", 0, None)]).await;
     h.receiver.down.store(true, Ordering::SeqCst);
