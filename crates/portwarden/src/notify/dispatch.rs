@@ -28,7 +28,9 @@ use super::plan;
 use crate::config::NotifierConfig;
 use crate::events::{Event, EventBus, EventKind, LosslessReceiver};
 use crate::state::Status;
-use crate::store::{kind_name, Delivered, OutboxRow, RowState, RowUpdate, Store};
+use crate::store::{
+    kind_name, Delivered, OutboxRow, Reminded, ReminderMark, RowState, RowUpdate, Store,
+};
 
 /// Longest a single attempt may take, whatever the notifier's own timeout says.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(300);
@@ -219,6 +221,11 @@ pub struct Dispatcher {
     /// Monitors DOWN before the restart, until their first verdict: a DOWN again is not news,
     /// an OK is the recovery nobody has heard of yet.
     carried_down: HashMap<String, i64>,
+    /// Reminder times from before the restart, until each carried-down monitor's first
+    /// verdict restores them.
+    reminded: Reminded,
+    /// Reminder times to write with the next outbox insert.
+    marks: Vec<ReminderMark>,
     inflight: JoinSet<Sent>,
     jitter: RandomState,
 }
@@ -257,6 +264,8 @@ impl Dispatcher {
             down: HashMap::new(),
             held_down: HashSet::new(),
             carried_down: options.carried_down,
+            reminded: Reminded::new(),
+            marks: Vec::new(),
             inflight: JoinSet::new(),
             jitter: RandomState::new(),
         };
@@ -334,6 +343,14 @@ impl Dispatcher {
             self.next_seq = self.clock.now_ms();
             return;
         };
+        if !self.carried_down.is_empty() {
+            match self.store.reminders().await {
+                Ok(reminded) => self.reminded = reminded,
+                Err(e) => tracing::warn!(error = %e,
+                    "reminder times from before the restart cannot be read; reminders about \
+                     monitors still DOWN start over"),
+            }
+        }
         if !rows.is_empty() {
             tracing::info!(
                 rows = rows.len(),
@@ -502,21 +519,25 @@ impl Dispatcher {
                     "{} is still DOWN (since {}, before the restart): not announced again",
                     change.monitor, format_ms(since_ms));
                 self.track_down(event);
+                let reminded = self.reminded.remove(&change.monitor).unwrap_or_default();
                 if let Some(d) = self.down.get_mut(&change.monitor) {
                     d.since_ms = since_ms;
                     d.item.since_ms = u64::try_from(since_ms).ok();
-                    // The outage keeps its start; the next reminder comes one `remind_every`
-                    // after the restart, not at once.
-                    for notifier in self.lookup.as_ref()(&change.monitor)
-                        .map(|m| m.notify)
-                        .unwrap_or_default()
-                    {
-                        d.last.insert(notifier, at_ms);
-                    }
+                    // The outage keeps its start and its reminder schedule: the next reminder
+                    // comes `remind_every` after the last one before the restart (or after
+                    // the DOWN), on time and not twice. A time older than the outage is from
+                    // an earlier one.
+                    d.last = reminded
+                        .into_iter()
+                        .filter(|&(_, last)| last >= since_ms)
+                        .collect();
                 }
                 None
             }
             Status::Ok | Status::Warning => {
+                if self.reminded.remove(&change.monitor).is_some() {
+                    self.marks.push(ReminderMark::forget(&change.monitor));
+                }
                 let mut up = change.clone();
                 up.from = Status::Down;
                 up.down_for = u64::try_from(at_ms - since_ms)
@@ -546,7 +567,11 @@ impl Dispatcher {
             _ => return,
         };
         if !matches!(event.kind, EventKind::MonitorDown(_)) {
-            self.down.remove(&change.monitor);
+            if let Some(d) = self.down.remove(&change.monitor) {
+                if !d.last.is_empty() {
+                    self.marks.push(ReminderMark::forget(&change.monitor));
+                }
+            }
             return;
         }
         let at_ms = items::unix_ms(event.at);
@@ -601,12 +626,14 @@ impl Dispatcher {
         row
     }
 
-    /// Commits new rows, then queues them on their lanes.
+    /// Commits new rows (with the reminder times waiting in `marks`), then queues them on
+    /// their lanes.
     async fn queue(&mut self, rows: Vec<OutboxRow>) {
-        if rows.is_empty() {
+        if rows.is_empty() && self.marks.is_empty() {
             return;
         }
-        if let Err(e) = self.store.outbox_insert(rows.clone()).await {
+        let marks = std::mem::take(&mut self.marks);
+        if let Err(e) = self.store.outbox_insert(rows.clone(), marks).await {
             // Sending from memory beats not sending: the store may be failed for hours
             // (disk full) and that is when people need to hear about problems.
             tracing::error!(error = %e, rows = rows.len(),
@@ -788,6 +815,11 @@ impl Dispatcher {
                 continue;
             };
             d.last.insert(notifier.clone(), now);
+            self.marks.push(ReminderMark {
+                monitor: monitor.clone(),
+                notifier: notifier.clone(),
+                last_ms: Some(now),
+            });
             if let Some(s) = silences.iter().find(|s| s.matches(&monitor)) {
                 tracing::info!(monitor = %monitor, silence = s.id,
                     "reminder about {monitor} held: silenced until {}", format_ms(s.until_ms));

@@ -173,6 +173,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX incidents_by_start ON incidents (start_ms);
     CREATE INDEX incidents_open ON incidents (start_ms) WHERE end_ms IS NULL;
     ",
+    // 5: reminder times, so reminders survive restarts (see `outbox.rs`).
+    "
+    -- When `notifier` last reminded about `monitor` (still DOWN); gone once it recovers.
+    CREATE TABLE reminders (
+        monitor TEXT NOT NULL,
+        notifier TEXT NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (monitor, notifier)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.
