@@ -82,6 +82,8 @@ struct StormReport {
     repeated_items: usize,
     /// Requests whose `Idempotency-Key` was seen before (retries of one message).
     repeated_keys: usize,
+    /// Items per kind (`down`, and any other a monitor went through meanwhile).
+    kinds: std::collections::BTreeMap<String, usize>,
     /// Seconds from the fleet's death to the first item received.
     first_item_s: Option<f64>,
     /// Seconds from the fleet's death to the last monitor covered.
@@ -98,6 +100,7 @@ struct Recorded {
     items: usize,
     keys: HashSet<String>,
     repeated_keys: usize,
+    kinds: std::collections::BTreeMap<String, usize>,
     down: HashMap<String, u32>,
     first_item: Option<Instant>,
     last_covered: Option<Instant>,
@@ -195,6 +198,8 @@ fn serve(stream: TcpStream, recorded: &Mutex<Recorded>) -> anyhow::Result<()> {
             r.first_item.get_or_insert(arrived);
         }
         for item in items {
+            let kind = item["kind"].as_str().unwrap_or("?").to_string();
+            *r.kinds.entry(kind).or_default() += 1;
             if item["kind"] == "down" {
                 let subject = item["subject"].as_str().unwrap_or_default().to_string();
                 let seen = r.down.entry(subject).or_insert(0);
@@ -353,6 +358,7 @@ fn measure(
         items: r.items,
         repeated_items: r.down.values().map(|&n| n as usize - 1).sum(),
         repeated_keys: r.repeated_keys,
+        kinds: r.kinds.clone(),
         first_item_s: since(r.first_item),
         last_covered_s: since(r.last_covered),
         daemon_peak_rss_mib: peak_kib as f64 / 1024.0,
@@ -408,7 +414,7 @@ fn markdown(r: &StormReport) -> String {
          | figure | value |\n|---|---:|\n\
          | monitors covered | {} / {} (all, once: {verdict}) |\n\
          | messages | {} |\n\
-         | items | {} |\n\
+         | items | {} ({}) |\n\
          | repeated items / repeated keys | {} / {} |\n\
          | fleet killed → first item | {} |\n\
          | fleet killed → last monitor covered | {} |\n\
@@ -421,6 +427,11 @@ fn markdown(r: &StormReport) -> String {
         r.monitors,
         r.messages,
         r.items,
+        r.kinds
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         r.repeated_items,
         r.repeated_keys,
         secs(r.first_item_s),
