@@ -78,7 +78,8 @@ struct StormReport {
     covered: usize,
     messages: usize,
     items: usize,
-    /// `down` items about a monitor already covered.
+    /// `down` items beyond one per outage (a monitor that came back up in between, e.g. when
+    /// another process on the machine took its port, rightly has a second one).
     repeated_items: usize,
     /// Requests whose `Idempotency-Key` was seen before (retries of one message).
     repeated_keys: usize,
@@ -102,6 +103,7 @@ struct Recorded {
     repeated_keys: usize,
     kinds: std::collections::BTreeMap<String, usize>,
     down: HashMap<String, u32>,
+    up: HashMap<String, u32>,
     first_item: Option<Instant>,
     last_covered: Option<Instant>,
 }
@@ -200,6 +202,10 @@ fn serve(stream: TcpStream, recorded: &Mutex<Recorded>) -> anyhow::Result<()> {
         for item in items {
             let kind = item["kind"].as_str().unwrap_or("?").to_string();
             *r.kinds.entry(kind).or_default() += 1;
+            if item["kind"] == "up" {
+                let subject = item["subject"].as_str().unwrap_or_default().to_string();
+                *r.up.entry(subject).or_insert(0) += 1;
+            }
             if item["kind"] == "down" {
                 let subject = item["subject"].as_str().unwrap_or_default().to_string();
                 let seen = r.down.entry(subject).or_insert(0);
@@ -356,7 +362,11 @@ fn measure(
         covered: r.down.len(),
         messages: r.messages,
         items: r.items,
-        repeated_items: r.down.values().map(|&n| n as usize - 1).sum(),
+        repeated_items: r
+            .down
+            .iter()
+            .map(|(m, &n)| n.saturating_sub(1 + r.up.get(m).copied().unwrap_or(0)) as usize)
+            .sum(),
         repeated_keys: r.repeated_keys,
         kinds: r.kinds.clone(),
         first_item_s: since(r.first_item),
