@@ -18,6 +18,8 @@
 //!   baseline restored and verified, in a network namespace of its own.
 //! - `bench notify` ([`notify_latency`]): a DOWN notification from the failure threshold to a
 //!   real SMTP server holding the mail.
+//! - `bench storm` ([`storm`]): 100,000 monitors going down together (the fleet killed) and the
+//!   grouped webhook notifications covering every one of them.
 //! - `bench heal` ([`heal_latency`]): self-healing, from DOWN to the action issued and from a
 //!   killed server to the fix verified.
 //! - `bench probe-rate` ([`probe_rate`]): `/probe` requests per second, portwarden next to
@@ -51,6 +53,7 @@ mod probe_rate;
 mod restore;
 mod scale;
 mod soak;
+mod storm;
 mod sys;
 
 use clap::{Parser, Subcommand};
@@ -83,6 +86,8 @@ enum Role {
     Firewall(restore::FirewallArgs),
     /// Time a DOWN notification from the failure threshold to a real SMTP server.
     Notify(notify_latency::NotifyArgs),
+    /// 100,000 monitors down together: notifications covering every one, and how fast.
+    Storm(storm::StormArgs),
     /// Time self-healing: DOWN → action issued, killed server → fixed and verified.
     Heal(heal_latency::HealArgs),
     /// `/probe` requests per second: portwarden next to blackbox_exporter, same fleet, wrk.
@@ -107,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Daemon(args)) => scale::run(&args),
         Some(Role::Firewall(args)) => restore::run(&args),
         Some(Role::Notify(args)) => notify_latency::run(&args),
+        Some(Role::Storm(args)) => storm::run(&args),
         Some(Role::Heal(args)) => heal_latency::run(&args),
         Some(Role::ProbeRate(args)) => probe_rate::run(&args),
         Some(Role::CheckStart(args)) => check_start::run(args),

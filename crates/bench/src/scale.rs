@@ -148,7 +148,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<()> {
         );
     }
 
-    let fleet = MultiFleet::start(&me, args)?;
+    let fleet = MultiFleet::start(&me, args.hosts, args.ports_per_host, args.fleet_workers)?;
     eprintln!(
         "fleet: {} banner listeners on 127.0.0.1-127.0.0.{} ({} per address, pid {})",
         fleet.targets.len(),
@@ -184,16 +184,23 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<()> {
 }
 
 /// The banner fleet on several loopback addresses; it exits when its stdin closes (on drop).
-struct MultiFleet {
+pub(crate) struct MultiFleet {
     child: Child,
     stdin: Option<ChildStdin>,
-    pid: u32,
-    targets: Vec<SocketAddr>,
+    pub(crate) pid: u32,
+    pub(crate) targets: Vec<SocketAddr>,
 }
 
 impl MultiFleet {
-    fn start(exe: &Path, args: &DaemonArgs) -> anyhow::Result<Self> {
-        let hosts: Vec<IpAddr> = (1..=args.hosts)
+    /// `ports_per_host` banner listeners on each of 127.0.0.1 … 127.0.0.`hosts`, served by
+    /// `workers` threads of `exe fleet`.
+    pub(crate) fn start(
+        exe: &Path,
+        hosts: u8,
+        ports_per_host: u16,
+        workers: usize,
+    ) -> anyhow::Result<Self> {
+        let hosts: Vec<IpAddr> = (1..=hosts)
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
             .collect();
         let host_list = hosts
@@ -204,8 +211,8 @@ impl MultiFleet {
         let mut child = Command::new(exe)
             .arg("fleet")
             .args(["--host", &host_list])
-            .args(["--count", &args.ports_per_host.to_string()])
-            .args(["--workers", &args.fleet_workers.to_string()])
+            .args(["--count", &ports_per_host.to_string()])
+            .args(["--workers", &workers.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -227,16 +234,25 @@ impl MultiFleet {
         // On error `fleet` drops here, which stops the child.
         for (host, ports) in hosts.iter().zip(lists?) {
             anyhow::ensure!(
-                ports.len() == usize::from(args.ports_per_host),
-                "the fleet bound {} listeners on {host} instead of {}",
+                ports.len() == usize::from(ports_per_host),
+                "the fleet bound {} listeners on {host} instead of {ports_per_host}",
                 ports.len(),
-                args.ports_per_host
             );
             fleet
                 .targets
                 .extend(ports.into_iter().map(|p| SocketAddr::new(*host, p)));
         }
         Ok(fleet)
+    }
+}
+
+impl MultiFleet {
+    /// Kills the fleet at once (SIGKILL): every listener closes together. Returns when it
+    /// is gone.
+    pub(crate) fn kill(mut self) -> anyhow::Result<Instant> {
+        self.child.kill().context("killing the fleet")?;
+        self.child.wait().context("waiting for the killed fleet")?;
+        Ok(Instant::now())
     }
 }
 
@@ -284,9 +300,9 @@ impl Drop for TempDir {
 }
 
 /// The daemon child; killed on drop if it is still running (an error path).
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
-    pid: String,
+    pub(crate) pid: String,
 }
 
 impl Drop for Daemon {
@@ -331,7 +347,7 @@ fn write_config(
 }
 
 /// A free port on 127.0.0.1 for the daemon's API (released just before the daemon binds it).
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
     let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?)
 }
@@ -769,8 +785,15 @@ fn run_scenario(
         None
     };
     let spawned_unix_ms = unix_ms();
-    let (mut daemon, startup) =
-        start_daemon(portwarden, &config, log, &log_path, api, monitors, args)?;
+    let (mut daemon, startup) = start_daemon(
+        portwarden,
+        &config,
+        log,
+        &log_path,
+        api,
+        monitors,
+        Duration::from_secs(args.startup_limit),
+    )?;
     let up = Instant::now();
     let startup_rss_kib = sys::status_kib_of(&daemon.pid, "VmRSS")?;
     let startup_hwm_kib = sys::status_kib_of(&daemon.pid, "VmHWM")?;
@@ -908,14 +931,16 @@ fn run_scenario(
 
 /// Spawns the daemon and waits until it is up: our own daemon (its mode names our config)
 /// answers `/healthz` with every monitor scheduled. Returns it and the time that took.
-fn start_daemon(
+/// Spawns `portwarden run -c config` and waits (at most `limit`) until its `/healthz` on
+/// `api` answers with all `monitors` scheduled. Returns the daemon and the time it took.
+pub(crate) fn start_daemon(
     portwarden: &Path,
     config: &Path,
     log: File,
     log_path: &Path,
     api: SocketAddr,
     monitors: usize,
-    args: &DaemonArgs,
+    limit: Duration,
 ) -> anyhow::Result<(Daemon, Duration)> {
     let spawned = Instant::now();
     let child = spawn_daemon(portwarden, config, log)?;
@@ -924,7 +949,6 @@ fn start_daemon(
         child,
     };
     let expected_mode = format!("config {}", config.display());
-    let limit = Duration::from_secs(args.startup_limit);
     // Up: our own daemon (its mode names our config) answers with every monitor scheduled.
     loop {
         if let Some(status) = daemon.child.try_wait()? {
@@ -952,7 +976,7 @@ fn start_daemon(
 }
 
 /// SIGTERM, then waits (at most 60 s, then SIGKILL). Returns the time to exit and the code.
-fn stop_daemon(daemon: &mut Daemon) -> anyhow::Result<(Duration, Option<i32>)> {
+pub(crate) fn stop_daemon(daemon: &mut Daemon) -> anyhow::Result<(Duration, Option<i32>)> {
     let stopping = Instant::now();
     let pid = rustix::process::Pid::from_raw(daemon.child.id() as i32).context("daemon pid")?;
     rustix::process::kill_process(pid, rustix::process::Signal::TERM)
@@ -988,7 +1012,15 @@ fn prefill_store(
 ) -> anyhow::Result<Prefill> {
     let log_path = state_dir.with_file_name("daemon-seed.log");
     eprintln!("  prefill: a first daemon run creates the store and its monitors");
-    let (mut daemon, _) = start_daemon(portwarden, config, log, &log_path, api, monitors, args)?;
+    let (mut daemon, _) = start_daemon(
+        portwarden,
+        config,
+        log,
+        &log_path,
+        api,
+        monitors,
+        Duration::from_secs(args.startup_limit),
+    )?;
     let limit = Duration::from_secs_f64(2.0 * args.interval + 60.0);
     let waited = Instant::now();
     loop {

@@ -1,13 +1,19 @@
 //! The event bus: state changes, listener changes and config reloads, broadcast to every
-//! consumer (log, store, later notifications, actions and the API). Bounded: a consumer that
-//! falls behind loses the oldest events and is told how many, the producers never wait.
+//! consumer (log, store, notifications, actions and the API). Two kinds of subscription, and
+//! the producers never wait for either:
+//! - [`EventBus::subscribe`]: bounded (a broadcast of [`BUS_CAPACITY`]); a consumer that falls
+//!   behind loses the oldest events and is told how many. For views that may skip (the API's
+//!   SSE stream, metrics, tests).
+//! - [`EventBus::subscribe_lossless`]: an unbounded queue per consumer, for the consumers whose
+//!   every event matters (notifications, self-healing): a storm of 100,000 monitors going down
+//!   at once queues 100,000 small events (tens of MB at worst) rather than losing any.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::state::{Status, Transition};
 
@@ -190,7 +196,14 @@ pub struct ListenerChange {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<Event>>,
+    /// The lossless subscribers' queues; a queue whose receiver is gone is dropped at the
+    /// next publish.
+    lossless: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Event>>>>>,
 }
+
+/// A lossless subscription: every event published after [`EventBus::subscribe_lossless`], in
+/// order. Ends (`None`) when every handle of the bus is gone.
+pub type LosslessReceiver = mpsc::UnboundedReceiver<Arc<Event>>;
 
 impl Default for EventBus {
     fn default() -> Self {
@@ -201,7 +214,10 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(BUS_CAPACITY);
-        Self { sender }
+        Self {
+            sender,
+            lossless: Arc::default(),
+        }
     }
 
     /// Publishes an event stamped now; also writes it to the log as a structured line.
@@ -211,12 +227,28 @@ impl EventBus {
             kind,
         };
         log(&event);
+        let event = Arc::new(event);
+        {
+            let mut lossless = self.lossless.lock().unwrap_or_else(|p| p.into_inner());
+            lossless.retain(|queue| queue.send(event.clone()).is_ok());
+        }
         // No subscriber is fine: the log line above is the record.
-        let _ = self.sender.send(Arc::new(event));
+        let _ = self.sender.send(event);
     }
 
+    /// A bounded subscription that may lag (see the module docs).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
+    }
+
+    /// A subscription that never loses an event (see the module docs).
+    pub fn subscribe_lossless(&self) -> LosslessReceiver {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        self.lossless
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(queue);
+        receiver
     }
 }
 
@@ -435,6 +467,29 @@ mod tests {
             other => panic!("expected a lag report, got {other:?}"),
         }
         assert!(rx.recv().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_lossless_subscriber_gets_every_event_in_order_however_far_behind() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe_lossless();
+        let n = BUS_CAPACITY * 3;
+        for i in 0..n {
+            bus.publish(EventKind::ConfigRejected {
+                error: i.to_string(),
+            });
+        }
+        let mut got = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            if let EventKind::ConfigRejected { error } = &e.kind {
+                got.push(error.parse::<usize>().unwrap());
+            }
+        }
+        assert_eq!(got, (0..n).collect::<Vec<_>>());
+        // A subscriber that went away stops costing anything.
+        drop(rx);
+        bus.publish(EventKind::ConfigRejected { error: "x".into() });
+        assert!(bus.lossless.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The healing task: subscribes to the bus, and for each monitor that goes DOWN runs its ladder
-//! in a task of its own (one at a time per monitor), under the limits of [`super::limits`].
+//! The healing task: subscribes to the bus (losslessly: no DOWN of a storm is missed), and for
+//! each monitor that goes DOWN runs its ladder in a task of its own (one at a time per
+//! monitor), under the limits of [`super::limits`].
 //!
 //! One attempt: decide (limits, ladder) → wait out the cooldown → for a reboot, the guard and
 //! the announced, cancellable hold-off → take a global permit → run the action → verify
@@ -19,14 +20,14 @@ use std::time::{Duration, SystemTime};
 
 use act::ActionSpec;
 use serde::Serialize;
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::limits::{describe_ladder, Counters, Decision};
 use super::text;
-use crate::events::{ActionReport, Event, EventBus, EventKind};
+use crate::events::{ActionReport, Event, EventBus, EventKind, LosslessReceiver};
 use crate::monitor::{Heal, Step};
 use crate::state::Status;
 use crate::store::ActionRecord;
@@ -203,7 +204,8 @@ fn view(s: &MonitorState) -> Healing {
 /// The healing engine; run it with [`Engine::run`].
 pub struct Engine<M, R> {
     inner: Arc<Inner<M, R>>,
-    events: broadcast::Receiver<Arc<Event>>,
+    /// Lossless: no DOWN of a storm escapes the engine.
+    events: LosslessReceiver,
 }
 
 impl<M, R> std::fmt::Debug for Engine<M, R> {
@@ -233,7 +235,7 @@ impl<M: Monitors, R: Runner> Engine<M, R> {
             settings,
             handle: handle.clone(),
         });
-        let events = bus.subscribe();
+        let events = bus.subscribe_lossless();
         (Self { inner, events }, handle)
     }
 
@@ -247,11 +249,8 @@ impl<M: Monitors, R: Runner> Engine<M, R> {
                 e = self.events.recv() => e,
             };
             match event {
-                Ok(e) => self.inner.on_event(&e, &tasks, &shutdown),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!("healing engine fell behind: {n} events missed");
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Some(e) => self.inner.on_event(&e, &tasks, &shutdown),
+                None => break, // the bus is gone
             }
         }
         tasks.close();

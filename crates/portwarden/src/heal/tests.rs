@@ -770,3 +770,30 @@ async fn shutdown_lets_a_running_action_finish_and_records_it_unverified() {
     );
     assert_eq!(h.world.outcomes("web"), ["exec:unverified"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_down_followed_by_more_events_than_the_bus_holds_is_still_healed() {
+    // issue 14.5: the engine read the bounded bus; a DOWN followed by more than 4,096 other
+    // events before the engine ran was dropped ("healing engine fell behind").
+    let h = start(4, None);
+    h.world.add("web", heal(vec![exec("fix", 1)]));
+    h.world.effect("fix", Effect::Fixes);
+    settle(2).await;
+    {
+        // Down already, as the state machine saw it: the fake scheduler's next check is no
+        // change, so the DOWN below is the only one the engine could see.
+        let mut s = h.world.state.lock().unwrap();
+        let m = s.mons.get_mut("web").unwrap();
+        m.up = false;
+        m.status = Status::Down;
+        m.since = SystemTime::now();
+    }
+    h.bus.publish(change("web", Status::Down).into_event());
+    for i in 0..crate::events::BUS_CAPACITY + 100 {
+        h.bus
+            .publish(change(&format!("other{i}"), Status::Down).into_event());
+    }
+    settle(20).await;
+    assert_eq!(h.world.outcomes("web"), ["exec:fixed"]);
+    h.stop.cancel();
+}

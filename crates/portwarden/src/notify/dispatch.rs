@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{Delivery, Kind, Notification, SendError};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 use super::items::{self, Lookup};
 use super::plan;
 use crate::config::NotifierConfig;
-use crate::events::{Event, EventBus, EventKind};
+use crate::events::{Event, EventBus, EventKind, LosslessReceiver};
 use crate::state::Status;
-use crate::store::{kind_name, Carried, Delivered, OutboxRow, RowState, RowUpdate, Store};
+use crate::store::{
+    kind_name, Carried, Delivered, OutboxRow, Reminded, ReminderMark, RowState, RowUpdate, Store,
+};
 
 /// Longest a single attempt may take, whatever the notifier's own timeout says.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(300);
@@ -245,7 +247,8 @@ struct Sent {
 pub struct Dispatcher {
     store: Store,
     bus: EventBus,
-    events: broadcast::Receiver<Arc<Event>>,
+    /// Lossless: a storm of any size reaches the outbox whole.
+    events: LosslessReceiver,
     lookup: Lookup,
     build: Build,
     settings: Settings,
@@ -265,6 +268,11 @@ pub struct Dispatcher {
     /// length from here, so both name the same outage (the state machine, started afresh
     /// after a restart, counts from its own first check).
     down_since: HashMap<String, i64>,
+    /// Reminder times from before the restart, until each carried-down monitor's first
+    /// verdict restores them.
+    reminded: Reminded,
+    /// Reminder times to write with the next outbox insert.
+    marks: Vec<ReminderMark>,
     inflight: JoinSet<Sent>,
     jitter: RandomState,
     unsaved: Unsaved,
@@ -280,7 +288,8 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Subscribes to the bus at once, so no event published after this call is missed.
+    /// Subscribes to the bus at once (losslessly), so no event published after this call is
+    /// missed.
     pub fn new(options: DispatcherOptions) -> (Dispatcher, DispatcherHandle) {
         let (reload, reloads) = mpsc::channel(4);
         // Known from the start, not only once the first settings are applied: `/metrics`
@@ -288,7 +297,7 @@ impl Dispatcher {
         let names = options.settings.notifiers.iter().map(|n| n.name.clone());
         let configured = Arc::new(Mutex::new(names.collect()));
         let d = Dispatcher {
-            events: options.bus.subscribe(),
+            events: options.bus.subscribe_lossless(),
             store: options.store,
             bus: options.bus,
             lookup: options.lookup,
@@ -304,6 +313,8 @@ impl Dispatcher {
             held_down: HashSet::new(),
             carried_down: options.carried_down,
             down_since: HashMap::new(),
+            reminded: Reminded::new(),
+            marks: Vec::new(),
             inflight: JoinSet::new(),
             jitter: RandomState::new(),
             unsaved: Unsaved::default(),
@@ -317,6 +328,7 @@ impl Dispatcher {
     pub async fn run(mut self, shutdown: CancellationToken) {
         self.load_outbox(&shutdown).await;
         let mut first = true;
+        let mut batch = Vec::with_capacity(EVENT_BATCH);
         loop {
             self.start_due_sends();
             let wake = self.next_wake_ms().map(|ms| self.clock.instant(ms));
@@ -333,23 +345,13 @@ impl Dispatcher {
                     self.apply_settings(settings, first).await;
                     first = false;
                 }
-                received = self.events.recv() => match received {
-                    Ok(event) => {
-                        let mut batch = vec![event];
-                        while batch.len() < EVENT_BATCH {
-                            match self.events.try_recv() {
-                                Ok(e) => batch.push(e),
-                                Err(_) => break,
-                            }
-                        }
-                        self.on_events(&batch).await;
+                received = self.events.recv_many(&mut batch, EVENT_BATCH) => {
+                    if received == 0 {
+                        break; // the bus is gone
                     }
-                    Err(broadcast::error::RecvError::Lagged(n)) => tracing::error!(
-                        missed = n,
-                        "notifications: {n} events were missed (the event bus overflowed)"
-                    ),
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
+                    let events = std::mem::take(&mut batch);
+                    self.on_events(&events).await;
+                }
                 () = sleep_until_opt(wake) => self.remind().await,
                 () = sleep_until_opt(self.unsaved.retry_at) => self.write_unsaved().await,
             }
@@ -392,6 +394,14 @@ impl Dispatcher {
             self.next_seq = self.clock.now_ms();
             return;
         };
+        if !self.carried_down.is_empty() {
+            match self.store.reminders().await {
+                Ok(reminded) => self.reminded = reminded,
+                Err(e) => tracing::warn!(error = %e,
+                    "reminder times from before the restart cannot be read; reminders about \
+                     monitors still DOWN start over"),
+            }
+        }
         if !rows.is_empty() {
             tracing::info!(
                 rows = rows.len(),
@@ -623,21 +633,25 @@ impl Dispatcher {
                     "{} is still DOWN (since {}, before the restart): not announced again",
                     change.monitor, format_ms(since_ms));
                 self.track_down(event);
+                let reminded = self.reminded.remove(&change.monitor).unwrap_or_default();
                 if let Some(d) = self.down.get_mut(&change.monitor) {
                     d.since_ms = since_ms;
                     d.item.since_ms = u64::try_from(since_ms).ok();
-                    // The outage keeps its start; the next reminder comes one `remind_every`
-                    // after the restart, not at once.
-                    for notifier in self.lookup.as_ref()(&change.monitor)
-                        .map(|m| m.notify)
-                        .unwrap_or_default()
-                    {
-                        d.last.insert(notifier, at_ms);
-                    }
+                    // The outage keeps its start and its reminder schedule: the next reminder
+                    // comes `remind_every` after the last one before the restart (or after
+                    // the DOWN), on time and not twice. A time older than the outage is from
+                    // an earlier one.
+                    d.last = reminded
+                        .into_iter()
+                        .filter(|&(_, last)| last >= since_ms)
+                        .collect();
                 }
                 Vec::new()
             }
             Status::Ok | Status::Warning => {
+                if self.reminded.remove(&change.monitor).is_some() {
+                    self.marks.push(ReminderMark::forget(&change.monitor));
+                }
                 let mut up = change.clone();
                 up.from = Status::Down;
                 let up = recovery(event, &up, since_ms);
@@ -666,7 +680,11 @@ impl Dispatcher {
             _ => return,
         };
         if !matches!(event.kind, EventKind::MonitorDown(_)) {
-            self.down.remove(&change.monitor);
+            if let Some(d) = self.down.remove(&change.monitor) {
+                if !d.last.is_empty() {
+                    self.marks.push(ReminderMark::forget(&change.monitor));
+                }
+            }
             return;
         }
         let at_ms = items::unix_ms(event.at);
@@ -721,12 +739,14 @@ impl Dispatcher {
         row
     }
 
-    /// Commits new rows, then queues them on their lanes.
+    /// Commits new rows (with the reminder times waiting in `marks`), then queues them on
+    /// their lanes.
     async fn queue(&mut self, rows: Vec<OutboxRow>) {
-        if rows.is_empty() {
+        if rows.is_empty() && self.marks.is_empty() {
             return;
         }
-        if let Err(e) = self.store.outbox_insert(rows.clone()).await {
+        let marks = std::mem::take(&mut self.marks);
+        if let Err(e) = self.store.outbox_insert(rows.clone(), marks).await {
             // Sending from memory beats not sending: the store may be failed for hours
             // (disk full) and that is when people need to hear about problems.
             tracing::error!(error = %e, rows = rows.len(),
@@ -819,14 +839,16 @@ impl Dispatcher {
         let n = &sent.notification;
         match sent.result {
             Ok(delivery) => {
+                // A set: a storm's lane holds 100,000 rows, a send 500 of them.
+                let carried: HashSet<i64> = sent.seqs.iter().copied().collect();
                 let retried = lane
                     .rows
                     .iter()
-                    .filter(|r| sent.seqs.contains(&r.seq))
+                    .filter(|r| carried.contains(&r.seq))
                     .map(|r| r.attempts)
                     .max()
                     .unwrap_or(0);
-                lane.rows.retain(|r| !sent.seqs.contains(&r.seq));
+                lane.rows.retain(|r| !carried.contains(&r.seq));
                 lane.last_sent_ms = Some(now);
                 tracing::info!(notifier = %sent.notifier, id = %n.id, kind = kind_name(n.kind),
                     items = n.items.len(), attempts = retried + 1,
@@ -923,7 +945,14 @@ impl Dispatcher {
         self.unsaved.updates.clear();
         if !new_rows.is_empty() {
             let seqs: Vec<i64> = new_rows.iter().map(|r| r.seq).collect();
-            if self.store.outbox_insert(new_rows).await.is_err() {
+            // Their reminder times are not kept: at worst a reminder after a restart comes
+            // one interval off, never a notification lost or doubled.
+            if self
+                .store
+                .outbox_insert(new_rows, Vec::new())
+                .await
+                .is_err()
+            {
                 self.unsaved.rows.extend(seqs);
             }
         }
@@ -1009,6 +1038,11 @@ impl Dispatcher {
                 continue;
             };
             d.last.insert(notifier.clone(), now);
+            self.marks.push(ReminderMark {
+                monitor: monitor.clone(),
+                notifier: notifier.clone(),
+                last_ms: Some(now),
+            });
             if let Some(s) = silences.iter().find(|s| s.matches(&monitor)) {
                 tracing::info!(monitor = %monitor, silence = s.id,
                     "reminder about {monitor} held: silenced until {}", format_ms(s.until_ms));

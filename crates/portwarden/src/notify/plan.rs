@@ -124,7 +124,8 @@ pub fn after_failure(
     let mut newly_failing = false;
     // Every row of the attempt shares the head's schedule, so the group stays together.
     let mut next = None;
-    for r in rows.iter_mut().filter(|r| seqs.contains(&r.seq)) {
+    let carried: std::collections::HashSet<i64> = seqs.iter().copied().collect();
+    for r in rows.iter_mut().filter(|r| carried.contains(&r.seq)) {
         r.attempts = r.attempts.saturating_add(1);
         let failing =
             !error.retryable || r.attempts >= FAILING_AFTER || r.state == RowState::Failing;

@@ -720,3 +720,87 @@ async fn a_message_taken_by_a_receiver_before_the_daemon_died_comes_again_with_t
     assert_eq!(got[2].items.len(), 1, "c comes in the next message");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_storm_larger_than_the_bus_is_notified_whole_each_monitor_once() {
+    // issue 14.5: the dispatcher read a bounded broadcast; 10,000 DOWNs published while it
+    // could not run (this test's thread publishes them all in one go) overflowed it, and all
+    // but the newest 4,096 were lost with an error in the log.
+    let h = Harness::start(vec![notifier("ops", 10, None)]).await;
+    let n = crate::events::BUS_CAPACITY * 2 + 1_808;
+    for i in 0..n {
+        h.change(&format!("m{i:05}"), Status::Ok, Status::Down);
+    }
+    for _ in 0..1_200 {
+        if h.receiver.items().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut items = h.receiver.items();
+    let messages = h.receiver.got().len();
+    items.sort();
+    let expected: Vec<String> = (0..n).map(|i| format!("m{i:05}:down")).collect();
+    assert_eq!(items.len(), n, "every monitor once");
+    assert!(items == expected, "every monitor once, none twice");
+    assert!(
+        messages <= n / plan::MAX_GROUP_ITEMS + 2,
+        "grouped: {messages} messages"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn reminders_keep_their_schedule_across_a_restart_neither_late_nor_twice() {
+    // issue 14.9: after a restart the reminder schedule started from zero, so a daemon
+    // restarted shortly before a reminder was due sent it a whole `remind_every` late.
+    const EVERY_MS: u64 = 4_000;
+    let every = Duration::from_millis(EVERY_MS);
+    let h = Harness::start(vec![notifier("ops", 0, Some(EVERY_MS))]).await;
+    h.change("web", Status::Ok, Status::Down);
+    h.store
+        .transition(crate::store::TransitionRecord {
+            monitor: "web".into(),
+            at: std::time::SystemTime::now(),
+            from: Status::Ok,
+            to: Status::Down,
+            reason: Some(probe::Reason::Refused),
+            message: "connection refused".into(),
+        })
+        .await;
+    h.store.flush().await;
+    let wait = |h: &Harness, n: usize| {
+        let r = h.receiver.clone();
+        async move {
+            for _ in 0..3 * EVERY_MS / 50 {
+                if r.items().len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("timed out waiting for {n} items; got {:?}", r.items());
+        }
+    };
+    wait(&h, 2).await;
+    // Restarted three quarters of the way to the next reminder.
+    tokio::time::sleep(every * 3 / 4).await;
+    let (dir, receiver) = h.stop().await;
+    let h = Harness::start_in(dir, vec![notifier("ops", 0, Some(EVERY_MS))], receiver).await;
+    h.change("web", Status::Unknown, Status::Down);
+    wait(&h, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.receiver.items(),
+        ["web:down", "web:reminder", "web:reminder"],
+        "no second DOWN, no repeated reminder"
+    );
+    let got = h.receiver.got();
+    let gap = got[2].at_ms - got[1].at_ms;
+    // On time is one `remind_every` after the last; starting over would be 1.75 of them.
+    assert!(
+        gap < EVERY_MS * 3 / 2,
+        "the reminder after the restart came {gap} ms after the one before (every {EVERY_MS} ms)"
+    );
+    h.stop().await;
+}

@@ -62,8 +62,8 @@ pub use incidents::{Incident, IncidentQuery};
 #[allow(unused_imports)]
 pub use health::{StoreHealth, StoreState};
 pub use outbox::{
-    kind_name, Carried, Delivered, NotifierQueue, OutboxRow, RowState, RowUpdate, Silence,
-    SilenceFile,
+    kind_name, Carried, Delivered, NotifierQueue, OutboxRow, Reminded, ReminderMark, RowState,
+    RowUpdate, Silence, SilenceFile,
 };
 #[allow(unused_imports)]
 pub use query::{HistoryIncident, HistoryResult, MonitorHistory, StoreStats, Uptime};
@@ -227,9 +227,20 @@ impl Store {
 /// The notification outbox (see [`outbox`]): changes are answered once committed, so the
 /// dispatcher sends a notification only after it is durable; reads wait for nothing.
 impl Store {
-    /// Writes new outbox rows; `Ok` once committed.
-    pub async fn outbox_insert(&self, rows: Vec<OutboxRow>) -> Result<(), String> {
-        self.outbox(OutboxOp::Insert(rows)).await
+    /// Writes new outbox rows and the reminder times they record; `Ok` once committed.
+    pub async fn outbox_insert(
+        &self,
+        rows: Vec<OutboxRow>,
+        reminders: Vec<ReminderMark>,
+    ) -> Result<(), String> {
+        self.outbox(OutboxOp::Insert { rows, reminders }).await
+    }
+
+    /// When each notifier last reminded about each monitor (for the dispatcher at start-up).
+    pub async fn reminders(&self) -> Result<Reminded, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || query::with_reader(&shared, outbox::load_reminders))
+            .await?
     }
 
     /// Deletes delivered rows and logs the delivery; `Ok` once committed.

@@ -12,6 +12,9 @@
 //!   store's incidents (written on another path, a moment apart) cannot: see [`Carried`].
 //! - `silences`: written by `portwarden silence` straight into the database file (another
 //!   process, WAL mode) and read by the dispatcher at notification time.
+//! - `reminders`: when each notifier last reminded about each monitor still DOWN, written in
+//!   the same transaction as the reminder's outbox row, so a restart resumes the reminder
+//!   schedule: the next one comes on time, and the last one is not repeated.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -91,10 +94,38 @@ pub struct Delivered {
     pub response: String,
 }
 
+/// When a notifier last reminded about a monitor; `None`: forget it (the monitor recovered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderMark {
+    pub monitor: String,
+    pub notifier: String,
+    /// Unix milliseconds.
+    pub last_ms: Option<i64>,
+}
+
+impl ReminderMark {
+    /// Forgets every reminder time of `monitor`.
+    pub fn forget(monitor: &str) -> Self {
+        ReminderMark {
+            monitor: monitor.to_string(),
+            notifier: String::new(),
+            last_ms: None,
+        }
+    }
+}
+
+/// Last reminder per monitor, then per notifier (Unix ms).
+pub type Reminded = HashMap<String, HashMap<String, i64>>;
+
 /// A change to the outbox, committed by the store task.
 #[derive(Debug)]
 pub(crate) enum OutboxOp {
-    Insert(Vec<OutboxRow>),
+    /// New rows, and the reminder times they record (one transaction: a reminder is queued
+    /// exactly when its time is).
+    Insert {
+        rows: Vec<OutboxRow>,
+        reminders: Vec<ReminderMark>,
+    },
     /// Rows that went out together: deleted, and the delivery logged.
     Delivered {
         seqs: Vec<i64>,
@@ -109,7 +140,17 @@ pub(crate) enum OutboxOp {
 /// committed in the same batch.
 pub(crate) fn apply(conn: &Connection, op: &OutboxOp) -> rusqlite::Result<()> {
     match op {
-        OutboxOp::Insert(rows) => {
+        OutboxOp::Insert { rows, reminders } => {
+            let mut set = conn.prepare_cached(
+                "INSERT OR REPLACE INTO reminders (monitor, notifier, last_ms) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut forget = conn.prepare_cached("DELETE FROM reminders WHERE monitor = ?1")?;
+            for m in reminders {
+                match m.last_ms {
+                    Some(at) => set.execute(params![m.monitor, m.notifier, at])?,
+                    None => forget.execute([&m.monitor])?,
+                };
+            }
             let mut stmt = conn.prepare_cached(
                 "INSERT OR IGNORE INTO outbox
                  (seq, notifier, id, body, created_ms, attempts, next_attempt_ms, last_error, state)
@@ -316,6 +357,24 @@ pub(crate) fn load(conn: &Connection) -> Result<Vec<OutboxRow>, StoreError> {
         }
     }
     Ok(rows)
+}
+
+/// The reminder times kept from before (see the module docs).
+pub(crate) fn load_reminders(conn: &Connection) -> Result<Reminded, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT monitor, notifier, last_ms FROM reminders")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut reminded = Reminded::new();
+    for row in rows {
+        let (monitor, notifier, at) = row?;
+        reminded.entry(monitor).or_default().insert(notifier, at);
+    }
+    Ok(reminded)
 }
 
 /// A waiting notification, as the API shows it.
@@ -560,16 +619,59 @@ mod tests {
     }
 
     #[test]
+    fn reminder_times_are_kept_replaced_and_forgotten_with_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open::open_writer(&dir.path().join("h.db")).unwrap();
+        let mark = |monitor: &str, notifier: &str, last_ms| ReminderMark {
+            monitor: monitor.into(),
+            notifier: notifier.into(),
+            last_ms,
+        };
+        let insert = |rows, reminders| OutboxOp::Insert { rows, reminders };
+        apply(
+            &conn,
+            &insert(
+                vec![row(1, "a")],
+                vec![mark("web", "a", Some(10)), mark("db", "a", Some(20))],
+            ),
+        )
+        .unwrap();
+        apply(&conn, &insert(vec![], vec![mark("web", "a", Some(30))])).unwrap();
+        apply(&conn, &insert(vec![], vec![mark("web", "b", Some(40))])).unwrap();
+        let r = load_reminders(&conn).unwrap();
+        assert_eq!(
+            r["web"],
+            HashMap::from([("a".into(), 30), ("b".into(), 40)])
+        );
+        assert_eq!(r["db"]["a"], 20);
+        assert_eq!(load(&conn).unwrap().len(), 1);
+        apply(&conn, &insert(vec![], vec![ReminderMark::forget("web")])).unwrap();
+        let r = load_reminders(&conn).unwrap();
+        assert!(!r.contains_key("web"));
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
     fn rows_survive_until_delivered_and_the_log_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open::open_writer(&dir.path().join("h.db")).unwrap();
         apply(
             &conn,
-            &OutboxOp::Insert(vec![row(1, "a"), row(2, "a"), row(3, "b")]),
+            &OutboxOp::Insert {
+                rows: vec![row(1, "a"), row(2, "a"), row(3, "b")],
+                reminders: vec![],
+            },
         )
         .unwrap();
         // A second insert of the same row is harmless.
-        apply(&conn, &OutboxOp::Insert(vec![row(1, "a")])).unwrap();
+        apply(
+            &conn,
+            &OutboxOp::Insert {
+                rows: vec![row(1, "a")],
+                reminders: vec![],
+            },
+        )
+        .unwrap();
         apply(
             &conn,
             &OutboxOp::Update(vec![RowUpdate {

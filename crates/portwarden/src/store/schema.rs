@@ -183,6 +183,16 @@ const MIGRATIONS: &[&str] = &[
         down INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 6: reminder times, so reminders survive restarts (see `outbox.rs`).
+    "
+    -- When `notifier` last reminded about `monitor` (still DOWN); gone once it recovers.
+    CREATE TABLE reminders (
+        monitor TEXT NOT NULL,
+        notifier TEXT NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (monitor, notifier)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.
