@@ -250,19 +250,16 @@ fn drop_retired(configured: &HashSet<&str>) {
     }
 }
 
-/// Counts healing actions and firewall repairs from the event bus until `shutdown`.
+/// Counts healing actions and firewall repairs from the event bus until `shutdown`. Lossless:
+/// a counter that skipped events in a storm would undercount for good.
 pub async fn count_events(bus: EventBus, shutdown: CancellationToken) {
-    let mut rx = bus.subscribe();
+    let mut rx = bus.subscribe_lossless();
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
             e = rx.recv() => e,
         };
-        let event = match event {
-            Ok(e) => e,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
+        let Some(event) = event else { return };
         let c = &*COUNTERS;
         let (family, outcome) = match &event.kind {
             EventKind::ActionTaken(_) => (&c.actions, "taken"),
