@@ -208,6 +208,12 @@ struct DownMonitor {
 /// keeps its `seq`, notification id and attempts, so after a restart the same rows make the
 /// same message with the same key, as if the store had never failed: exactly once by key.
 /// Only the window until the store is back stays exposed to a crash.
+/// Rows of the outbox not read at start-up: every one with a seq below `below_seq`.
+#[derive(Debug, Clone, Copy)]
+struct LeftRows {
+    below_seq: i64,
+}
+
 #[derive(Debug, Default)]
 struct Unsaved {
     /// Rows whose insert failed (written with their state at the time of the retry).
@@ -276,6 +282,9 @@ pub struct Dispatcher {
     inflight: JoinSet<Sent>,
     jitter: RandomState,
     unsaved: Unsaved,
+    /// The store was failed at start-up, so the rows left from before are still unread:
+    /// read once it is back ([`Dispatcher::read_left_rows`]), not at the next restart.
+    left_rows_unread: Option<LeftRows>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -318,6 +327,7 @@ impl Dispatcher {
             inflight: JoinSet::new(),
             jitter: RandomState::new(),
             unsaved: Unsaved::default(),
+            left_rows_unread: None,
         };
         // The first settings arrive through the same path as reloads.
         let _ = reload.try_send(options.settings);
@@ -392,6 +402,10 @@ impl Dispatcher {
         let Some(rows) = rows else {
             // Above any seq written before, so an unread older row never sorts after.
             self.next_seq = self.clock.now_ms();
+            self.left_rows_unread = Some(LeftRows {
+                below_seq: self.next_seq,
+            });
+            self.unsaved.schedule();
             return;
         };
         if !self.carried_down.is_empty() {
@@ -924,6 +938,9 @@ impl Dispatcher {
             self.unsaved.schedule();
             return;
         }
+        if self.left_rows_unread.is_some() {
+            self.read_left_rows().await;
+        }
         let (rows, updates, deliveries) = (
             self.unsaved.rows.len(),
             self.unsaved.updates.len(),
@@ -978,7 +995,11 @@ impl Dispatcher {
             }
         }
         self.unsaved.deliveries = left;
-        if self.unsaved.is_empty() {
+        if self.left_rows_unread.is_some() {
+            self.unsaved.schedule();
+        } else if rows + updates + deliveries == 0 {
+            // Only the left rows were waiting.
+        } else if self.unsaved.is_empty() {
             tracing::info!(
                 rows,
                 updates,
@@ -988,6 +1009,46 @@ impl Dispatcher {
             );
         } else {
             self.unsaved.schedule();
+        }
+    }
+
+    /// The rows left from before a start-up at which the store was failed, now that it is
+    /// back. They queue after the rows made since: put first, they would join a message
+    /// already attempted (rows with attempts lead a lane) and change its items and key. Rows
+    /// of this run that were delivered meanwhile may still be in the store (their deletion is
+    /// written after this): only rows older than this run's first are taken.
+    async fn read_left_rows(&mut self) {
+        let Some(left) = self.left_rows_unread else {
+            return;
+        };
+        let rows = match self.store.outbox_rows().await {
+            Ok(rows) => rows,
+            Err(_) => return, // tried again with the next retry
+        };
+        self.left_rows_unread = None;
+        let known: HashSet<i64> = self
+            .lanes
+            .values()
+            .flat_map(|lane| lane.rows.iter().map(|r| r.seq))
+            .collect();
+        let mut added = 0usize;
+        for row in rows {
+            if row.seq >= left.below_seq || known.contains(&row.seq) {
+                continue;
+            }
+            added += 1;
+            self.lanes
+                .entry(row.notifier.clone())
+                .or_insert_with(Lane::orphan)
+                .rows
+                .push_back(row);
+        }
+        if added > 0 {
+            tracing::info!(
+                rows = added,
+                "history store back: {added} notifications left from before the restart are \
+                 queued for delivery"
+            );
         }
     }
 

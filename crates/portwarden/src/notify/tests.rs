@@ -804,3 +804,51 @@ async fn reminders_keep_their_schedule_across_a_restart_neither_late_nor_twice()
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn notifications_left_from_before_are_sent_once_a_store_failed_at_start_is_back() {
+    // A daemon started while its store could not open never read the outbox: what was left
+    // from before stayed unsent until the next restart.
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Arc::new(FakeReceiver::default());
+    receiver.down.store(true, Ordering::SeqCst);
+    let store = store_under_state(dir.path());
+    let h = Harness::start_with(dir, store, vec![notifier("ops", 0, None)], receiver).await;
+    h.change("web", Status::Ok, Status::Down);
+    for _ in 0..200 {
+        if h.outbox().await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(h.outbox().await.len(), 1, "the DOWN waits in the outbox");
+    let (dir, receiver) = h.stop().await;
+
+    // The state directory cannot open at the next start.
+    let state = dir.path().join("state");
+    let away = dir.path().join("state.away");
+    std::fs::rename(&state, &away).unwrap();
+    std::fs::write(&state, b"not a directory").unwrap();
+    receiver.down.store(false, Ordering::SeqCst);
+    let store = store_under_state(dir.path());
+    let h = Harness::start_with(dir, store, vec![notifier("ops", 0, None)], receiver).await;
+    wait_store(&h.store, crate::store::StoreState::Failed).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(h.receiver.items().is_empty());
+
+    std::fs::remove_file(&state).unwrap();
+    std::fs::rename(&away, &state).unwrap();
+    wait_store(&h.store, crate::store::StoreState::Ok).await;
+    h.wait_for("the DOWN from before", |r| !r.items().is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.receiver.items(), ["web:down"], "sent once");
+    for _ in 0..200 {
+        if h.outbox().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(h.outbox().await.is_empty(), "and gone from the outbox");
+    h.stop().await;
+}
