@@ -56,6 +56,10 @@ use crate::config::ProbeModule;
 const TIMEOUT_OFFSET: f64 = 0.5;
 /// The probe timeout with neither a module timeout nor the scrape-timeout header.
 const DEFAULT_TIMEOUT: f64 = 120.0;
+/// The longest a probe runs, whatever the scrape-timeout header says: a header of `inf` or
+/// `1e20` (which Go's ParseFloat, and so blackbox, accept) must neither overflow a duration
+/// nor the engine's deadline; no scrape waits an hour.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// blackbox's module name when the request names none.
 const DEFAULT_MODULE: &str = "http_2xx";
 /// The Prometheus text format, as blackbox answers.
@@ -935,7 +939,8 @@ pub(crate) fn read_request<'m>(
         module,
         target,
         hostname: q.hostname,
-        timeout: Duration::from_secs_f64(timeout.max(0.001)),
+        // `max` also turns NaN into the floor.
+        timeout: Duration::from_secs_f64(timeout.max(0.001).min(MAX_TIMEOUT.as_secs_f64())),
         debug: q.debug.as_deref() == Some("true"),
     })
 }
@@ -1732,5 +1737,29 @@ modules:
             timeout_secs(&HeaderMap::new(), &Module::Tcp(Box::new(m))).unwrap(),
             119.5
         );
+    }
+
+    /// Found by the `probe_query` fuzz target: a module without a timeout took the header's
+    /// `inf` (or `1e20`) as its budget, and converting it to a duration panicked the handler
+    /// (`1e19` fit a duration but overflowed the engine's deadline).
+    #[test]
+    fn a_scrape_timeout_header_of_inf_or_beyond_any_clock_is_capped() {
+        let (modules, _) = Modules::parse("modules:\n  m:\n    prober: tcp\n", Path::new("."))
+            .expect("the module parses");
+        let uri: axum::http::Uri = "/probe?target=127.0.0.1:1&module=m".parse().unwrap();
+        let found = "91111111111111111111111.6";
+        for header in [found, "inf", "1e20", "1e19", "NaN", "7200"] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                header.parse().unwrap(),
+            );
+            let request = read_request(&uri, &h, &modules).expect("the request can run");
+            assert!(
+                request.timeout > Duration::ZERO && request.timeout <= MAX_TIMEOUT,
+                "{header}: {:?}",
+                request.timeout
+            );
+        }
     }
 }
