@@ -5,6 +5,10 @@
 //! Invariants: a verdict, once decided on a prefix, stays the same when more data arrives
 //! (the engine stops reading at the first decision), closing the connection never changes a
 //! decided verdict, and a match uses up a part of the data that itself matches.
+//!
+//! One deliberate exception, found by the fuzzer: PostgreSQL's answer to `SSLRequest` is one
+//! byte, so `S` alone matches while `S` followed by more in the same read (an SSH banner,
+//! `SSH-2.0-…`) does not (see `presets::postgres`). Its early match is not held to the rule.
 
 use crate::presets::ALL;
 use crate::{Expectation, Host, ProbeSpec, Step, Target, Verdict};
@@ -28,13 +32,18 @@ fn expectations(preset_index: usize, starttls: bool) -> Vec<Expectation> {
         .collect()
 }
 
+/// The PostgreSQL reply parser's name: the exception in the module docs.
+const POSTGRES: &str = "postgres answer S or N to SSLRequest";
+
 /// Checks the invariants of the module docs for one expectation on `data`.
 fn check(expectation: &Expectation, data: &[u8]) {
     let full = expectation.evaluate(data);
     // Every prefix that decided must agree with the whole.
     for cut in (0..data.len()).step_by(data.len() / 16 + 1) {
         let early = expectation.evaluate(&data[..cut]);
-        if early != Verdict::Undecided {
+        let length_matters =
+            early == Verdict::Matched && format!("{expectation:?}").contains(POSTGRES);
+        if early != Verdict::Undecided && !length_matters {
             assert_eq!(
                 early,
                 full,
