@@ -12,6 +12,8 @@ pub mod detect;
 pub mod diff;
 pub mod exec;
 pub mod firewalld;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod iptables;
 pub mod macos;
 pub mod model;

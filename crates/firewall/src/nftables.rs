@@ -13,9 +13,10 @@
 //! Tables written by iptables-nft are foreign here: `nft` cannot re-create their `xt` matches,
 //! so they belong to the iptables backend.
 
-mod json;
-mod state;
-mod text;
+// Crate-visible for the fuzz entry points (`crate::fuzzing`).
+pub(crate) mod json;
+pub(crate) mod state;
+pub(crate) mod text;
 mod watch;
 
 use serde::{Deserialize, Serialize};

@@ -23,6 +23,8 @@ mod config;
 mod daemon;
 mod discover;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod heal;
 mod metrics;

@@ -56,6 +56,10 @@ use crate::config::ProbeModule;
 const TIMEOUT_OFFSET: f64 = 0.5;
 /// The probe timeout with neither a module timeout nor the scrape-timeout header.
 const DEFAULT_TIMEOUT: f64 = 120.0;
+/// The longest a probe runs, whatever the scrape-timeout header says: a header of `inf` or
+/// `1e20` (which Go's ParseFloat, and so blackbox, accept) must neither overflow a duration
+/// nor the engine's deadline; no scrape waits an hour.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// blackbox's module name when the request names none.
 const DEFAULT_MODULE: &str = "http_2xx";
 /// The Prometheus text format, as blackbox answers.
@@ -185,7 +189,19 @@ impl Modules {
         Self::parse(&text, &cwd)
     }
 
-    fn parse(text: &str, base: &Path) -> anyhow::Result<(Self, Vec<String>)> {
+    /// Each module's name and, for one that cannot run, why not.
+    pub(crate) fn summary(&self) -> Vec<(&str, Option<&str>)> {
+        self.modules
+            .iter()
+            .map(|(name, m)| match m {
+                Module::Tcp(_) => (name.as_str(), None),
+                Module::Unsupported(why) => (name.as_str(), Some(why.as_str())),
+            })
+            .collect()
+    }
+
+    /// Parses a `blackbox.yml`'s text; relative file names are resolved against `base`.
+    pub(crate) fn parse(text: &str, base: &Path) -> anyhow::Result<(Self, Vec<String>)> {
         let file: RawFile =
             serde_norway::from_str(text).map_err(|e| anyhow::anyhow!("blackbox config: {e}"))?;
         let mut out = Self::builtin();
@@ -840,46 +856,19 @@ async fn probe_handler(State(s): State<ApiState>, request: Request) -> Response 
             return e.into_response();
         }
     }
-    let q = match Query::<ProbeQuery>::try_from_uri(request.uri()) {
-        Ok(Query(q)) => q,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let headers = request.headers();
-    let name = q
-        .module
-        .as_deref()
-        .filter(|m| !m.is_empty())
-        .unwrap_or(DEFAULT_MODULE);
     let modules = MODULES.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let Some(module) = modules.modules.get(name) else {
-        return plain(StatusCode::BAD_REQUEST, format!("Unknown module {name:?}"));
+    let asked = match read_request(request.uri(), request.headers(), &modules) {
+        Ok(asked) => asked,
+        Err((status, text)) => return plain(status, text),
     };
-    let timeout = match timeout_secs(headers, module) {
-        Ok(t) => t,
-        Err(e) => {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Failed to parse timeout from Prometheus header: {e}"),
-            )
-        }
-    };
-    let Some(target) = q.target.as_deref().filter(|t| !t.is_empty()) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "Target parameter is missing".into(),
-        );
-    };
-    let module = match module {
-        Module::Tcp(m) => m,
-        Module::Unsupported(why) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("Unsupported module {name:?}: {why}"),
-            )
-        }
-    };
-    let debug = q.debug.as_deref() == Some("true");
-    let outcome = run(module, target, q.hostname.as_deref(), timeout, debug).await;
+    let ProbeRequest {
+        module,
+        target,
+        hostname,
+        timeout,
+        debug,
+    } = asked;
+    let outcome = run(module, &target, hostname.as_deref(), timeout, debug).await;
     let text = outcome.exposition();
     if debug {
         let body = format!(
@@ -890,6 +879,70 @@ async fn probe_handler(State(s): State<ApiState>, request: Request) -> Response 
         return ([(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
     }
     ([(CONTENT_TYPE, TEXT_FORMAT)], text).into_response()
+}
+
+/// What a `/probe` request asks for, read from its query and headers before anything runs.
+#[derive(Debug)]
+pub(crate) struct ProbeRequest<'m> {
+    module: &'m TcpModule,
+    pub target: String,
+    pub hostname: Option<String>,
+    /// The probe's time budget.
+    pub timeout: Duration,
+    pub debug: bool,
+}
+
+/// Reads a request as blackbox 0.23 does: the status and text of its answer when the
+/// request cannot run (unknown or unsupported module, bad timeout header, no target).
+pub(crate) fn read_request<'m>(
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    modules: &'m Modules,
+) -> Result<ProbeRequest<'m>, (StatusCode, String)> {
+    let q = match Query::<ProbeQuery>::try_from_uri(uri) {
+        Ok(Query(q)) => q,
+        Err(e) => return Err((StatusCode::BAD_REQUEST, e.body_text())),
+    };
+    let name = q
+        .module
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .unwrap_or(DEFAULT_MODULE);
+    let Some(module) = modules.modules.get(name) else {
+        return Err((StatusCode::BAD_REQUEST, format!("Unknown module {name:?}")));
+    };
+    let timeout = match timeout_secs(headers, module) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Failed to parse timeout from Prometheus header: {e}"),
+            ))
+        }
+    };
+    let Some(target) = q.target.filter(|t| !t.is_empty()) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Target parameter is missing".into(),
+        ));
+    };
+    let module = match module {
+        Module::Tcp(m) => m,
+        Module::Unsupported(why) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("Unsupported module {name:?}: {why}"),
+            ))
+        }
+    };
+    Ok(ProbeRequest {
+        module,
+        target,
+        hostname: q.hostname,
+        // `max` also turns NaN into the floor.
+        timeout: Duration::from_secs_f64(timeout.max(0.001).min(MAX_TIMEOUT.as_secs_f64())),
+        debug: q.debug.as_deref() == Some("true"),
+    })
 }
 
 /// blackbox's `getTimeout`.
@@ -949,11 +1002,10 @@ async fn run(
     module: &TcpModule,
     target: &str,
     hostname: Option<&str>,
-    timeout: f64,
+    budget: Duration,
     debug: bool,
 ) -> Outcome {
     let start = Instant::now();
-    let budget = Duration::from_secs_f64(timeout.max(0.001));
     let mut out = Outcome {
         debug,
         ..Outcome::default()
@@ -1685,5 +1737,29 @@ modules:
             timeout_secs(&HeaderMap::new(), &Module::Tcp(Box::new(m))).unwrap(),
             119.5
         );
+    }
+
+    /// Found by the `probe_query` fuzz target: a module without a timeout took the header's
+    /// `inf` (or `1e20`) as its budget, and converting it to a duration panicked the handler
+    /// (`1e19` fit a duration but overflowed the engine's deadline).
+    #[test]
+    fn a_scrape_timeout_header_of_inf_or_beyond_any_clock_is_capped() {
+        let (modules, _) = Modules::parse("modules:\n  m:\n    prober: tcp\n", Path::new("."))
+            .expect("the module parses");
+        let uri: axum::http::Uri = "/probe?target=127.0.0.1:1&module=m".parse().unwrap();
+        let found = "91111111111111111111111.6";
+        for header in [found, "inf", "1e20", "1e19", "NaN", "7200"] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                header.parse().unwrap(),
+            );
+            let request = read_request(&uri, &h, &modules).expect("the request can run");
+            assert!(
+                request.timeout > Duration::ZERO && request.timeout <= MAX_TIMEOUT,
+                "{header}: {:?}",
+                request.timeout
+            );
+        }
     }
 }

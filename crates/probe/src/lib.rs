@@ -18,6 +18,8 @@
 
 pub mod escape;
 pub mod expect;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod presets;
 pub mod reply;
 pub mod result;

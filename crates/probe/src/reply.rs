@@ -132,8 +132,11 @@ fn reply_code(line: &[u8]) -> Option<u16> {
 }
 
 fn first_line_starts_with(data: &[u8], prefix: &[u8]) -> Verdict {
+    // Before the first complete line there may be blank lines, which `complete_lines` skips:
+    // only the unterminated line after them can refuse early.
+    let partial = &data[data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)..];
     match complete_lines(data).next() {
-        None if data.len() >= prefix.len() && !data.starts_with(prefix) => Verdict::Mismatch,
+        None if partial.len() >= prefix.len() && !partial.starts_with(prefix) => Verdict::Mismatch,
         None => Verdict::Undecided,
         Some(l) if l.starts_with(prefix) => Verdict::Matched,
         Some(_) => Verdict::Mismatch,
@@ -210,5 +213,14 @@ mod tests {
         );
         assert_eq!(starts_with_any(b"+OK", c), Verdict::Mismatch);
         assert_eq!(starts_with_any(b"ERROR\r\n", c), Verdict::Mismatch);
+    }
+
+    /// Found by the `reply_parsers` fuzz target: blank lines before `+OK` were refused when
+    /// they arrived in a read of their own, and accepted when `+OK` came with them.
+    #[test]
+    fn pop3_blank_lines_before_ok_do_not_refuse_it_early() {
+        assert_eq!(pop3_ok(b"\n\n\n\n"), Verdict::Undecided);
+        assert_eq!(pop3_ok(b"\n\n\n\n+OK ready\n"), Verdict::Matched);
+        assert_eq!(pop3_ok(b"\n\n-ERR"), Verdict::Mismatch);
     }
 }

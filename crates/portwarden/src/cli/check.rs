@@ -330,14 +330,14 @@ pub fn run_configured(args: &[String]) -> i32 {
 
 /// Why the command line cannot become a probe.
 #[derive(Debug)]
-enum Invalid {
+pub(super) enum Invalid {
     /// A usage error: UNKNOWN, message on stderr.
     Usage(String),
     /// check_tcp reports an unusable host as CRITICAL on stdout; so do we.
     Critical(String),
 }
 
-fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
+pub(super) fn build(cmd: CheckCommand) -> Result<(ProbeSpec, Report), Invalid> {
     let mut o = cmd.opts;
     let preset = lookup_preset(&cmd.protocol)?;
     let service = plugin_service(&mut o)?;

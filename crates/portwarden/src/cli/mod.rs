@@ -118,6 +118,34 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 }
 
+/// Reads a command line as [`run`] does, up to where something would run: a plugin's
+/// options, a check's probe spec, any other command's arguments. Never connects or reads
+/// files: the fuzz targets' entry (`crate::fuzzing`). A `check` that would run returns its
+/// spec's target as `host:port`.
+pub(crate) fn parse_only(args: Vec<OsString>) -> Option<String> {
+    let args = match plugin::invocation(&args) {
+        Some((plugin, rest)) => plugin.parse_only(rest)?,
+        None => args,
+    };
+    let is_check = args.get(1).is_some_and(|a| a == "check");
+    if is_check && args.get(2).is_some_and(|a| a == "-c" || a == "--config") {
+        // A configured monitor: the config loader has a fuzz target of its own.
+        return None;
+    }
+    if is_check {
+        let Ok(CheckOnly {
+            command: OnlyCheck::Check(cmd),
+        }) = CheckOnly::try_parse_from(&args)
+        else {
+            return None;
+        };
+        let (spec, _report) = check::build(*cmd).ok()?;
+        return Some(spec.target.to_string());
+    }
+    let _ = Cli::try_parse_from(&args);
+    None
+}
+
 /// Only the `check` command, for [`run_check`].
 #[derive(Debug, Parser)]
 #[command(name = "portwarden", version)]

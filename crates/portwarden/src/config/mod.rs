@@ -224,6 +224,14 @@ pub fn example() -> &'static str {
     include_str!("../../../../examples/portwarden.toml")
 }
 
+/// Checks and builds one config file given as text, named `path` in problems.
+pub(crate) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    load_files(
+        vec![SourceFile::new(path.to_path_buf(), text.to_string())],
+        &|_, _| false,
+    )
+}
+
 fn load_files(files: Vec<SourceFile>, running: &RunningCheck<'_>) -> Result<Config, ConfigErrors> {
     let mut problems = Problems::default();
     let parsed = parse::parse(files, &mut problems);

@@ -197,6 +197,20 @@ impl Plugin {
         }
     }
 
+    /// Reads the plugin's options as [`Plugin::run`] does, without running a check: the
+    /// `portwarden check` command line it stands for, if any. For the fuzz targets.
+    pub(super) fn parse_only(self, args: Vec<OsString>) -> Option<Vec<OsString>> {
+        match self {
+            Plugin::Smtp => smtp::parse_only(args),
+            Plugin::Ssh => ssh::parse_only(args),
+            other => match other.run(args) {
+                Dispatch::Check(argv) => return Some(argv),
+                Dispatch::Exit(_) => {}
+            },
+        }
+        None
+    }
+
     /// Runs the plugin on `args` (its options, without the program name), or names the
     /// `portwarden check` command line that does the work.
     pub(super) fn run(self, args: Vec<OsString>) -> Dispatch {

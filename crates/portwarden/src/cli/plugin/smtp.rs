@@ -123,6 +123,16 @@ impl Run {
     }
 }
 
+/// Reads check_smtp's options and compiles its `-R` patterns as [`run`] does, without
+/// connecting: the fuzz targets' entry (`crate::fuzzing`).
+pub(super) fn parse_only(args: Vec<OsString>) {
+    if let Ok(a) = super::parse_options("check_smtp", args, |a: &SmtpArgs| &a.tail) {
+        for r in &a.responses {
+            let _ = posix_regex(r);
+        }
+    }
+}
+
 /// Runs check_smtp with `args` (its options, no program name); returns the exit code.
 pub(super) fn run(args: Vec<OsString>) -> i32 {
     let a: SmtpArgs = match super::parse_options("check_smtp", args, |a: &SmtpArgs| &a.tail) {

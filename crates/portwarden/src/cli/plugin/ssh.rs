@@ -61,6 +61,12 @@ fn usage() -> i32 {
     State::Unknown.exit_code()
 }
 
+/// Reads check_ssh's options as [`run`] does, without connecting: the fuzz targets' entry
+/// (`crate::fuzzing`).
+pub(super) fn parse_only(args: Vec<OsString>) {
+    let _ = super::parse_options("check_ssh", args, |a: &SshArgs| &a.tail);
+}
+
 /// Runs check_ssh with `args` (its options, no program name); returns the exit code.
 pub(super) fn run(args: Vec<OsString>) -> i32 {
     let a: SshArgs = match super::parse_options("check_ssh", args, |a: &SshArgs| &a.tail) {
