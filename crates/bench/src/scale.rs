@@ -335,14 +335,24 @@ fn write_config(
         (args.interval * 1000.0).round() as u64,
         (args.timeout * 1000.0).round() as u64,
     )?;
+    write_banner_monitors(&mut out, targets, monitors)?;
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// `monitors` banner checks (`m000000`, …) spread round-robin over `targets`.
+pub(crate) fn write_banner_monitors(
+    out: &mut impl Write,
+    targets: &[SocketAddr],
+    monitors: usize,
+) -> std::io::Result<()> {
     for (i, target) in targets.iter().cycle().take(monitors).enumerate() {
         writeln!(
             out,
             "[[monitor]]\nname = \"m{i:06}\"\ntarget = \"{target}\"\nexpect = {{ prefix = \"220\" }}\n"
         )?;
     }
-    out.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

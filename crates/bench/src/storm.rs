@@ -401,12 +401,7 @@ fn write_config(
         (interval_ms / 2).min(5_000),
         args.group_window,
     )?;
-    for (i, target) in targets.iter().cycle().take(args.monitors).enumerate() {
-        writeln!(
-            out,
-            "[[monitor]]\nname = \"m{i:06}\"\ntarget = \"{target}\"\nexpect = {{ prefix = \"220\" }}\n"
-        )?;
-    }
+    crate::scale::write_banner_monitors(&mut out, targets, args.monitors)?;
     out.flush()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -997,26 +997,19 @@ mod tests {
     async fn apply_keeps_unchanged_monitors_and_their_state() {
         let (sched, mut rx, _bus) = scheduler(16);
         let gone = closed();
+        let every_second = |name: &str| {
+            monitor(
+                name,
+                gone,
+                Duration::from_secs(1),
+                Duration::from_millis(100),
+            )
+        };
         let s = sched.apply(
             vec![
-                monitor(
-                    "keep",
-                    gone,
-                    Duration::from_secs(1),
-                    Duration::from_millis(100),
-                ),
-                monitor(
-                    "change",
-                    gone,
-                    Duration::from_secs(1),
-                    Duration::from_millis(100),
-                ),
-                monitor(
-                    "drop",
-                    gone,
-                    Duration::from_secs(1),
-                    Duration::from_millis(100),
-                ),
+                every_second("keep"),
+                every_second("change"),
+                every_second("drop"),
             ],
             Vec::new(),
         );
@@ -1026,24 +1019,14 @@ mod tests {
         assert_eq!(before.status, Status::Down);
         let s = sched.apply(
             vec![
-                monitor(
-                    "keep",
-                    gone,
-                    Duration::from_secs(1),
-                    Duration::from_millis(100),
-                ),
+                every_second("keep"),
                 monitor(
                     "change",
                     gone,
                     Duration::from_secs(2),
                     Duration::from_millis(100),
                 ),
-                monitor(
-                    "new",
-                    gone,
-                    Duration::from_secs(1),
-                    Duration::from_millis(100),
-                ),
+                every_second("new"),
             ],
             Vec::new(),
         );
