@@ -352,16 +352,7 @@ async fn after_a_restart_a_monitor_still_down_is_not_announced_again_and_its_rec
     let down_at = std::time::SystemTime::now() - Duration::from_secs(120);
     for m in ["still", "healed"] {
         h.change(m, Status::Ok, Status::Down);
-        h.store
-            .transition(crate::store::TransitionRecord {
-                monitor: m.into(),
-                at: down_at,
-                from: Status::Ok,
-                to: Status::Down,
-                reason: Some(probe::Reason::Refused),
-                message: "connection refused".into(),
-            })
-            .await;
+        record_transition(&h.store, m, down_at, Status::Down).await;
     }
     h.store.flush().await;
     h.wait_for("both downs", |r| r.items().len() == 2).await;
@@ -515,17 +506,7 @@ async fn after_a_restart_the_later_recovery_of_a_monitor_still_down_counts_from_
     let h = Harness::start(vec![notifier("ops", 0, None)]).await;
     let down_at = std::time::SystemTime::now() - Duration::from_secs(120);
     h.change("still", Status::Ok, Status::Down);
-    h.store
-        .transition(crate::store::TransitionRecord {
-            monitor: "still".into(),
-            at: down_at,
-            from: Status::Ok,
-            to: Status::Down,
-            reason: Some(probe::Reason::Refused),
-            message: "connection refused".into(),
-        })
-        .await;
-    h.store.flush().await;
+    record_transition(&h.store, "still", down_at, Status::Down).await;
     h.wait_for("the down", |r| r.items().len() == 1).await;
     let (dir, receiver) = h.stop().await;
 
@@ -759,17 +740,7 @@ async fn reminders_keep_their_schedule_across_a_restart_neither_late_nor_twice()
     let every = Duration::from_millis(EVERY_MS);
     let h = Harness::start(vec![notifier("ops", 0, Some(EVERY_MS))]).await;
     h.change("web", Status::Ok, Status::Down);
-    h.store
-        .transition(crate::store::TransitionRecord {
-            monitor: "web".into(),
-            at: std::time::SystemTime::now(),
-            from: Status::Ok,
-            to: Status::Down,
-            reason: Some(probe::Reason::Refused),
-            message: "connection refused".into(),
-        })
-        .await;
-    h.store.flush().await;
+    record_transition(&h.store, "web", std::time::SystemTime::now(), Status::Down).await;
     let wait = |h: &Harness, n: usize| {
         let r = h.receiver.clone();
         async move {
