@@ -301,7 +301,7 @@ impl Drop for TempDir {
 
 /// The daemon child; killed on drop if it is still running (an error path).
 pub(crate) struct Daemon {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) pid: String,
 }
 
@@ -939,8 +939,6 @@ fn run_scenario(
     Ok(report)
 }
 
-/// Spawns the daemon and waits until it is up: our own daemon (its mode names our config)
-/// answers `/healthz` with every monitor scheduled. Returns it and the time that took.
 /// Spawns `portwarden run -c config` and waits (at most `limit`) until its `/healthz` on
 /// `api` answers with all `monitors` scheduled. Returns the daemon and the time it took.
 pub(crate) fn start_daemon(

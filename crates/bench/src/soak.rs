@@ -28,7 +28,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::scale::{http_get, parse_health, spawn_daemon, tail};
+use crate::scale::{http_get, parse_health, start_daemon, stop_daemon, tail};
 use crate::{fleet, sys};
 
 /// Options of `bench soak`.
@@ -193,9 +193,16 @@ fn soak(args: &SoakArgs, me: &Path, portwarden: &Path, dir: &Path) -> anyhow::Re
         receiver.addr,
     )?;
     let log_path = dir.join("daemon.log");
-    let mut daemon = Daemon(spawn_daemon(portwarden, &config, File::create(&log_path)?)?);
-    let pid = daemon.0.id().to_string();
-    wait_until_up(&mut daemon.0, api, args.monitors + args.flippers, &log_path)?;
+    let (mut daemon, _) = start_daemon(
+        portwarden,
+        &config,
+        File::create(&log_path)?,
+        &log_path,
+        api,
+        args.monitors + args.flippers,
+        Duration::from_secs(300),
+    )?;
+    let pid = daemon.pid.clone();
     eprintln!(
         "soak: {} monitors + {} flippers, pid {pid}, {:.1} h; samples every {} s",
         args.monitors, args.flippers, args.hours, args.sample_s
@@ -219,7 +226,7 @@ fn soak(args: &SoakArgs, me: &Path, portwarden: &Path, dir: &Path) -> anyhow::Re
     let mut samples: Vec<Sample> = Vec::new();
     let mut next_sample = started;
     while started.elapsed() < length {
-        if let Some(status) = daemon.0.try_wait()? {
+        if let Some(status) = daemon.child.try_wait()? {
             bail!(
                 "the daemon exited during the soak ({status}):\n{}",
                 tail(&log_path, 20)
@@ -227,7 +234,7 @@ fn soak(args: &SoakArgs, me: &Path, portwarden: &Path, dir: &Path) -> anyhow::Re
         }
         let now = Instant::now();
         if args.reload_every > 0 && now >= next_reload {
-            let target = rustix::process::Pid::from_raw(daemon.0.id() as i32).context("pid")?;
+            let target = rustix::process::Pid::from_raw(daemon.child.id() as i32).context("pid")?;
             rustix::process::kill_process(target, rustix::process::Signal::HUP)?;
             reloads += 1;
             next_reload += reload_every;
@@ -257,7 +264,7 @@ fn soak(args: &SoakArgs, me: &Path, portwarden: &Path, dir: &Path) -> anyhow::Re
     }
 
     stop.store(true, Ordering::Relaxed);
-    let exit = stop_daemon(&mut daemon.0)?;
+    let (_, exit) = stop_daemon(&mut daemon)?;
     let _ = scraper.join();
     drop(flippers);
     drop(receiver);
@@ -354,37 +361,6 @@ fn write_config(
     }
     out.flush()?;
     Ok(())
-}
-
-fn wait_until_up(
-    daemon: &mut Child,
-    api: SocketAddr,
-    monitors: usize,
-    log: &Path,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Some(status) = daemon.try_wait()? {
-            bail!("portwarden exited at start ({status}):\n{}", tail(log, 20));
-        }
-        if let Ok((200, body)) = http_get(api, "/healthz", Duration::from_secs(2)) {
-            if parse_health(&body).is_ok_and(|h| h.monitors == monitors as u64) {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("/healthz did not answer within 300 s:\n{}", tail(log, 20));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// SIGTERM and a bounded wait; the exit code.
-fn stop_daemon(daemon: &mut Child) -> anyhow::Result<Option<i32>> {
-    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).context("pid")?;
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
-    let status = crate::orchestrate::wait_bounded(daemon, Duration::from_secs(60))?;
-    Ok(status.and_then(|s| s.code()))
 }
 
 /// Reads the metrics and two API lists, as a dashboard and Prometheus would.
@@ -519,18 +495,6 @@ fn markdown(s: &Summary) -> String {
         }
     );
     out
-}
-
-/// The daemon child, killed if the run ends early.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// A `bench fleet` child on 127.0.0.1; it exits when its stdin closes.
