@@ -254,6 +254,18 @@ fn snapshot(file: &PathBuf, udp: bool) -> i32 {
             return FAILURE;
         }
     };
+    // The parent is created as `firewall baseline save` creates its own: the documented
+    // `/etc/portwarden/ports.json` must work on a host where nothing made `/etc/portwarden` yet.
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!(
+                "portwarden ports snapshot: cannot create the directory {} for {}: {e}",
+                dir.display(),
+                file.display()
+            );
+            return FAILURE;
+        }
+    }
     // Write beside the target and rename, so a crash never leaves half a snapshot.
     let tmp = file.with_extension("tmp");
     let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, file));
