@@ -231,6 +231,40 @@ fn ports_snapshot_creates_a_missing_parent_directory() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// --- examples people copy -------------------------------------------------------------------
+
+#[test]
+fn reboot_steps_in_examples_are_safe_as_written() {
+    // Every reboot step a reader may copy: examples/portwarden.toml (= `config example`) and
+    // the toml blocks of README.md and docs/*.md.
+    let example = repo().join("examples/portwarden.toml");
+    let mut sources = vec![(
+        "examples/portwarden.toml".to_string(),
+        std::fs::read_to_string(&example).unwrap(),
+    )];
+    for file in markdown_files() {
+        for b in blocks(&file).into_iter().filter(|b| b.lang == "toml") {
+            sources.push((b.place, b.text));
+        }
+    }
+    let mut steps = 0;
+    let mut unsafe_steps = Vec::new();
+    for (place, source) in &sources {
+        for line in source.lines().filter(|l| l.contains("type = \"reboot\"")) {
+            steps += 1;
+            let missing: Vec<&str> = ["min_uptime = ", "hold_off = ", "dry_run = true"]
+                .into_iter()
+                .filter(|key| !line.contains(key))
+                .collect();
+            if !missing.is_empty() {
+                unsafe_steps.push(format!("{place}: `{}` lacks {missing:?}", line.trim()));
+            }
+        }
+    }
+    assert!(steps >= 2, "the reboot examples were not found");
+    assert!(unsafe_steps.is_empty(), "{}", unsafe_steps.join("\n"));
+}
+
 // --- every sh block runs ----------------------------------------------------------------------
 
 #[test]
