@@ -560,7 +560,12 @@ fn sh_examples_in_readme_and_docs_run_as_written() {
         failed.join("\n\n")
     );
     // The examples this test was written for: a doc that loses them should notice.
-    for must in ["docs/api.md", "docs/ports.md", "docs/check_tcp.md"] {
+    for must in [
+        "README.md",
+        "docs/api.md",
+        "docs/ports.md",
+        "docs/check_tcp.md",
+    ] {
         assert!(
             ran.iter().any(|p| p.starts_with(must)),
             "no sh block of {must} ran: {ran:?}"
