@@ -319,10 +319,12 @@ impl Sandbox {
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        let missing: Vec<&str> = ["unshare", "nsenter", "socat", "curl", "jq", "timeout"]
-            .into_iter()
-            .filter(|t| !have(t))
-            .collect();
+        let missing: Vec<&str> = [
+            "unshare", "nsenter", "nft", "socat", "curl", "jq", "timeout",
+        ]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
         let skip = |why: String| {
             assert!(std::env::var_os("CI").is_none(), "{why}");
             eprintln!("SKIPPED: {why}");
@@ -489,6 +491,13 @@ fn sh_examples_in_readme_and_docs_run_as_written() {
     ) else {
         return;
     };
+    // A host as the docs assume one: its firewall on (inbound denied but for loopback), so the
+    // guard of the daemon below has nothing to report.
+    let firewall = sandbox.bash(
+        "nft -f - <<'EOF'\ntable inet filter {\n  chain input {\n    type filter hook input priority 0; policy drop;\n    iif lo accept\n    ct state established,related accept\n  }\n}\nEOF",
+        10,
+    );
+    assert!(firewall.status.success(), "{}", text(&firewall));
     // What the examples talk to: `web` on 8080, an SSH greeting on 22 (docs/check_tcp.md).
     let mut web = sandbox.cmd("socat");
     web.args([
