@@ -167,7 +167,7 @@
   function appendSpark(name, seconds, state) {
     const s = sparks.get(name);
     if (!s || typeof seconds !== 'number') return;
-    s.points.push({ d: seconds, s: state });
+    s.points.push({ d: seconds, s: tickOf(state) });
     if (s.points.length > 50) s.points.shift();
     s.version = (s.version || 0) + 1;
   }
@@ -312,7 +312,11 @@
       level = 'warn';
       parts.push(counts.warning + ' of ' + total + ' monitors warning, none down');
     } else if (counts.ok === total) parts.push(total === 1 ? 'The monitor is ok' : 'All ' + total + ' monitors ok');
-    else parts.push('None of ' + total + (total === 1 ? ' monitor' : ' monitors') + ' down');
+    else if (counts.unknown === total) parts.push(total === 1 ? 'The monitor is not checked yet' : 'No monitor checked yet (' + total + ')');
+    else {
+      const rest = ['unknown', 'paused'].filter((st) => counts[st]).map((st) => counts[st] + ' ' + st);
+      parts.push('None of ' + total + (total === 1 ? ' monitor' : ' monitors') + ' down' + (rest.length ? ' (' + rest.join(', ') + ')' : ''));
+    }
     if (fw.level === 'bad') level = 'bad';
     else if (fw.level === 'warn' && level === 'ok') level = 'warn';
     parts.push(fw.verdict);
@@ -455,7 +459,7 @@
     spark.setAttribute('aria-hidden', 'true');
     const line = document.createElementNS(SVG, 'polyline');
     const ticks = {};
-    for (const k of ['ok', 'warning', 'down']) {
+    for (const k of TICKS) {
       ticks[k] = document.createElementNS(SVG, 'path');
       ticks[k].setAttribute('class', 'hb hb-' + k);
       spark.append(ticks[k]);
@@ -474,7 +478,10 @@
     return Math.ceil($('scroller').clientHeight / ROW) + 2 * OVERSCAN;
   }
 
-  const NO_SPARK = { sig: 'none', pts: '', ticks: { ok: '', warning: '', down: '' }, scale: '' };
+  const TICKS = ['ok', 'warning', 'unknown', 'down'];
+  // A result's state as its tick's colour: unknown and paused grey, flapping as down.
+  const tickOf = (state) => (state === 'ok' || state === 'warning' ? state : state === 'unknown' || state === 'paused' ? 'unknown' : 'down');
+  const NO_SPARK = { sig: 'none', pts: '', ticks: { ok: '', warning: '', unknown: '', down: '' }, scale: '' };
   // The row's chart: one slot per result, at least SPARK_SLOTS of them over 0..100 with the
   // newest at the right (so a new monitor's few results sit at the right edge, as heartbeat
   // bars do); y is 0..17 for the line (0 ms at the bottom, the scale's top at the top), and the
@@ -492,11 +499,10 @@
     let pts;
     if (n === 1) pts = (100 - step).toFixed(1) + ',' + y(s.points[0].d) + ' 100,' + y(s.points[0].d);
     else pts = s.points.map((p, i) => xs(i).toFixed(1) + ',' + y(p.d)).join(' ');
-    const ticks = { ok: '', warning: '', down: '' };
+    const ticks = { ok: '', warning: '', unknown: '', down: '' };
     const w = Math.max(0.6, step * 0.6).toFixed(2);
     s.points.forEach((p, i) => {
-      const k = p.s === 'ok' ? 'ok' : p.s === 'warning' ? 'warning' : 'down';
-      ticks[k] += 'M' + (xs(i) - step * 0.3).toFixed(2) + ' 19h' + w + 'v5h-' + w + 'z';
+      ticks[p.s] += 'M' + (xs(i) - step * 0.3).toFixed(2) + ' 19h' + w + 'v5h-' + w + 'z';
     });
     return { sig: String(s.version || 0) + '/' + s.at, pts, ticks, scale: '0–' + fmtScale(top) };
   }
@@ -554,7 +560,7 @@
       s.reason.textContent = c ? reasonText(m) + ' · ' + fmtAgo(c.at) : 'not checked yet';
       s.reason.title = c ? reasonText(m) : '';
       s.line.setAttribute('points', sp.pts);
-      for (const k of ['ok', 'warning', 'down']) s.ticks[k].setAttribute('d', sp.ticks[k]);
+      for (const k of TICKS) s.ticks[k].setAttribute('d', sp.ticks[k]);
       s.scale.textContent = sp.scale;
       s.scale.title = sp.scale ? 'response time of the last ' + sparks.get(e.m).points.length + ' results; scale ' + sp.scale : '';
       s.up.textContent = fmtPct(m.uptime_24h);
@@ -608,7 +614,7 @@
     const out = [];
     for (let i = d.history.results.length - 1; i >= 0; i--) {
       const r = d.history.results[i];
-      out.push({ d: r.duration, s: r.status === 'ok' ? 'ok' : r.status === 'warning' ? 'warning' : 'down' });
+      out.push({ d: r.duration, s: tickOf(r.status) });
     }
     return out;
   }
