@@ -283,13 +283,15 @@
     const down = $('sum-down');
     down.textContent = '';
     if (bad) {
+      down.append('Longest: ');
       longest.forEach((m, i) => {
         if (i) down.append(', ');
         const a = el('a', null, m.name);
         a.href = '#/monitor/' + encodeURIComponent(m.name);
-        down.append(a, ' ' + m.status + ' since ' + fmtSince(m.status_since));
+        a.title = m.status + ' since ' + fmtTime(m.status_since);
+        down.append(a, ' ' + (m.status === 'down' ? '' : m.status + ' ') + 'for ' + fmtFor(m.status_since));
       });
-      if (bad > longest.length) down.append(' and ' + (bad - longest.length) + ' more');
+      if (bad > longest.length) down.append(', and ' + (bad - longest.length) + ' more');
       down.append('.');
     } else if (total) {
       down.textContent = counts.unknown === total ? 'Not checked yet.' : 'Nothing is down.';
@@ -359,8 +361,15 @@
   function pausedUntil(g) {
     return g.paused_until && g.paused_until * 1000 > Date.now() ? g.paused_until * 1000 : 0;
   }
+  // Time left until `ms`, and time passed since it.
   function fmtLeft(ms) {
-    const s = Math.max(0, Math.round((ms - Date.now()) / 1000));
+    return fmtSpan((ms - Date.now()) / 1000);
+  }
+  function fmtFor(ms) {
+    return fmtSpan((Date.now() - ms) / 1000);
+  }
+  function fmtSpan(seconds) {
+    const s = Math.max(0, Math.round(seconds));
     if (s < 90) return s + ' s';
     if (s < 5400) return Math.round(s / 60) + ' min';
     return (s / 3600).toFixed(1) + ' h';
