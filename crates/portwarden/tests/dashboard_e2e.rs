@@ -8,7 +8,7 @@
 //! A second browser test runs Chromium inside a network namespace of the test's own, where a
 //! daemon guards a real nftables ruleset that the test breaks: the overview and the Firewall tab
 //! must describe the violation in words (its message, its kind as a label, `alert` without
-//! quotes, the drift as lines).
+//! quotes, the drift as lines), and, after a reload to `restore`, the guard's repair.
 //!
 //! The browser tests need `node`, Debian's `chromium` and playwright-core installed under
 //! `target/browser-test` (scripts/test installs all three). Without them it is skipped
@@ -316,7 +316,7 @@ table inet filter {
 "#;
 
 #[test]
-fn a_violated_firewall_is_described_in_words_on_the_overview_and_its_tab() {
+fn the_overview_and_firewall_tab_describe_a_violation_and_its_repair_in_words() {
     let Some((chromium, module)) = browser_or_skip() else {
         return;
     };
@@ -334,20 +334,25 @@ fn a_violated_firewall_is_described_in_words_on_the_overview_and_its_tab() {
         .output()
         .unwrap();
     assert!(saved.status.success(), "{saved:?}");
-    // Alert only: the violation stays for the browser to see. The daemon's own API is its one
-    // monitor, so the overview has a row.
+    // Alert only at first: the violation stays for the browser to see. The daemon's own API is
+    // its one monitor, so the overview has a row.
     let config = ns.dir.join("portwarden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\nlisten = \"127.0.0.1:9898\"\nstate_dir = \"{}\"\n\n\
-             [firewall]\nrequire = [\"enabled\", \"inbound-default-deny\"]\nbaseline = \"{}\"\non_violation = \"alert\"\nverify_every = \"500ms\"\n\n\
-             [defaults]\n{FAST_DEFAULTS}\n[[monitor]]\nname = \"api\"\ntarget = \"127.0.0.1:9898\"\n",
-            ns.dir.join("state").display(),
-            baseline.display()
-        ),
-    )
-    .unwrap();
+    let state_dir = ns.dir.join("state");
+    let write = |on_violation: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nlisten = \"127.0.0.1:9898\"\nstate_dir = \"{}\"\n\n\
+                 [firewall]\nrequire = [\"enabled\", \"inbound-default-deny\"]\nbaseline = \"{}\"\n\
+                 on_violation = \"{on_violation}\"\nverify_every = \"500ms\"\n\n\
+                 [defaults]\n{FAST_DEFAULTS}\n[[monitor]]\nname = \"api\"\ntarget = \"127.0.0.1:9898\"\n",
+                state_dir.display(),
+                baseline.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("alert");
     let log = ns.dir.join("daemon.log");
     let child = ns
         .cmd(env!("CARGO_BIN_EXE_portwarden"))
@@ -384,23 +389,40 @@ fn a_violated_firewall_is_described_in_words_on_the_overview_and_its_tab() {
     let out = workspace().join("target/dashboard-e2e");
     std::fs::create_dir_all(&out).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/firewall.cjs");
-    let run = ns
-        .cmd("node")
-        .arg(&script)
-        .env("PW_URL", "http://127.0.0.1:9898")
-        .env("PW_OUT", &out)
-        .env("PLAYWRIGHT_CORE", &module)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    println!("{stdout}");
-    assert!(
-        run.status.success(),
-        "the firewall browser test failed:\n{stdout}\n{stderr}\ndaemon log:\n{}",
-        daemon_log()
-    );
-    assert!(stdout.contains("[firewall] ok"), "{stdout}");
+    let browse = |phase: &str| {
+        let run = ns
+            .cmd("node")
+            .arg(&script)
+            .env("PW_URL", "http://127.0.0.1:9898")
+            .env("PW_PHASE", phase)
+            .env("PW_OUT", &out)
+            .env("PLAYWRIGHT_CORE", &module)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .expect("run node");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        println!("{stdout}");
+        assert!(
+            run.status.success(),
+            "the firewall browser test ({phase}) failed:\n{stdout}\n{stderr}\ndaemon log:\n{}",
+            daemon_log()
+        );
+        assert!(stdout.contains("[firewall] ok"), "{stdout}");
+    };
+    browse("violated");
+
+    // The operator switches to restoring and reloads: the new guard puts the baseline back.
+    write("restore");
+    let reloaded = Command::new("kill")
+        .args(["-HUP", &ns.child_pid(0).to_string()])
+        .status()
+        .unwrap();
+    assert!(reloaded.success());
+    wait_until("the guard to restore the baseline", 20, || {
+        state(&ns) == "ok"
+    });
+    browse("repaired");
     assert!(out.join("firewall-violated.png").exists());
+    assert!(out.join("firewall-repaired.png").exists());
 }

@@ -1,7 +1,9 @@
 // The firewall on the dashboard when the guard has found a violation, in headless Chromium
 // driven by playwright-core (run by tests/dashboard_e2e.rs inside the network namespace where
-// the daemon guards a real nftables ruleset). Environment: PW_URL (that daemon), PW_OUT
-// (screenshots), PLAYWRIGHT_CORE (the module's directory), CHROMIUM (the browser binary).
+// the daemon guards a real nftables ruleset). Environment: PW_URL (that daemon), PW_PHASE
+// (`violated`: the guard only alerts about a broken ruleset; `repaired`: it has restored the
+// baseline), PW_OUT (screenshots), PLAYWRIGHT_CORE (the module's directory), CHROMIUM (the
+// browser binary).
 'use strict';
 const path = require('path');
 const { chromium } = require(process.env.PLAYWRIGHT_CORE);
@@ -9,6 +11,7 @@ const { problems, watch, noEmptyStateItems, noRawValues, noOverflow } = require(
 
 const url = process.env.PW_URL;
 const out = process.env.PW_OUT;
+const phase = process.env.PW_PHASE || 'violated';
 
 function log(...a) {
   console.log('[firewall]', ...a);
@@ -21,6 +24,10 @@ function log(...a) {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   try {
+    if (phase === 'repaired') {
+      await repaired(browser);
+      return;
+    }
     const page = watch(await browser.newPage({ viewport: { width: 1280, height: 800 } }));
     await page.goto(url);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
@@ -90,3 +97,33 @@ function log(...a) {
   console.error('[firewall] FAILED:', e && e.stack ? e.stack : e);
   process.exit(1);
 });
+
+// After the guard restored the baseline: the overview says ok, the tab describes the repair
+// in words (action, backend, time taken, what it answered), no JSON.
+async function repaired(browser) {
+  const page = watch(await browser.newPage({ viewport: { width: 1280, height: 800 } }));
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+  await page.waitForFunction(() => document.getElementById('sum-fw-badge').textContent === 'ok', null, { timeout: 10000 });
+  const api = await page.evaluate(async () => (await fetch('/api/v1/firewall')).json());
+  log('the API says:', JSON.stringify({ state: api.state, last_repair: api.last_repair }));
+  if (!api.last_repair) throw new Error('no repair reported: ' + JSON.stringify(api));
+  const verdict = await page.textContent('#verdict');
+  if (!/firewall ok/.test(verdict)) throw new Error('verdict: ' + verdict);
+  await page.click('nav a[href="#/firewall"]');
+  await page.waitForFunction(() => /Last repair/.test(document.getElementById('fw').textContent), null, { timeout: 10000 });
+  const repair = await page.evaluate(() => {
+    for (const dt of document.querySelectorAll('#fw dt')) if (dt.textContent === 'Last repair') return dt.nextElementSibling.textContent;
+    return null;
+  });
+  log('last repair:', repair);
+  const r = api.last_repair;
+  if (!repair.startsWith(r.action + ' (' + r.backend + ')')) throw new Error('last repair shown as ' + repair);
+  if (typeof r.took_ms === 'number' && !repair.includes('took ' + r.took_ms + ' ms')) throw new Error('repair time missing: ' + repair);
+  for (const v of r.violations || []) if (!repair.includes(v)) throw new Error('the violation it answered is missing: ' + v);
+  await noRawValues(page, '#view-firewall');
+  await noEmptyStateItems(page, 'the firewall tab after a repair');
+  await page.screenshot({ path: path.join(out, 'firewall-repaired.png'), fullPage: true });
+  if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
+  log('ok');
+}
