@@ -124,6 +124,16 @@ async function repaired(browser) {
   await noRawValues(page, '#view-firewall');
   await noEmptyStateItems(page, 'the firewall tab after a repair');
   await page.screenshot({ path: path.join(out, 'firewall-repaired.png'), fullPage: true });
+  // This daemon's one monitor never went down: the incidents page says so in a sentence, with
+  // no empty table and no table row standing in for one.
+  await page.click('nav a[href="#/incidents"]');
+  await page.waitForFunction(() => /No incidents recorded/.test(document.getElementById('view-incidents').textContent), null, { timeout: 10000 });
+  const empty = await page.evaluate(() => ({
+    rows: document.querySelectorAll('#inc-rows tr').length,
+    tableShown: document.getElementById('inc-table').offsetParent !== null,
+    sentence: Array.from(document.querySelectorAll('#view-incidents p.empty')).filter((p) => !p.hidden).map((p) => p.textContent),
+  }));
+  if (empty.rows || empty.tableShown || empty.sentence[0] !== 'No incidents recorded.') throw new Error('incidents empty state: ' + JSON.stringify(empty));
   if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
   log('ok');
 }
