@@ -269,6 +269,12 @@ async function statusOf(page, name, want, timeout) {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     if (overflow > 0) throw new Error('the listeners panel is wider than a phone by ' + overflow + ' px');
     await phone.screenshot({ path: path.join(out, 'listeners-phone-dark.png'), fullPage: true });
+    // The monitor page with its chart and axes fits a phone too.
+    await phone.goto(url + '/#/monitor/web');
+    await phone.waitForSelector('#m-chart polyline', { timeout: 10000 });
+    await noOverflow(phone, 'the monitor page at 390 px');
+    await noEmptyStateItems(phone, 'the monitor page on a phone');
+    await phone.screenshot({ path: path.join(out, 'monitor-phone-dark.png'), fullPage: true });
     await phone.close();
 
     // 5. 10,000 monitors: first render, DOM size, filtering.
