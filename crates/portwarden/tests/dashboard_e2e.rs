@@ -5,7 +5,12 @@
 //! watching it, sees the outage under incidents, and measures the first render and filtering of
 //! 10,000 monitors.
 //!
-//! The browser test needs `node`, Debian's `chromium` and playwright-core installed under
+//! A second browser test runs Chromium inside a network namespace of the test's own, where a
+//! daemon guards a real nftables ruleset that the test breaks: the overview and the Firewall tab
+//! must describe the violation in words (its message, its kind as a label, `alert` without
+//! quotes, the drift as lines), and, after a reload to `restore`, the guard's repair.
+//!
+//! The browser tests need `node`, Debian's `chromium` and playwright-core installed under
 //! `target/browser-test` (scripts/test installs all three). Without them it is skipped
 //! with a note, except under `CI=true`, where it fails.
 
@@ -13,7 +18,9 @@
 
 mod common;
 
-use common::{api_addr, free_port, temp_dir, write_config, Daemon, FAST_DEFAULTS};
+use common::{
+    api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns, FAST_DEFAULTS,
+};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -211,10 +218,11 @@ fn ten_thousand_monitors() -> String {
     out
 }
 
-#[test]
-fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
-    let (chromium, module) = match browser_tools() {
-        Ok(t) => t,
+/// The browser tools, or `None` (the test skips) when they are missing, except under
+/// `CI=true`, where that fails.
+fn browser_or_skip() -> Option<(PathBuf, PathBuf)> {
+    match browser_tools() {
+        Ok(t) => Some(t),
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!(
                 "CI=true and the browser test cannot run: {why} (scripts/test installs node, chromium and playwright-core)"
@@ -222,8 +230,15 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
         }
         Err(why) => {
             eprintln!("skipped: {why} (scripts/test installs node, chromium and playwright-core)");
-            return;
+            None
         }
+    }
+}
+
+#[test]
+fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
+    let Some((chromium, module)) = browser_or_skip() else {
+        return;
     };
     // The script serves this port itself (and stops and restarts it).
     let watched = free_port();
@@ -277,4 +292,137 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
     assert!(stdout.contains("listeners row:"), "{stdout}");
     assert!(out.join("listeners.png").exists());
     assert!(out.join("dashboard.png").exists());
+    for shot in [
+        "overview-desktop-light.png",
+        "overview-desktop-dark.png",
+        "overview-phone-light.png",
+        "overview-phone-dark.png",
+    ] {
+        assert!(out.join(shot).exists(), "{shot}");
+    }
+}
+
+/// A ruleset that denies inbound traffic by default: the test opens it to break the guard's
+/// `inbound-default-deny` requirement and drift from the baseline.
+const RULESET: &str = r#"flush ruleset
+table inet filter {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        iif "lo" accept
+        ct state established,related accept
+        tcp dport 22 accept
+    }
+}
+"#;
+
+#[test]
+fn the_overview_and_firewall_tab_describe_a_violation_and_its_repair_in_words() {
+    let Some((chromium, module)) = browser_or_skip() else {
+        return;
+    };
+    let Some(mut ns) = Netns::new("dash-fw") else {
+        return;
+    };
+    let rules = ns.dir.join("ruleset.nft");
+    std::fs::write(&rules, RULESET).unwrap();
+    ns.sh(&format!("nft -f {}", rules.display()));
+    let baseline = ns.dir.join("firewall.baseline");
+    let saved = ns
+        .cmd(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["firewall", "baseline", "save", "--baseline"])
+        .arg(&baseline)
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{saved:?}");
+    // Alert only at first: the violation stays for the browser to see. The daemon's own API is
+    // its one monitor, so the overview has a row.
+    let config = ns.dir.join("portwarden.toml");
+    let state_dir = ns.dir.join("state");
+    let write = |on_violation: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[daemon]\nlisten = \"127.0.0.1:9898\"\nstate_dir = \"{}\"\n\n\
+                 [firewall]\nrequire = [\"enabled\", \"inbound-default-deny\"]\nbaseline = \"{}\"\n\
+                 on_violation = \"{on_violation}\"\nverify_every = \"500ms\"\n\n\
+                 [defaults]\n{FAST_DEFAULTS}\n[[monitor]]\nname = \"api\"\ntarget = \"127.0.0.1:9898\"\n",
+                state_dir.display(),
+                baseline.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("alert");
+    let log = ns.dir.join("daemon.log");
+    let child = ns
+        .cmd(env!("CARGO_BIN_EXE_portwarden"))
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .env("PORTWARDEN_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    ns.adopt(child);
+    // The guard's state, read from inside the namespace.
+    let state = |ns: &Netns| {
+        let out = ns
+            .cmd("python3")
+            .args([
+                "-c",
+                "import json,urllib.request;print(json.load(urllib.request.urlopen('http://127.0.0.1:9898/api/v1/firewall',timeout=2))['state'])",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("the guard to find the ruleset ok", 20, || {
+        state(&ns) == "ok"
+    });
+    ns.sh("nft chain inet filter input '{ policy accept; }'");
+    wait_until("the guard to report the violation", 20, || {
+        state(&ns) == "violated"
+    });
+
+    let out = workspace().join("target/dashboard-e2e");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/firewall.cjs");
+    let browse = |phase: &str| {
+        let run = ns
+            .cmd("node")
+            .arg(&script)
+            .env("PW_URL", "http://127.0.0.1:9898")
+            .env("PW_PHASE", phase)
+            .env("PW_OUT", &out)
+            .env("PLAYWRIGHT_CORE", &module)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .expect("run node");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        println!("{stdout}");
+        assert!(
+            run.status.success(),
+            "the firewall browser test ({phase}) failed:\n{stdout}\n{stderr}\ndaemon log:\n{}",
+            daemon_log()
+        );
+        assert!(stdout.contains("[firewall] ok"), "{stdout}");
+    };
+    browse("violated");
+
+    // The operator switches to restoring and reloads: the new guard puts the baseline back.
+    write("restore");
+    let reloaded = Command::new("kill")
+        .args(["-HUP", &ns.child_pid(0).to_string()])
+        .status()
+        .unwrap();
+    assert!(reloaded.success());
+    wait_until("the guard to restore the baseline", 20, || {
+        state(&ns) == "ok"
+    });
+    browse("repaired");
+    assert!(out.join("firewall-violated.png").exists());
+    assert!(out.join("firewall-repaired.png").exists());
 }

@@ -9,6 +9,9 @@
   const POLL_SSE_MS = 15000; // with it: the stream brings transitions, polls bring new results
   const SPARK_TTL_MS = 60000;
   const SPARK_CONCURRENCY = 4;
+  const PRELOAD_CONCURRENCY = 6;
+  const SPARK_SLOTS = 30;
+  const PRELOAD_BUDGET_MS = 1500;
   const STATES = ['down', 'flapping', 'warning', 'unknown', 'paused', 'ok'];
   const SVG = 'http://www.w3.org/2000/svg';
 
@@ -70,6 +73,41 @@
     const r = c.reason ? c.reason + ': ' : '';
     return r + (c.message || c.state || '');
   }
+  // A list and the paragraph that stands in for it when it is empty: an empty state is a
+  // sentence, never a list item ("1. No incidents recorded.").
+  function emptyFor(list) {
+    let p = list.nextElementSibling;
+    if (!p || !p.classList.contains('empty')) {
+      p = el('p', 'empty');
+      p.hidden = true;
+      list.after(p);
+    }
+    return p;
+  }
+  function showEmpty(list, text) {
+    list.textContent = '';
+    list.hidden = !!text;
+    const p = emptyFor(list);
+    p.textContent = text || '';
+    p.hidden = !text;
+  }
+  // The top of a response-time scale: 1, 2, 2.5 or 5 times a power of ten, in seconds.
+  function niceTop(seconds) {
+    const ms = Math.max(seconds * 1000, 0.01);
+    const mag = Math.pow(10, Math.floor(Math.log10(ms)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (ms <= m * mag * 1.0000001) return (m * mag) / 1000;
+    return (10 * mag) / 1000;
+  }
+  function fmtScale(seconds) {
+    const ms = seconds * 1000;
+    if (ms >= 1000) return +(ms / 1000).toPrecision(3) + ' s';
+    return +ms.toPrecision(3) + ' ms';
+  }
+  function fmtSince(ms) {
+    const d = new Date(ms);
+    const today = new Date().toDateString() === d.toDateString();
+    return (today ? d.toLocaleTimeString() : d.toLocaleString()) + ' (' + fmtAgo(ms) + ')';
+  }
   function showMessage(text) {
     const p = $('message');
     p.textContent = text || '';
@@ -108,7 +146,7 @@
         old.needs_attention !== m.needs_attention) {
         changed = true;
         if (old.status !== m.status && filter.state) membershipDirty = true;
-        if (lastAt(old) !== lastAt(m) && m.last_check) appendSpark(m.name, m.last_check.duration);
+        if (lastAt(old) !== lastAt(m) && m.last_check) appendSpark(m.name, m.last_check.duration, m.last_check.state);
         if (groupOf(old) !== groupOf(m)) membershipDirty = true;
       }
       monitors.set(m.name, m);
@@ -126,10 +164,10 @@
     return changed;
   }
 
-  function appendSpark(name, seconds) {
+  function appendSpark(name, seconds, state) {
     const s = sparks.get(name);
     if (!s || typeof seconds !== 'number') return;
-    s.points.push(seconds);
+    s.points.push({ d: seconds, s: tickOf(state) });
     if (s.points.length > 50) s.points.shift();
     s.version = (s.version || 0) + 1;
   }
@@ -196,20 +234,215 @@
     }
   }
 
-  function renderCounts() {
+  // ---- the overview's summary: is anything wrong on this host? ----
+  // One pass over the monitors (cheap with 10,000): counts by state and the three that have
+  // been down longest; nothing per monitor is drawn here.
+  const BAD = { down: true, flapping: true };
+  let firewall = null; // the last answer of /api/v1/firewall
+  let firewallError = '';
+  function summarise() {
     const counts = {};
-    for (const m of monitors.values()) counts[m.status] = (counts[m.status] || 0) + 1;
+    for (const st of STATES) counts[st] = 0;
+    const longest = []; // up to 3 monitors down or flapping, longest first
+    for (const m of monitors.values()) {
+      counts[m.status] = (counts[m.status] || 0) + 1;
+      if (!BAD[m.status]) continue;
+      const since = m.status_since || 0;
+      if (longest.length < 3 || since < longest[longest.length - 1].status_since) {
+        longest.push(m);
+        longest.sort((a, b) => (a.status_since || 0) - (b.status_since || 0));
+        if (longest.length > 3) longest.pop();
+      }
+    }
+    return { counts, longest, total: monitors.size };
+  }
+
+  function renderSummary() {
+    const { counts, longest, total } = summarise();
     const ul = $('counts');
-    const sig = STATES.map((s) => counts[s] || 0).join(',');
-    if (ul.dataset.sig === sig) return;
-    ul.dataset.sig = sig;
-    ul.textContent = '';
-    for (const s of STATES) {
-      if (!counts[s]) continue;
-      const li = el('li', 's-' + s, counts[s] + ' ' + s);
-      ul.append(li);
+    const sig = STATES.map((st) => counts[st]).join(',');
+    if (ul.dataset.sig !== sig) {
+      ul.dataset.sig = sig;
+      ul.textContent = '';
+      for (const st of STATES) {
+        const li = el('li', counts[st] ? 's-' + st : 'zero');
+        li.dataset.state = st;
+        li.dataset.count = String(counts[st]);
+        const b = el('button', null);
+        b.type = 'button';
+        b.append(el('strong', null, String(counts[st])), ' ' + st);
+        b.title = counts[st] ? 'show only monitors that are ' + st : 'no monitor is ' + st;
+        b.setAttribute('aria-pressed', String(filter.state === st));
+        li.append(b);
+        ul.append(li);
+      }
+    }
+    for (const b of ul.querySelectorAll('li')) b.firstChild.setAttribute('aria-pressed', String(filter.state === b.dataset.state));
+
+    const bad = counts.down + counts.flapping;
+    const down = $('sum-down');
+    down.textContent = '';
+    if (bad) {
+      down.append('Longest: ');
+      longest.forEach((m, i) => {
+        if (i) down.append(', ');
+        const a = el('a', null, m.name);
+        a.href = '#/monitor/' + encodeURIComponent(m.name);
+        a.title = m.status + ' since ' + fmtTime(m.status_since);
+        down.append(a, ' ' + (m.status === 'down' ? '' : m.status + ' ') + 'for ' + fmtFor(m.status_since));
+      });
+      if (bad > longest.length) down.append(', and ' + (bad - longest.length) + ' more');
+      down.append('.');
+    } else if (total) {
+      down.textContent = counts.unknown === total ? 'Not checked yet.' : 'Nothing is down.';
+    } else {
+      down.textContent = 'No monitors are configured.';
+    }
+
+    // The one-line verdict: monitors first, then the firewall.
+    const v = $('verdict');
+    const fw = firewallSummary();
+    let level = 'ok';
+    const parts = [];
+    if (!total) parts.push('No monitors');
+    else if (bad) {
+      level = 'bad';
+      const oldest = longest[0];
+      parts.push(bad + ' of ' + total + (total === 1 ? ' monitor' : ' monitors') + ' down' +
+        (oldest ? ', the first since ' + fmtSince(oldest.status_since) : ''));
+    } else if (counts.warning) {
+      level = 'warn';
+      parts.push(counts.warning + ' of ' + total + ' monitors warning, none down');
+    } else if (counts.ok === total) parts.push(total === 1 ? 'The monitor is ok' : 'All ' + total + ' monitors ok');
+    else if (counts.unknown === total) parts.push(total === 1 ? 'The monitor is not checked yet' : 'No monitor checked yet (' + total + ')');
+    else {
+      const rest = ['unknown', 'paused'].filter((st) => counts[st]).map((st) => counts[st] + ' ' + st);
+      parts.push('None of ' + total + (total === 1 ? ' monitor' : ' monitors') + ' down' + (rest.length ? ' (' + rest.join(', ') + ')' : ''));
+    }
+    if (fw.level === 'bad') level = 'bad';
+    else if (fw.level === 'warn' && level === 'ok') level = 'warn';
+    parts.push(fw.verdict);
+    v.className = 'verdict v-' + level;
+    v.dataset.level = level;
+    v.textContent = parts.join(' · ') + '.';
+  }
+
+  // What the firewall guard's state means, in words: a badge, a sentence, and how bad it is.
+  const FW_STATES = {
+    starting: { badge: 'checking', cls: 'unknown', level: 'ok', text: 'Reading the firewall for the first time…', verdict: 'firewall being checked' },
+    ok: { badge: 'ok', cls: 'ok', level: 'ok', text: 'Enabled and as required.', verdict: 'firewall ok' },
+    violated: { badge: 'violated', cls: 'down', level: 'bad', text: '', verdict: 'firewall violated' },
+    unreadable: { badge: 'unreadable', cls: 'down', level: 'bad', text: 'The firewall cannot be read.', verdict: 'firewall unreadable' },
+    off: { badge: 'not guarded', cls: 'unknown', level: 'ok', text: 'The firewall guard is switched off in the configuration ([firewall] guard = false).', verdict: 'firewall not guarded' },
+    absent: { badge: 'no rules', cls: 'unknown', level: 'ok', text: 'No firewall rules loaded — see docs/firewall.md.', verdict: 'no firewall rules loaded' },
+  };
+  function firewallSummary() {
+    if (!firewall) {
+      return firewallError
+        ? { badge: 'unknown', cls: 'unknown', level: 'warn', text: 'Firewall state unavailable: ' + firewallError, verdict: 'firewall state unavailable' }
+        : { badge: '…', cls: 'unknown', level: 'ok', text: 'Reading the firewall guard…', verdict: 'reading the firewall' };
+    }
+    const g = firewall;
+    const known = FW_STATES[g.state];
+    const out = Object.assign({}, known || { badge: String(g.state), cls: 'unknown', level: 'warn', text: 'Firewall state: ' + g.state + '.', verdict: 'firewall ' + g.state });
+    const vs = g.violations || [];
+    if (g.state === 'violated') {
+      out.text = vs.length ? violationText(vs[0]) + (vs.length > 1 ? ' (and ' + (vs.length - 1) + ' more)' : '') : 'The firewall is not as required.';
+    } else if (g.state === 'unreadable' && g.error) out.text = 'Cannot read the firewall: ' + g.error;
+    else if (g.state === 'ok' && g.backend) out.text = 'Enabled and as required (' + g.backend + ').';
+    const paused = pausedUntil(g);
+    if (paused) {
+      out.paused = 'Repairs paused until ' + fmtTime(paused) + ' (' + fmtLeft(paused) + ' left).';
+      out.verdict += ', repairs paused';
+      if (out.level === 'ok') out.level = 'warn';
+    }
+    return out;
+  }
+  function pausedUntil(g) {
+    return g.paused_until && g.paused_until * 1000 > Date.now() ? g.paused_until * 1000 : 0;
+  }
+  // Time left until `ms`, and time passed since it.
+  function fmtLeft(ms) {
+    return fmtSpan((ms - Date.now()) / 1000);
+  }
+  function fmtFor(ms) {
+    return fmtSpan((Date.now() - ms) / 1000);
+  }
+  function fmtSpan(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 90) return s + ' s';
+    if (s < 5400) return Math.round(s / 60) + ' min';
+    return (s / 3600).toFixed(1) + ' h';
+  }
+  function violationText(v) {
+    if (v === null || v === undefined) return '';
+    if (typeof v === 'string') return v;
+    return v.message || v.kind || '';
+  }
+  function renderFirewallSummary() {
+    const fw = firewallSummary();
+    const badge = $('sum-fw-badge');
+    badge.className = 'badge s-' + fw.cls;
+    badge.textContent = fw.badge;
+    $('sum-fw-text').textContent = fw.text;
+    const more = $('sum-fw-more');
+    const bits = [];
+    if (fw.paused) bits.push(fw.paused);
+    if (firewall && firewall.checked_at) bits.push('Verified ' + fmtAgo(firewall.checked_at) + (firewall.backend ? ' (' + firewall.backend + ')' : '') + '.');
+    more.textContent = bits.join(' ');
+    more.hidden = !bits.length;
+  }
+
+  let recentSig = '';
+  async function refreshRecentIncidents() {
+    try {
+      const d = await getJson('/api/v1/incidents?limit=5');
+      const sig = JSON.stringify(d.incidents.map((i) => [i.monitor, i.start, i.end]));
+      const ul = $('sum-inc');
+      if (sig === recentSig && ul.dataset.filled) {
+        // Only the "ago" texts move.
+        for (const t of ul.querySelectorAll('[data-at]')) t.textContent = fmtAgo(Number(t.dataset.at));
+        return;
+      }
+      recentSig = sig;
+      ul.dataset.filled = 'true';
+      if (!d.incidents.length) {
+        showEmpty(ul, 'No incidents recorded.');
+        return;
+      }
+      showEmpty(ul, '');
+      for (const i of d.incidents) {
+        const li = el('li', i.open ? 'open' : '');
+        li.dataset.monitor = i.monitor;
+        const a = el('a', null, i.monitor);
+        a.href = '#/monitor/' + encodeURIComponent(i.monitor);
+        const when = el('span', 'muted', fmtAgo(i.start));
+        when.dataset.at = String(i.start);
+        when.title = fmtTime(i.start);
+        li.append(a, ' ');
+        if (i.open) li.append(el('span', 'badge s-down', 'open'), ' ');
+        li.append(i.open ? 'started ' : 'down for ' + fmtDur(i.duration) + ', ', when);
+        if (i.reason) li.append(el('span', 'muted', ' · ' + i.reason));
+        ul.append(li);
+      }
+    } catch (e) {
+      showEmpty($('sum-inc'), 'Incidents unavailable: ' + e.message);
+      recentSig = '';
     }
   }
+
+  function refreshOverviewExtras() {
+    refreshFirewall();
+    refreshRecentIncidents();
+  }
+
+  $('counts').addEventListener('click', (ev) => {
+    const li = ev.target.closest('li[data-state]');
+    if (!li) return;
+    const st = li.dataset.state;
+    $('state').value = $('state').value === st ? '' : st;
+    applyFilter();
+  });
 
   // ---- the monitor list: a virtualised view over `entries` ----
   // A fixed pool of <li> elements is reused as the user scrolls; each remembers the signature
@@ -225,17 +458,28 @@
     const target = el('span', 'target');
     nameCell.append(name, ' ', target);
     const reason = el('span', 'reason');
+    // Response time as a line over heartbeat ticks (one per result, coloured by its state, as
+    // Uptime Kuma's bars), and the top of the scale written beside it.
+    const rt = el('span', 'rt');
     const spark = document.createElementNS(SVG, 'svg');
     spark.setAttribute('class', 'spark');
     spark.setAttribute('viewBox', '0 0 100 24');
     spark.setAttribute('preserveAspectRatio', 'none');
     spark.setAttribute('aria-hidden', 'true');
     const line = document.createElementNS(SVG, 'polyline');
+    const ticks = {};
+    for (const k of TICKS) {
+      ticks[k] = document.createElementNS(SVG, 'path');
+      ticks[k].setAttribute('class', 'hb hb-' + k);
+      spark.append(ticks[k]);
+    }
     spark.append(line);
+    const scale = el('span', 'rt-scale');
+    rt.append(spark, scale);
     const up = el('span', 'uptime-cell');
-    a.append(badge, nameCell, reason, spark, up);
+    a.append(badge, nameCell, reason, rt, up);
     li.append(head, a);
-    const slot = { li, head, a, badge, name, target, reason, line, up, sig: '', index: -1 };
+    const slot = { li, head, a, badge, name, target, reason, line, ticks, scale, up, sig: '', index: -1 };
     return slot;
   }
 
@@ -243,13 +487,33 @@
     return Math.ceil($('scroller').clientHeight / ROW) + 2 * OVERSCAN;
   }
 
+  const TICKS = ['ok', 'warning', 'unknown', 'down'];
+  // A result's state as its tick's colour: unknown and paused grey, flapping as down.
+  const tickOf = (state) => (state === 'ok' || state === 'warning' ? state : state === 'unknown' || state === 'paused' ? 'unknown' : 'down');
+  const NO_SPARK = { sig: 'none', pts: '', ticks: { ok: '', warning: '', unknown: '', down: '' }, scale: '' };
+  // The row's chart: one slot per result, at least SPARK_SLOTS of them over 0..100 with the
+  // newest at the right (so a new monitor's few results sit at the right edge, as heartbeat
+  // bars do); y is 0..17 for the line (0 ms at the bottom, the scale's top at the top), and the
+  // ticks sit below it at 19..24.
   function sparkPoints(name) {
     const s = sparks.get(name);
-    if (!s || s.points.length < 2) return { sig: 'none', pts: '' };
-    const max = Math.max(...s.points, 0.0005);
+    if (!s || !s.points.length) return NO_SPARK;
+    let max = 0;
+    for (const p of s.points) if (p.d > max) max = p.d;
+    const top = niceTop(max);
     const n = s.points.length;
-    const pts = s.points.map((v, i) => ((i / (n - 1)) * 100).toFixed(1) + ',' + (23 - (v / max) * 22).toFixed(1)).join(' ');
-    return { sig: String(s.version || 0) + '/' + s.at, pts };
+    const step = 100 / Math.max(n, SPARK_SLOTS);
+    const xs = (i) => 100 - (n - i - 0.5) * step;
+    const y = (v) => (17 - (v / top) * 16).toFixed(1);
+    let pts;
+    if (n === 1) pts = (100 - step).toFixed(1) + ',' + y(s.points[0].d) + ' 100,' + y(s.points[0].d);
+    else pts = s.points.map((p, i) => xs(i).toFixed(1) + ',' + y(p.d)).join(' ');
+    const ticks = { ok: '', warning: '', unknown: '', down: '' };
+    const w = Math.max(0.6, step * 0.6).toFixed(2);
+    s.points.forEach((p, i) => {
+      ticks[p.s] += 'M' + (xs(i) - step * 0.3).toFixed(2) + ' 19h' + w + 'v5h-' + w + 'z';
+    });
+    return { sig: String(s.version || 0) + '/' + s.at, pts, ticks, scale: '0–' + fmtScale(top) };
   }
 
   function renderRows() {
@@ -305,6 +569,9 @@
       s.reason.textContent = c ? reasonText(m) + ' · ' + fmtAgo(c.at) : 'not checked yet';
       s.reason.title = c ? reasonText(m) : '';
       s.line.setAttribute('points', sp.pts);
+      for (const k of TICKS) s.ticks[k].setAttribute('d', sp.ticks[k]);
+      s.scale.textContent = sp.scale;
+      s.scale.title = sp.scale ? 'response time of the last ' + sparks.get(e.m).points.length + ' results; scale ' + sp.scale : '';
       s.up.textContent = fmtPct(m.uptime_24h);
       s.a.setAttribute('aria-label', m.name + ', ' + m.status + (m.needs_attention ? ', needs attention' : '') + ', ' +
         (c ? reasonText(m) : 'not checked yet') + ', uptime 24 h ' + fmtPct(m.uptime_24h));
@@ -350,6 +617,41 @@
       pumpSparks();
     }, 150);
   }
+  // A monitor detail's stored results as spark points, oldest first.
+  function historyPoints(d) {
+    if (!d.history || !d.history.results) return [];
+    const out = [];
+    for (let i = d.history.results.length - 1; i >= 0; i--) {
+      const r = d.history.results[i];
+      out.push({ d: r.duration, s: tickOf(r.status) });
+    }
+    return out;
+  }
+
+  // Before the first paint: the history of the rows that will be on screen, fetched at once
+  // (several at a time, a bounded wait), so their sparklines are drawn from the start.
+  async function preloadSparks(names, budgetMs) {
+    const queue = names.slice();
+    const worker = async () => {
+      while (queue.length) {
+        const name = queue.shift();
+        try {
+          const d = await getJson('/api/v1/monitors/' + encodeURIComponent(name));
+          sparks.set(name, { at: Date.now(), points: historyPoints(d), loading: false, version: 0 });
+        } catch (_) { /* the lazy loader tries again */ }
+      }
+    };
+    const workers = [];
+    for (let i = 0; i < Math.min(PRELOAD_CONCURRENCY, queue.length); i++) workers.push(worker());
+    await Promise.race([Promise.all(workers), new Promise((ok) => setTimeout(ok, budgetMs))]);
+  }
+  function namesOnFirstScreen() {
+    const out = [];
+    const n = Math.min(entries.length, slotsNeeded());
+    for (let i = 0; i < n; i++) if (entries[i].m !== undefined) out.push(entries[i].m);
+    return out;
+  }
+
   function pumpSparks() {
     while (sparkInFlight < SPARK_CONCURRENCY && sparkWanted.length) {
       const name = sparkWanted.shift();
@@ -359,8 +661,7 @@
       sparkInFlight++;
       getJson('/api/v1/monitors/' + encodeURIComponent(name))
         .then((d) => {
-          const pts = d.history && d.history.results ? d.history.results.map((r) => r.duration).reverse() : [];
-          sparks.set(name, { at: Date.now(), points: pts, loading: false, version: 0 });
+          sparks.set(name, { at: Date.now(), points: historyPoints(d), loading: false, version: 0 });
         })
         .catch(() => sparks.set(name, { at: Date.now(), points: [], loading: false, version: 0 }))
         .finally(() => {
@@ -412,6 +713,7 @@
     filter.q = $('q').value.trim().toLowerCase();
     filter.state = $('state').value;
     filter.tag = $('tag').value;
+    for (const li of $('counts').children) li.firstChild.setAttribute('aria-pressed', String(filter.state === li.dataset.state));
     $('scroller').scrollTop = 0;
     queueRender(true);
   }
@@ -436,8 +738,15 @@
       const t1 = performance.now();
       const changed = ingest(list);
       noteWork(performance.now() - t1);
-      if (changed || membershipDirty) queueRender(membershipDirty);
-      renderCounts();
+      if (!firstRenderReported) {
+        // The first paint shows the rows on screen with their sparklines.
+        rebuildEntries();
+        const p0 = performance.now();
+        await preloadSparks(namesOnFirstScreen(), PRELOAD_BUDGET_MS);
+        window.portwarden.preloadMs = performance.now() - p0;
+        queueRender(false);
+      } else if (changed || membershipDirty) queueRender(membershipDirty);
+      renderSummary();
       window.portwarden.lastPollMs = Date.now();
       setLive((sseOpen ? 'live (events)' : 'live (polling)') + ' · updated ' + new Date().toLocaleTimeString());
       if (!firstRenderReported) {
@@ -478,6 +787,7 @@
   function flushEvents() {
     pendingTimer = null;
     if (route.view === 'incidents') refreshIncidents();
+    if (route.view === 'overview') refreshRecentIncidents();
     const many = pendingNames.has('*') || pendingNames.size > 10;
     if (many) {
       // One list instead of many monitors, at most every 2 s.
@@ -503,13 +813,13 @@
           if (d.history && d.history.uptime) m.uptime_24h = d.history.uptime.d1;
           if (old && !('needs_attention' in d)) m.needs_attention = !!(d.healing && d.healing.needs_attention);
           if (d.history && d.history.results) {
-            sparks.set(name, { at: Date.now(), points: d.history.results.map((r) => r.duration).reverse(), version: 0 });
+            sparks.set(name, { at: Date.now(), points: historyPoints(d), version: 0 });
           }
           if (!old) membershipDirty = true;
           else if (filter.state && old.status !== m.status) membershipDirty = true;
           monitors.set(name, m);
           queueRender(membershipDirty);
-          renderCounts();
+          renderSummary();
           if (route.view === 'monitor' && route.name === name) refreshMonitorPage(false);
         })
         .catch(() => {});
@@ -527,6 +837,13 @@
     for (const kind of ['monitor_down', 'monitor_up', 'monitor_warning', 'monitor_flapping', 'monitor_changed',
       'config_reloaded', 'action_taken', 'action_failed', 'gave_up', 'transition', 'state']) {
       es.addEventListener(kind, onEvent);
+    }
+    // The firewall guard's findings: the overview and the firewall tab read the guard again.
+    for (const kind of ['firewall_violation', 'firewall_repaired', 'firewall_repair_failed', 'firewall_recovered',
+      'firewall_unreadable']) {
+      es.addEventListener(kind, () => {
+        if (route.view === 'overview' || route.view === 'firewall') refreshFirewall();
+      });
     }
     // The daemon's listener watcher noticed a change: the panel asks again once the API's
     // shared listing (at most 2 s old) is past it.
@@ -626,12 +943,10 @@
       renderMonitor(d);
       if (full) {
         getJson('/api/v1/actions?monitor=' + encodeURIComponent(name)).then(renderActions).catch((e) => {
-          $('m-actions').textContent = '';
-          $('m-actions').append(el('li', null, 'actions unavailable: ' + e.message));
+          showEmpty($('m-actions'), 'Actions unavailable: ' + e.message);
         });
         getJson('/api/v1/notifications').then((n) => renderNotifications(n, name)).catch((e) => {
-          $('m-notifications').textContent = '';
-          $('m-notifications').append(el('li', null, 'notifications unavailable: ' + e.message));
+          showEmpty($('m-notifications'), 'Notifications unavailable: ' + e.message);
         });
       }
     } catch (e) {
@@ -668,10 +983,10 @@
       up.append(el('dt', null, label), el('dd', null, fmtPct(u[k])));
     }
     const inc = $('m-incidents');
-    inc.textContent = '';
-    if (!h) inc.append(el('li', null, 'history unavailable: ' + (d.history_error || 'store not ready')));
-    else if (!h.incidents.length) inc.append(el('li', null, 'No incidents recorded.'));
+    if (!h) showEmpty(inc, 'History unavailable: ' + (d.history_error || 'store not ready'));
+    else if (!h.incidents.length) showEmpty(inc, 'No incidents recorded.');
     else {
+      showEmpty(inc, '');
       for (const i of h.incidents) {
         const li = el('li');
         const t = el('time', null, fmtTime(i.start));
@@ -687,19 +1002,41 @@
       : 'Self-healing has not acted on this monitor.';
   }
 
+  // The monitor page's chart: response time against a scale from 0 to a round top value
+  // (written on the y axis with its unit, gridlines at the top and middle) and the first and
+  // last result's time on the x axis.
   function drawChart(results) {
     const svg = $('m-chart');
     svg.textContent = '';
     const W = 600;
     const H = 160;
+    const axis = (top, first, last) => {
+      $('m-y-top').textContent = top === null ? '' : fmtScale(top);
+      $('m-y-mid').textContent = top === null ? '' : fmtScale(top / 2);
+      $('m-y-zero').textContent = top === null ? '' : '0 ms';
+      $('m-x-first').textContent = first ? fmtTime(first) : '';
+      $('m-x-last').textContent = last ? fmtTime(last) : '';
+    };
     if (results.length < 2) {
       $('m-chart-cap').textContent = results.length ? 'One result so far.' : 'No results recorded yet.';
+      axis(null, results.length ? results[0].at : 0, 0);
       return;
     }
-    const max = Math.max(...results.map((r) => r.duration), 0.0005);
+    let max = 0;
+    for (const r of results) if (r.duration > max) max = r.duration;
+    const top = niceTop(max);
     const n = results.length;
     const x = (i) => (i / (n - 1)) * W;
-    const y = (v) => H - 6 - (v / max) * (H - 12);
+    const y = (v) => H - 8 - (v / top) * (H - 16);
+    for (const v of [top, top / 2, 0]) {
+      const g = document.createElementNS(SVG, 'line');
+      g.setAttribute('class', 'grid');
+      g.setAttribute('x1', '0');
+      g.setAttribute('x2', String(W));
+      g.setAttribute('y1', y(v).toFixed(1));
+      g.setAttribute('y2', y(v).toFixed(1));
+      svg.append(g);
+    }
     const line = document.createElementNS(SVG, 'polyline');
     line.setAttribute('class', 'line');
     line.setAttribute('points', results.map((r, i) => x(i).toFixed(1) + ',' + y(r.duration).toFixed(1)).join(' '));
@@ -717,10 +1054,11 @@
         svg.append(mark);
       }
     });
+    axis(top, results[0].at, results[n - 1].at);
     const sorted = results.map((r) => r.duration).sort((a, b) => a - b);
     const p50 = sorted[Math.floor(sorted.length / 2)];
-    $('m-chart-cap').textContent = 'Last ' + n + ' results, ' + fmtTime(results[0].at) + ' to ' + fmtTime(results[n - 1].at) +
-      ': median ' + fmtMs(p50) + ', max ' + fmtMs(max) + (failed ? ', ' + failed + ' not ok (red marks)' : '') + '.';
+    $('m-chart-cap').textContent = 'Response time of the last ' + n + ' results (scale 0 to ' + fmtScale(top) + '): median ' +
+      fmtMs(p50) + ', max ' + fmtMs(max) + (failed ? ', ' + failed + ' not ok (red marks)' : '') + '.';
     const title = document.createElementNS(SVG, 'title');
     title.textContent = 'Response time, max ' + fmtMs(max);
     svg.append(title);
@@ -728,25 +1066,21 @@
 
   function renderActions(a) {
     const ol = $('m-actions');
-    ol.textContent = '';
     const list = a.actions || [];
-    if (!list.length) {
-      ol.append(el('li', null, 'No actions taken.'));
-      return;
-    }
+    showEmpty(ol, list.length ? '' : 'No actions taken.');
     for (const r of list) {
       const parts = [];
       for (const k of ['action', 'kind', 'type', 'outcome', 'result', 'status', 'verified', 'error', 'message']) {
         if (r[k] !== undefined && r[k] !== null && typeof r[k] !== 'object') parts.push(k + ': ' + r[k]);
       }
       const when = r.at || r.started || r.issued_at || r.started_ms;
-      ol.append(el('li', null, (when ? fmtTime(when) + ' — ' : '') + (parts.join(', ') || JSON.stringify(r))));
+      ol.append(el('li', null, (when ? fmtTime(when) + ' — ' : '') + (parts.join(', ') || 'action recorded')));
     }
   }
 
   function renderNotifications(n, name) {
     const ul = $('m-notifications');
-    ul.textContent = '';
+    showEmpty(ul, '');
     let any = false;
     for (const q of n.notifiers || []) {
       for (const [label, list] of [['pending', q.pending || []], ['failing', q.failing || []]]) {
@@ -763,41 +1097,105 @@
         any = true;
       }
     }
-    if (!any) ul.append(el('li', null, 'Nothing waiting or failing for this monitor.'));
+    if (!any) showEmpty(ul, 'Nothing waiting or failing for this monitor.');
   }
 
   // ---- firewall ----
+  // Every field the guard reports, as words: objects (violations, drift, the last repair) are
+  // described, never printed as JSON; absent values read "none" or "–", never "null".
+  const ON_VIOLATION = {
+    alert: 'alert (tell, change nothing)',
+    enable: 'enable (switch the firewall back on)',
+    restore: 'restore (put the baseline back)',
+  };
+  function driftList(d) {
+    const ul = el('ul', 'plain drift');
+    for (const r of d.vanished || []) ul.append(el('li', 'gone', 'removed: ' + ruleText(r)));
+    for (const r of d.appeared || []) ul.append(el('li', 'new', 'added: ' + ruleText(r)));
+    for (const t of d.defaults || []) ul.append(el('li', null, 'inbound default ' + t));
+    return ul;
+  }
+  function ruleText(r) {
+    if (typeof r === 'string') return r;
+    return (r.scope ? '[' + r.scope + '] ' : '') + (r.text || '');
+  }
+  function repairText(r) {
+    if (typeof r === 'string') return r;
+    const bits = [];
+    bits.push((r.action ? r.action : 'no repair') + (r.backend ? ' (' + r.backend + ')' : ''));
+    if (r.took_ms !== undefined && r.took_ms !== null) bits.push('took ' + r.took_ms + ' ms');
+    if (r.held) bits.push('held: ' + r.held);
+    if (r.culprit) bits.push('changed by ' + r.culprit);
+    if (r.violations && r.violations.length) bits.push('for: ' + r.violations.map(violationText).join('; '));
+    if (r.error) bits.push('error: ' + r.error);
+    return bits.join(' · ');
+  }
+  let firewallLoading = false;
   async function refreshFirewall() {
-    const dl = $('fw');
+    if (firewallLoading) return;
+    firewallLoading = true;
     try {
-      const g = await getJson('/api/v1/firewall');
-      dl.textContent = '';
-      const rows = [
-        ['State', g.state],
-        ['Backend', g.backend || '–'],
-        ['Last verified', g.checked_at ? fmtTime(g.checked_at) + ' (' + fmtAgo(g.checked_at) + ')' : '–'],
-        ['Verifications', String(g.verifications)],
-        ['Drift', g.drift ? JSON.stringify(g.drift) : 'none'],
-        ['On violation', g.on_violation ? JSON.stringify(g.on_violation) : '–'],
-        ['Watching changes', g.watching ? 'yes' : 'no'],
-        ['Repairs in the last hour', String(g.repairs_last_hour)],
-        ['Last repair', g.last_repair ? JSON.stringify(g.last_repair) : 'none'],
-        ['Repairs paused until', g.paused_until ? fmtTime(g.paused_until * 1000) : '–'],
-        ['Error', g.error || '–'],
-      ];
-      for (const [k, v] of rows) dl.append(el('dt', null, k), el('dd', null, typeof v === 'string' ? v : JSON.stringify(v)));
-      const vl = $('fw-violations');
-      vl.textContent = '';
-      for (const v of g.violations || []) vl.append(el('li', null, typeof v === 'string' ? v : JSON.stringify(v)));
-      if (!(g.violations || []).length) vl.append(el('li', null, 'none'));
-      const nl = $('fw-notes');
-      nl.textContent = '';
-      for (const v of (g.notes || []).concat((g.foreign_tables || []).map((t) => 'foreign table: ' + t))) nl.append(el('li', null, v));
-      if (!nl.children.length) nl.append(el('li', null, 'none'));
+      firewall = await getJson('/api/v1/firewall');
+      firewallError = '';
     } catch (e) {
-      dl.textContent = '';
-      dl.append(el('dt', null, 'Firewall'), el('dd', null, 'unavailable: ' + e.message));
+      firewall = null;
+      firewallError = e.message;
+    } finally {
+      firewallLoading = false;
     }
+    renderFirewallSummary();
+    renderSummary();
+    if (route.view === 'firewall') renderFirewall();
+  }
+  function renderFirewall() {
+    const dl = $('fw');
+    dl.textContent = '';
+    const g = firewall;
+    if (!g) {
+      dl.append(el('dt', null, 'Firewall'), el('dd', null, 'unavailable: ' + (firewallError || 'not read yet')));
+      showEmpty($('fw-violations'), '');
+      showEmpty($('fw-notes'), '');
+      return;
+    }
+    const fw = firewallSummary();
+    const state = el('dd');
+    state.append(el('span', 'badge s-' + fw.cls, fw.badge), ' ' + fw.text);
+    const drift = el('dd');
+    if (!g.drift) drift.textContent = g.baseline ? 'none' : 'no baseline to compare with';
+    else if (!(g.drift.vanished || []).length && !(g.drift.appeared || []).length && !(g.drift.defaults || []).length) drift.textContent = 'none';
+    else drift.append(driftList(g.drift));
+    const paused = pausedUntil(g);
+    const rows = [
+      ['State', state],
+      ['Backend', g.backend || '–'],
+      ['Last verified', g.checked_at ? fmtTime(g.checked_at) + ' (' + fmtAgo(g.checked_at) + ')' : 'not yet'],
+      ['Verifications', String(g.verifications || 0)],
+      ['Baseline', g.baseline || 'none'],
+      ['Drift', drift],
+      ['On violation', g.on_violation ? ON_VIOLATION[g.on_violation] || String(g.on_violation) : '–'],
+      ['Watching changes', g.watching ? 'yes' : 'no'],
+      ['Repairs in the last hour', String(g.repairs_last_hour || 0)],
+      ['Last repair', g.last_repair ? repairText(g.last_repair) : 'none'],
+      ['Repairs paused until', paused ? fmtTime(paused) + ' (' + fmtLeft(paused) + ' left)' : 'not paused'],
+      ['Error', g.error || 'none'],
+    ];
+    for (const [k, v] of rows) {
+      const dd = typeof v === 'string' ? el('dd', null, v) : v;
+      dl.append(el('dt', null, k), dd);
+    }
+    const vl = $('fw-violations');
+    const vs = g.violations || [];
+    showEmpty(vl, vs.length ? '' : 'None.');
+    for (const v of vs) {
+      const li = el('li');
+      if (v && typeof v === 'object' && v.kind) li.append(el('span', 'label', String(v.kind).replace(/_|-/g, ' ')), ' ');
+      li.append(violationText(v));
+      vl.append(li);
+    }
+    const nl = $('fw-notes');
+    const notes = (g.notes || []).concat((g.foreign_tables || []).map((t) => 'foreign table (left alone): ' + t));
+    showEmpty(nl, notes.length ? '' : 'None.');
+    for (const v of notes) nl.append(el('li', null, String(v)));
   }
 
   // ---- listeners: port → process ----
@@ -834,6 +1232,15 @@
     const hay = [String(l.port), l.address, l.protocol].concat(l.monitored_by);
     for (const o of l.owners) hay.push(o.name, String(o.pid), o.user || '', o.unit || '', o.exe || '');
     return hay.some((t) => t.toLowerCase().includes(q));
+  }
+
+  // A table with no rows is replaced by a sentence below its box.
+  function tableEmpty(id, text) {
+    const box = $(id).parentElement;
+    box.hidden = !!text;
+    const p = emptyFor(box);
+    p.textContent = text || '';
+    p.hidden = !text;
   }
 
   function cell(label, cls) {
@@ -887,13 +1294,7 @@
       tr.append(port, protoCell, addr, procs, mons);
       body.append(tr);
     }
-    if (!shown.length) {
-      const tr = el('tr');
-      const td = el('td', 'muted', all.length ? 'No listener matches the filter.' : 'No listening sockets.');
-      td.colSpan = 5;
-      tr.append(td);
-      body.append(tr);
-    }
+    tableEmpty('ls-table', shown.length ? '' : all.length ? 'No listener matches the filter.' : 'No listening sockets.');
     $('ls-shown').textContent = shown.length === all.length ? all.length + ' sockets' : shown.length + ' of ' + all.length + ' sockets shown';
   }
   $('ls-q').addEventListener('input', renderListeners);
@@ -910,13 +1311,8 @@
       incidentList = d.incidents;
       renderIncidents();
     } catch (e) {
-      const body = $('inc-rows');
-      body.textContent = '';
-      const tr = el('tr');
-      const td = el('td', null, 'Incidents unavailable: ' + e.message);
-      td.colSpan = 5;
-      tr.append(td);
-      body.append(tr);
+      $('inc-rows').textContent = '';
+      tableEmpty('inc-table', 'Incidents unavailable: ' + e.message);
     }
   }
 
@@ -946,13 +1342,7 @@
       tr.append(mon, start, end, dur, why);
       body.append(tr);
     }
-    if (!shown.length) {
-      const tr = el('tr');
-      const td = el('td', 'muted', incidentList.length ? 'No incident matches the filter.' : 'No incidents recorded.');
-      td.colSpan = 5;
-      tr.append(td);
-      body.append(tr);
-    }
+    tableEmpty('inc-table', shown.length ? '' : incidentList.length ? 'No incident matches the filter.' : 'No incidents recorded.');
     const open = incidentList.filter((i) => i.open).length;
     $('inc-shown').textContent = (shown.length === incidentList.length ? shown.length : shown.length + ' of ' + incidentList.length) +
       ' incidents' + (open ? ', ' + open + ' open' : '');
@@ -988,12 +1378,15 @@
       route.view = 'firewall';
       route.name = null;
       document.title = 'Firewall · portwarden';
+      renderFirewall();
       refreshFirewall();
       fwTimer = setInterval(refreshFirewall, 5000);
     } else {
       route.view = 'overview';
       route.name = null;
       document.title = 'portwarden';
+      refreshOverviewExtras();
+      fwTimer = setInterval(refreshOverviewExtras, 5000);
     }
     $('view-overview').hidden = route.view !== 'overview';
     $('view-monitor').hidden = route.view !== 'monitor';

@@ -37,6 +37,8 @@ const stop = () => new Promise((ok) => {
   for (const s of sockets) s.destroy();
 });
 
+const { problems, watch, noEmptyStateItems, noRawValues, noOverflow, colours } = require('./checks.cjs');
+
 async function statusOf(page, name, want, timeout) {
   await page.waitForFunction(
     ([n, w]) => {
@@ -55,15 +57,8 @@ async function statusOf(page, name, want, timeout) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const problems = [];
   try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    page.on('console', (m) => {
-      // Expected: 404 for endpoints a daemon may lack, 401/403 for the made-up token.
-      const expected = /Failed to load resource: the server responded with a status of (401|403|404|405)/;
-      if (m.type() === 'error' && !expected.test(m.text())) problems.push(m.text());
-    });
-    page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+    const page = watch(await browser.newPage({ viewport: { width: 1280, height: 800 } }));
 
     // 1. Loads; "web" is seen up, down and up again without a reload.
     await page.goto(url);
@@ -85,6 +80,91 @@ async function statusOf(page, name, want, timeout) {
     log('live update mode:', mode);
     await page.screenshot({ path: path.join(out, 'dashboard.png') });
 
+    // 1b. The overview of a fresh page answers "is anything wrong?" at its first paint: counts
+    // by state equal the API's, the firewall guard's state is written out, the outage just seen
+    // is among the recent incidents, and every row on screen has its sparkline drawn already.
+    const fresh = watch(await browser.newPage({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' }));
+    await fresh.goto(url);
+    await fresh.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+    const firstPaint = await fresh.evaluate(() => Array.from(document.querySelectorAll('#rows li.mon'))
+      .filter((li) => !li.hidden)
+      .map((li) => ({
+        name: li.dataset.name,
+        points: (li.querySelector('polyline').getAttribute('points') || '').trim().split(/\s+/).filter(Boolean).length,
+        ticks: li.querySelectorAll('.hb').length && Array.from(li.querySelectorAll('.hb')).map((p) => p.getAttribute('d') || '').join(''),
+        scale: li.querySelector('.rt-scale').textContent,
+      })));
+    log('first paint sparklines:', JSON.stringify(firstPaint));
+    if (!firstPaint.length) throw new Error('no monitor rows at first paint');
+    for (const r of firstPaint) {
+      if (r.points < 2) throw new Error('sparkline of ' + r.name + ' is blank at first paint: ' + JSON.stringify(r));
+      if (!r.ticks) throw new Error('no heartbeat ticks for ' + r.name + ' at first paint');
+      if (!/^0–[\d.]+ (ms|s)$/.test(r.scale)) throw new Error('sparkline of ' + r.name + ' has no scale: ' + JSON.stringify(r.scale));
+    }
+    await fresh.waitForFunction(() => document.getElementById('sum-fw-badge').textContent !== '…' &&
+      document.querySelector('#sum-inc li[data-monitor="web"]'), null, { timeout: 10000 });
+    const summary = await fresh.evaluate(async () => {
+      const api = await (await fetch('/api/v1/monitors')).json();
+      const fw = await (await fetch('/api/v1/firewall')).json();
+      const want = {};
+      for (const m of api) want[m.status] = (want[m.status] || 0) + 1;
+      const shown = {};
+      for (const li of document.querySelectorAll('#counts li')) {
+        shown[li.dataset.state] = { count: Number(li.dataset.count), text: li.textContent.trim() };
+      }
+      return {
+        want, shown, fwState: fw.state,
+        badge: document.getElementById('sum-fw-badge').textContent,
+        fwText: document.getElementById('sum-fw-text').textContent,
+        verdict: document.getElementById('verdict').textContent,
+        level: document.getElementById('verdict').dataset.level,
+        recent: document.querySelector('#sum-inc li[data-monitor="web"]').textContent,
+      };
+    });
+    log('overview:', summary.verdict, '|', summary.badge, summary.fwText, '| recent:', summary.recent.replace(/\s+/g, ' '));
+    for (const st of ['ok', 'down', 'warning', 'flapping', 'unknown', 'paused']) {
+      const want = summary.want[st] || 0;
+      const got = summary.shown[st];
+      if (!got || got.count !== want || got.text !== want + ' ' + st) throw new Error('count of ' + st + ': API ' + want + ', page ' + JSON.stringify(got));
+    }
+    // The test daemons run with `[firewall] guard = false`.
+    if (summary.fwState !== 'off' || summary.badge !== 'not guarded' || !/switched off/.test(summary.fwText)) {
+      throw new Error('firewall state not shown: ' + JSON.stringify(summary));
+    }
+    if (summary.level !== 'ok' || !/firewall not guarded/.test(summary.verdict)) throw new Error('verdict: ' + JSON.stringify(summary));
+    await noRawValues(fresh, '.summary');
+    await noEmptyStateItems(fresh, 'overview');
+    // Desktop: the summary and the first rows are on screen without scrolling.
+    const fold = await fresh.evaluate(() => ({
+      summary: document.querySelector('.summary').getBoundingClientRect().bottom,
+      row: document.querySelector('#rows li.mon').getBoundingClientRect().bottom,
+      height: innerHeight,
+    }));
+    if (fold.summary > fold.height || fold.row > fold.height) throw new Error('the overview needs scrolling at 1280x800: ' + JSON.stringify(fold));
+    await noOverflow(fresh, 'the overview at 1280 px');
+    await fresh.screenshot({ path: path.join(out, 'overview-desktop-light.png') });
+    const light = await colours(fresh);
+    await fresh.emulateMedia({ colorScheme: 'dark' });
+    const dark = await colours(fresh);
+    log('colours light', JSON.stringify(light), 'dark', JSON.stringify(dark));
+    if (light.bg === dark.bg || light.fg === dark.fg || light.verdictBg === dark.verdictBg) throw new Error('dark looks like light: ' + JSON.stringify({ light, dark }));
+    await fresh.screenshot({ path: path.join(out, 'overview-desktop-dark.png') });
+    // Phone width, light and dark: no sideways scrolling, the verdict first.
+    for (const scheme of ['light', 'dark']) {
+      const phone = watch(await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: scheme }));
+      await phone.goto(url);
+      await phone.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+      await phone.waitForFunction(() => document.getElementById('sum-fw-badge').textContent !== '…', null, { timeout: 10000 });
+      await noOverflow(phone, 'the overview at 390 px (' + scheme + ')');
+      const c = await colours(phone);
+      if (JSON.stringify(c) !== JSON.stringify(scheme === 'light' ? light : dark)) throw new Error('phone ' + scheme + ' colours differ from desktop: ' + JSON.stringify(c));
+      const verdictTop = await phone.evaluate(() => document.getElementById('verdict').getBoundingClientRect().top);
+      if (verdictTop > 150) throw new Error('the verdict is not at the top on a phone: ' + verdictTop);
+      await phone.screenshot({ path: path.join(out, 'overview-phone-' + scheme + '.png'), fullPage: true });
+      await phone.close();
+    }
+    await fresh.close();
+
     // Server text is text: the tag `<b>bold</b>` shows as written, never as markup.
     const tagText = await page.evaluate(() => ({
       option: Array.from(document.querySelectorAll('#tag option')).map((o) => o.textContent),
@@ -105,6 +185,19 @@ async function statusOf(page, name, want, timeout) {
     await page.click('#rows li[data-name="web"] a');
     await page.waitForFunction(() => location.hash === '#/monitor/web' && document.querySelector('#m-chart polyline'), null, { timeout: 15000 });
     await page.waitForFunction(() => /down for/.test(document.getElementById('m-incidents').textContent), null, { timeout: 15000 });
+    const axes = await page.evaluate(() => ({
+      top: document.getElementById('m-y-top').textContent,
+      zero: document.getElementById('m-y-zero').textContent,
+      first: document.getElementById('m-x-first').textContent,
+      last: document.getElementById('m-x-last').textContent,
+      grid: document.querySelectorAll('#m-chart line.grid').length,
+    }));
+    log('chart axes:', JSON.stringify(axes));
+    if (!/^[\d.]+ (ms|s)$/.test(axes.top) || axes.zero !== '0 ms' || !axes.first || !axes.last || axes.grid !== 3) {
+      throw new Error('the chart has no scale: ' + JSON.stringify(axes));
+    }
+    await page.waitForFunction(() => !document.getElementById('m-actions').hidden || /No actions/.test(document.body.textContent), null, { timeout: 10000 });
+    await noEmptyStateItems(page, 'the monitor page');
     if (await page.isVisible('#m-actions-bar')) throw new Error('action buttons shown without a token');
     await page.click('summary');
     await page.fill('#token-input', 'not-a-real-token');
@@ -134,7 +227,11 @@ async function statusOf(page, name, want, timeout) {
 
     // 3. The firewall panel answers (the guard is off in tests).
     await page.goto(url + '/#/firewall');
-    await page.waitForFunction(() => /State/.test(document.getElementById('fw').textContent), null, { timeout: 10000 });
+    await page.waitForFunction(() => /State/.test(document.getElementById('fw').textContent) &&
+      /not guarded/.test(document.getElementById('fw').textContent), null, { timeout: 10000 });
+    const fwText = await noRawValues(page, '#view-firewall');
+    log('firewall tab:', fwText.replace(/\s+/g, ' ').slice(0, 200));
+    await noEmptyStateItems(page, 'the firewall tab');
     await page.screenshot({ path: path.join(out, 'firewall.png') });
 
     // 3b. The listeners panel, reached from the header by keyboard: the watched port, held by
@@ -163,7 +260,7 @@ async function statusOf(page, name, want, timeout) {
     await page.screenshot({ path: path.join(out, 'incidents.png'), fullPage: true });
 
     // 4. Phone width and dark scheme render without errors; the listeners table fits the width.
-    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
+    const phone = watch(await browser.newPage({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' }));
     await phone.goto(url);
     await phone.waitForSelector('#rows li[data-name="web"]', { timeout: 15000 });
     await phone.screenshot({ path: path.join(out, 'phone-dark.png') });
@@ -172,20 +269,32 @@ async function statusOf(page, name, want, timeout) {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     if (overflow > 0) throw new Error('the listeners panel is wider than a phone by ' + overflow + ' px');
     await phone.screenshot({ path: path.join(out, 'listeners-phone-dark.png'), fullPage: true });
+    // The monitor page with its chart and axes fits a phone too.
+    await phone.goto(url + '/#/monitor/web');
+    await phone.waitForSelector('#m-chart polyline', { timeout: 10000 });
+    await noOverflow(phone, 'the monitor page at 390 px');
+    await noEmptyStateItems(phone, 'the monitor page on a phone');
+    await phone.screenshot({ path: path.join(out, 'monitor-phone-dark.png'), fullPage: true });
     await phone.close();
 
     // 5. 10,000 monitors: first render, DOM size, filtering.
     if (url10k) {
-      const big = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const big = watch(await browser.newPage({ viewport: { width: 1280, height: 800 } }));
       const started = Date.now();
       await big.goto(url10k);
       await big.waitForSelector('body[data-ready="true"]', { timeout: 30000 });
       const wall = Date.now() - started;
       const r = await big.evaluate(() => ({
         firstRenderMs: window.portwarden.firstRenderMs,
+        preloadMs: window.portwarden.preloadMs,
         shown: document.getElementById('shown').textContent,
         rowNodes: document.querySelectorAll('#rows li').length,
+        // Rows of monitors checked at least once (the 10,000 checks spread over 60 s).
+        rows: Array.from(document.querySelectorAll('#rows li.mon')).filter((li) => !li.hidden && li.querySelector('.reason').textContent !== 'not checked yet').length,
+        sparks: Array.from(document.querySelectorAll('#rows li.mon')).filter((li) => !li.hidden && li.querySelector('.reason').textContent !== 'not checked yet' && li.querySelector('polyline').getAttribute('points')).length,
       }));
+      log(`10k: ${r.sparks} of the ${r.rows} checked monitor rows on screen have their sparkline at first paint (their history took ${Math.round(r.preloadMs)} ms of the first render)`);
+      if (r.sparks < r.rows) throw new Error('10k: sparklines missing at first paint: ' + r.sparks + ' of ' + r.rows);
       log(`10k: first render ${Math.round(r.firstRenderMs)} ms after navigation (${wall} ms wall), "${r.shown}", ${r.rowNodes} row elements in the DOM`);
       if (!/10000/.test(r.shown)) throw new Error('not all 10,000 monitors listed: ' + r.shown);
       if (r.rowNodes > 200) throw new Error('the list is not virtualised: ' + r.rowNodes + ' row elements');
