@@ -256,7 +256,7 @@ impl EventBus {
 fn log(event: &Event) {
     match &event.kind {
         EventKind::MonitorDown(c) => tracing::warn!(
-            event = "monitor_down", monitor = %c.monitor, reason = ?c.reason,
+            event = "monitor_down", monitor = %c.monitor, reason = c.reason.map(tracing::field::display),
             "{} is DOWN: {}", c.monitor, c.message
         ),
         EventKind::MonitorUp(c) => tracing::info!(
@@ -265,7 +265,7 @@ fn log(event: &Event) {
             c.down_for.map(|d| format!(" after {}", humanize(d))).unwrap_or_default()
         ),
         EventKind::MonitorWarning(c) => tracing::warn!(
-            event = "monitor_warning", monitor = %c.monitor, reason = ?c.reason,
+            event = "monitor_warning", monitor = %c.monitor, reason = c.reason.map(tracing::field::display),
             "{} warning: {}", c.monitor, c.message
         ),
         EventKind::MonitorFlapping(c) => tracing::warn!(
@@ -285,11 +285,11 @@ fn log(event: &Event) {
             "{} is now {}", c.monitor, c.to
         ),
         EventKind::ListenerAppeared(l) => tracing::warn!(
-            event = "listener_appeared", local = %l.local, owners = ?l.after,
+            event = "listener_appeared", local = %l.local, owners = %names(&l.after),
             "new listener {} {} ({})", l.protocol, l.local, names(&l.after)
         ),
         EventKind::ListenerVanished(l) => tracing::warn!(
-            event = "listener_vanished", local = %l.local, owners = ?l.before,
+            event = "listener_vanished", local = %l.local, owners = %names(&l.before),
             "listener {} {} ({}) vanished", l.protocol, l.local, names(&l.before)
         ),
         EventKind::ListenerOwnerChanged(l) => tracing::warn!(

@@ -448,7 +448,10 @@ impl Scheduler {
             .await
             .is_err()
         {
-            tracing::warn!("checks still running after the {grace:?} grace period were abandoned");
+            tracing::warn!(
+                "checks still running after the {} grace period were abandoned",
+                humantime::format_duration(grace)
+            );
         }
     }
 }
