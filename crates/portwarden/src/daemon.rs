@@ -229,6 +229,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         ),
     }
 
+    for m in &loaded.monitors {
+        if let Some(why) = &m.owner_unknown {
+            tracing::warn!(monitor = %m.name, "watching {} without an owner check: {why}", m.name);
+        }
+    }
+
     let shutdown = CancellationToken::new();
     let (store, store_task) = Store::open(state_dir.join("portwarden.db"));
     // The store stops last, after every record has reached it.
@@ -275,10 +281,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         bus.clone(),
         shutdown.child_token(),
     ));
+    // Zero-config watches the listeners that appear later too, as those found at start.
+    let adopt =
+        matches!(source, Source::ZeroConfig).then(|| watch::Adopt(Arc::downgrade(&scheduler)));
     let watcher = tokio::spawn(watch::run(
         loaded.listing,
         watch::PERIOD,
         bus.clone(),
+        adopt,
         shutdown.child_token(),
     ));
     let firewall_status = guard::SharedStatus::default();

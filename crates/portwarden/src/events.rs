@@ -190,6 +190,9 @@ pub struct ListenerChange {
     pub before: Vec<String>,
     /// Process names now (appeared, owner changed).
     pub after: Vec<String>,
+    /// The zero-config monitor that watches this listener (appeared, vanished); null with a
+    /// config file, where only the config's monitors are watched.
+    pub monitor: Option<String>,
 }
 
 /// The bus: cheap to clone, publish never blocks.
@@ -284,14 +287,30 @@ fn log(event: &Event) {
             event = "monitor_changed", monitor = %c.monitor, from = %c.from, to = %c.to,
             "{} is now {}", c.monitor, c.to
         ),
-        EventKind::ListenerAppeared(l) => tracing::warn!(
+        // Zero-config watches it: the watcher said so already, with the owner.
+        EventKind::ListenerAppeared(l) if l.monitor.is_some() => tracing::debug!(
             event = "listener_appeared", local = %l.local, owners = %names(&l.after),
+            monitor = l.monitor.as_deref(),
             "new listener {} {} ({})", l.protocol, l.local, names(&l.after)
         ),
-        EventKind::ListenerVanished(l) => tracing::warn!(
-            event = "listener_vanished", local = %l.local, owners = %names(&l.before),
-            "listener {} {} ({}) vanished", l.protocol, l.local, names(&l.before)
+        EventKind::ListenerAppeared(l) => tracing::warn!(
+            event = "listener_appeared", local = %l.local, owners = %names(&l.after),
+            "new listener {} {} ({}): not watched — with a config file only its monitors are; \
+             to watch it add a [[monitor]] with target = \"{}\"",
+            l.protocol, l.local, names(&l.after), crate::discover::reachable(l.local)
         ),
+        EventKind::ListenerVanished(l) => match &l.monitor {
+            Some(m) => tracing::warn!(
+                event = "listener_vanished", local = %l.local, owners = %names(&l.before),
+                monitor = %m,
+                "listener {} {} ({}) went away: its monitor {m} goes on checking and goes DOWN \
+                 unless it comes back", l.protocol, l.local, names(&l.before)
+            ),
+            None => tracing::warn!(
+                event = "listener_vanished", local = %l.local, owners = %names(&l.before),
+                "listener {} {} ({}) went away", l.protocol, l.local, names(&l.before)
+            ),
+        },
         EventKind::ListenerOwnerChanged(l) => tracing::warn!(
             event = "listener_owner_changed", local = %l.local,
             "listener {} {} changed hands: {} -> {}", l.protocol, l.local, names(&l.before), names(&l.after)

@@ -881,3 +881,144 @@ fn a_start_up_failure_is_printed_once() {
     let (n, all) = count(&out, "cannot listen on");
     assert_eq!(n, 1, "{all}");
 }
+
+/// A process of the test's, killed (by its own handle) on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Python listener on `addr` started inside `ns` through `argv` (its program first), once it
+/// listens.
+fn python_listener(ns: &common::Netns, argv: &[&str], host: &str, port: u16) -> Killed {
+    let script = format!(
+        "import socket\ns=socket.socket()\ns.bind(('{host}',{port}))\ns.listen()\n\
+         print('ready',flush=True)\nwhile True:\n  c,_=s.accept();c.close()\n"
+    );
+    let mut child = ns
+        .cmd(argv[0])
+        .args(&argv[1..])
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Killed(child)
+}
+
+/// The monitor of that name in `GET /api/v1/monitors`, or Null.
+fn ns_monitor(ns: &common::Netns, name: &str) -> Value {
+    ns_get(ns, "/api/v1/monitors")
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Issue 15: zero-config watches a listener opened after it started (connect and owner
+/// check, named as at start), logs it with its owner, and says when it goes away.
+#[test]
+fn zero_config_watches_a_listener_opened_later_with_its_owner() {
+    let Some(mut ns) = common::Netns::new("late") else {
+        return;
+    };
+    let log = start_zero_config(&mut ns, &[]);
+    common::wait_until("the API", 20, || !ns_get(&ns, "/healthz").is_null());
+    assert_eq!(ns_get(&ns, "/api/v1/monitors"), serde_json::json!([]));
+    let holder = ns.dir.join("pw-late-svc");
+    std::os::unix::fs::symlink("/usr/bin/python3", &holder).unwrap();
+    let svc = python_listener(&ns, &[holder.to_str().unwrap()], "127.0.0.1", 7001);
+    let name = "pw-late-svc@127.0.0.1:7001";
+    // The watcher lists every 15 s.
+    common::wait_until("the new listener watched", 40, || {
+        !ns_monitor(&ns, name).is_null()
+    });
+    let m = ns_monitor(&ns, name);
+    assert_eq!(m["origin"], "discovered", "{m}");
+    assert_eq!(m["target"], "127.0.0.1:7001", "{m}");
+    assert!(
+        m["owner"].as_str().is_some_and(|o| o.contains("python3")),
+        "{m}"
+    );
+    assert!(m["owner_unknown"].is_null(), "{m}");
+    let text = log.lock().unwrap().clone();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("watching new listener {name}")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(" INFO ") && line.contains("python3"),
+        "{line}"
+    );
+    assert!(!text.contains("not watched"), "{text}");
+
+    drop(svc);
+    wait_logged(&log, "the listener gone", 40, |l| {
+        l.contains(&format!("went away: its monitor {name}"))
+    });
+    assert!(!ns_monitor(&ns, name).is_null(), "it stays watched");
+}
+
+/// Issue 15: a listener whose holder portwarden cannot see (another user's process, the
+/// daemon not root) is named by port and address, not `unknown@…`, and says why.
+#[test]
+fn a_listener_with_a_hidden_owner_is_named_by_its_port_and_says_why() {
+    let Some(mut ns) = common::Netns::new("hidden") else {
+        return;
+    };
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let svc = python_listener(
+        &ns,
+        &[
+            nobody[0],
+            nobody[1],
+            nobody[2],
+            nobody[3],
+            "/usr/bin/python3",
+        ],
+        "0.0.0.0",
+        2024,
+    );
+    // The daemon as another user, not root: it cannot read nobody's processes.
+    let state = ns.dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(4242), Some(4242)).unwrap();
+    let as_user = [
+        "setpriv",
+        "--reuid=4242",
+        "--regid=4242",
+        "--clear-groups",
+        "--",
+    ];
+    let log = start_zero_config(&mut ns, &as_user);
+    let name = "port-2024@0.0.0.0";
+    common::wait_until("the hidden listener listed", 20, || {
+        !ns_monitor(&ns, name).is_null()
+    });
+    let m = ns_monitor(&ns, name);
+    assert_eq!(m["target"], "127.0.0.1:2024", "{m}");
+    assert!(m["owner"].is_null(), "{m}");
+    let why = m["owner_unknown"].as_str().unwrap_or_else(|| panic!("{m}"));
+    assert!(
+        why.contains("uid 65534") && why.contains("not root"),
+        "{why}"
+    );
+    wait_logged(&log, "the reason logged", 5, |l| {
+        l.contains(&format!("watching {name} without an owner check: {why}"))
+    });
+    let text = log.lock().unwrap().clone();
+    assert!(!text.contains("unknown@"), "{text}");
+    drop(svc);
+}
