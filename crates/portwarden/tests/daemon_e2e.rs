@@ -1022,3 +1022,30 @@ fn a_listener_with_a_hidden_owner_is_named_by_its_port_and_says_why() {
     assert!(!text.contains("unknown@"), "{text}");
     drop(svc);
 }
+
+/// Issue 15: with a config file a new listener is not watched, and the log says why and how.
+#[test]
+fn with_a_config_a_new_listener_is_logged_with_how_to_watch_it() {
+    let dir = temp_dir("config-new-listener");
+    let api = common::api_addr();
+    let d = Daemon::start(&write_config(&dir, api, ""), api);
+    let late = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = late.local_addr().unwrap();
+    // The watcher lists every 15 s.
+    d.wait_for("the new listener logged", 40, |d| {
+        d.log().contains(&format!("new listener tcp {addr}"))
+    });
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("new listener tcp {addr}")))
+        .unwrap();
+    assert!(
+        line.contains(" WARN ")
+            && line.contains("not watched")
+            && line.contains(&format!("add a [[monitor]] with target = \"{addr}\"")),
+        "{line}"
+    );
+    assert_eq!(d.get("/api/v1/monitors").unwrap(), serde_json::json!([]));
+    drop(late);
+}
