@@ -233,6 +233,14 @@ struct Guard {
     seen_enabled: bool,
     /// [`ABSENT_WARNING`] was logged.
     said_absent: bool,
+    /// The start-up line, while it waits for the first look (zero-config).
+    intro: Option<Intro>,
+}
+
+/// The guard's start-up line: with the detection's reasons, and without them.
+struct Intro {
+    full: String,
+    short: String,
 }
 
 /// Runs the guard until `shutdown`.
@@ -268,15 +276,32 @@ pub async fn run(
         .clone()
         .or_else(|| baseline.as_ref().and_then(Baseline::nft_tables));
     let firewall = Firewall::new(kind, runner).with_tables(tables);
-    // `why` has brackets of its own: it stands after a dash, never inside more.
-    tracing::info!(
-        backend = %kind,
-        "firewall guard: {kind} — {why}; verifying every {}{}; on violation: {}",
+    let how = format!(
+        "verifying every {}{}; on violation: {}",
         humantime::format_duration(settings.verify_every),
-        if watchable(kind) && settings.watch { " and on every nftables change" } else { "" },
+        if watchable(kind) && settings.watch {
+            " and on every nftables change"
+        } else {
+            ""
+        },
         describe_mode(effective_mode(&settings, baseline.as_ref()))
     );
+    // `why` has brackets of its own: it stands after a dash, never inside more.
+    let intro = Intro {
+        full: format!("firewall guard: {kind} — {why}; {how}"),
+        short: format!("firewall guard: {kind}; {how}"),
+    };
+    let intro = match mode {
+        GuardMode::Configured => {
+            tracing::info!(backend = %kind, "{}", intro.full);
+            None
+        }
+        // Said after the first look: when there is nothing to guard, the warning says why
+        // and the line leaves out the detection's "no rules are loaded".
+        GuardMode::ZeroConfig => Some(intro),
+    };
     let mut guard = Guard {
+        intro,
         pause_file,
         bus,
         status,
@@ -443,7 +468,17 @@ impl Guard {
         if matches!(trigger, Trigger::Periodic | Trigger::Start) {
             self.refresh_baseline();
         }
-        let Some((state, assessment)) = self.inspect().await else {
+        let inspected = self.inspect().await;
+        if let Some(intro) = self.intro.take() {
+            let kind = self.firewall.kind;
+            match &inspected {
+                Some((state, _)) if self.absent(state) => {
+                    tracing::info!(backend = %kind, "{}", intro.short);
+                }
+                _ => tracing::info!(backend = %kind, "{}", intro.full),
+            }
+        }
+        let Some((state, assessment)) = inspected else {
             return;
         };
         let mode = effective_mode(&self.settings, self.baseline.as_ref());

@@ -796,6 +796,8 @@ fn zero_config_without_rules_says_so_once_then_guards_rules_loaded_later() {
         bracket_depth(guard_line) <= 1,
         "nested brackets: {guard_line}"
     );
+    // Said once: the guard's line leaves "no rules are loaded" to the warning.
+    assert!(!text.contains("no rules are loaded"), "{text}");
     let fw = ns_get(&ns, "/api/v1/firewall");
     assert!(fw["violations"].as_array().unwrap().is_empty(), "{fw}");
 
