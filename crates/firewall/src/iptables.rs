@@ -501,7 +501,9 @@ fn legacy_tables_present(family: Family) -> Result<bool, Error> {
             }
         }
     }
-    tracing::debug!(?last_err, "no legacy iptables names file");
+    if let Some((path, e)) = last_err {
+        tracing::debug!("no legacy iptables names file ({path}: {e})");
+    }
     Ok(false)
 }
 

@@ -48,6 +48,14 @@ enum Source {
 }
 
 impl Source {
+    /// What a firewall with no rules means to the guard under this source.
+    fn guard_mode(&self) -> guard::GuardMode {
+        match self {
+            Source::File(_) => guard::GuardMode::Configured,
+            Source::ZeroConfig => guard::GuardMode::ZeroConfig,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Source::File(p) => format!("config {}", p.display()),
@@ -133,7 +141,8 @@ fn load(source: &Source, running: &config::RunningCheck<'_>) -> anyhow::Result<L
                 unchanged: Vec::new(),
                 listing: Some(listing),
                 // The embedded default guards the firewall too: alert when it is switched
-                // off, restore only when a baseline was saved.
+                // off, restore only when a baseline was saved; a host with no rules at all
+                // has nothing to guard yet (`guard::GuardMode::ZeroConfig`).
                 firewall: config::FirewallSettings::default(),
                 notify: notify::Settings::default(),
             })
@@ -220,6 +229,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         ),
     }
 
+    for m in &loaded.monitors {
+        if let Some(why) = &m.owner_unknown {
+            tracing::warn!(monitor = %m.name, "watching {} without an owner check: {why}", m.name);
+        }
+    }
+
     let shutdown = CancellationToken::new();
     let (store, store_task) = Store::open(state_dir.join("portwarden.db"));
     // The store stops last, after every record has reached it.
@@ -266,16 +281,21 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         bus.clone(),
         shutdown.child_token(),
     ));
+    // Zero-config watches the listeners that appear later too, as those found at start.
+    let adopt =
+        matches!(source, Source::ZeroConfig).then(|| watch::Adopt(Arc::downgrade(&scheduler)));
     let watcher = tokio::spawn(watch::run(
         loaded.listing,
         watch::PERIOD,
         bus.clone(),
+        adopt,
         shutdown.child_token(),
     ));
     let firewall_status = guard::SharedStatus::default();
     let pause_file = state_dir.join(guard::PAUSE_FILE);
     let mut firewall_guard = GuardTask::start(
         loaded.firewall,
+        source.guard_mode(),
         &pause_file,
         &bus,
         &firewall_status,
@@ -326,6 +346,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                         firewall_guard.stop().await;
                         firewall_guard = GuardTask::start(
                             settings,
+                            source.guard_mode(),
                             &pause_file,
                             &bus,
                             &firewall_status,
@@ -379,6 +400,7 @@ struct GuardTask {
 impl GuardTask {
     fn start(
         settings: config::FirewallSettings,
+        mode: guard::GuardMode,
         pause_file: &Path,
         bus: &EventBus,
         status: &guard::SharedStatus,
@@ -387,6 +409,7 @@ impl GuardTask {
         let stop = shutdown.child_token();
         let task = tokio::spawn(guard::run(
             settings.clone(),
+            mode,
             pause_file.to_path_buf(),
             bus.clone(),
             status.clone(),

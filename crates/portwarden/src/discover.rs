@@ -1,6 +1,12 @@
-//! Zero-config mode: every TCP listener found on this host at start-up becomes a monitor —
-//! a connect check on the address it listens on, plus an owner check for the program that
-//! holds it — so `portwarden run` is useful before anyone writes a config.
+//! Zero-config mode: every TCP listener found on this host becomes a monitor — a connect
+//! check on the address it listens on, plus an owner check for the program that holds it —
+//! so `portwarden run` is useful before anyone writes a config. The listing at start-up gives
+//! the first set; the listener watcher ([`crate::watch`]) adds the listeners that appear later.
+//!
+//! Names: `PROGRAM@ADDRESS:PORT` (`sshd@0.0.0.0:22`). A listener whose holder portwarden
+//! cannot see (another user's process when not root, `/proc` mounted with `hidepid`, another
+//! PID namespace) is named by what is known, `port-PORT@ADDRESS` (`port-2024@0.0.0.0`), and
+//! watched without an owner check; [`Monitor::owner_unknown`] says why.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,8 +31,7 @@ pub fn monitors(listing: &Listing) -> Vec<Monitor> {
         if l.protocol != Protocol::Tcp || l.owners.iter().any(|o| o.pid == me) {
             continue;
         }
-        let process = l.owners.first().map_or("unknown", |o| o.name.as_str());
-        let name = format!("{process}@{}", l.local);
+        let name = name(l.owners.first().map(|o| o.name.as_str()), l.local);
         if by_name.contains_key(&name) {
             // SO_REUSEPORT: several sockets on one address are one service.
             continue;
@@ -51,6 +56,7 @@ pub fn monitors(listing: &Listing) -> Vec<Monitor> {
             Monitor {
                 name,
                 probe,
+                owner_unknown: owner.is_none().then(|| owner_unknown(listing, l)),
                 owner,
                 interval: INTERVAL,
                 policy: Policy::default(),
@@ -65,8 +71,44 @@ pub fn monitors(listing: &Listing) -> Vec<Monitor> {
     by_name.into_values().collect()
 }
 
+/// The name of the monitor of a listener held by `process` (`None`: not visible).
+pub fn name(process: Option<&str>, local: SocketAddr) -> String {
+    match process {
+        Some(p) => format!("{p}@{local}"),
+        None => match local {
+            SocketAddr::V4(a) => format!("port-{}@{}", a.port(), a.ip()),
+            SocketAddr::V6(a) => format!("port-{}@[{}]", a.port(), a.ip()),
+        },
+    }
+}
+
+/// Why the holder of `l` is not known, for people.
+fn owner_unknown(listing: &Listing, l: &sockets::Listener) -> String {
+    if listing.unreadable_processes > 0 && !sockets::sees_all_owners() {
+        format!(
+            "the socket belongs to uid {}, and portwarden (uid {}, not root) cannot read the \
+             processes of other users ({} unreadable); run it as root to check the owner",
+            l.uid,
+            rustix::process::geteuid().as_raw(),
+            listing.unreadable_processes
+        )
+    } else if listing.unreadable_processes > 0 {
+        format!(
+            "the socket belongs to uid {}; {} processes could not be read (/proc mounted with \
+             hidepid, or a process that ended meanwhile)",
+            l.uid, listing.unreadable_processes
+        )
+    } else {
+        format!(
+            "the socket belongs to uid {}, but no visible process holds it: a process in \
+             another PID namespace (a container), or the kernel",
+            l.uid
+        )
+    }
+}
+
 /// The address to connect to for a listener: loopback for a wildcard.
-fn reachable(local: SocketAddr) -> SocketAddr {
+pub(crate) fn reachable(local: SocketAddr) -> SocketAddr {
     let ip = match local.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -127,6 +169,7 @@ mod tests {
         assert_eq!(
             summary,
             vec![
+                ("port-9000@0.0.0.0".into(), "127.0.0.1:9000".into(), None),
                 (
                     "resolved@127.0.0.53:53".into(),
                     "127.0.0.53:53".into(),
@@ -142,9 +185,16 @@ mod tests {
                     "[::1]:22".into(),
                     Some("/usr/sbin/sshd".into())
                 ),
-                ("unknown@0.0.0.0:9000".into(), "127.0.0.1:9000".into(), None),
             ]
         );
+        let hidden = found.iter().find(|m| m.owner.is_none()).unwrap();
+        let why = hidden.owner_unknown.as_deref().unwrap();
+        assert!(why.starts_with("the socket belongs to uid 0"), "{why}");
+        assert!(found
+            .iter()
+            .filter(|m| m.owner.is_some())
+            .all(|m| m.owner_unknown.is_none()));
+        assert_eq!(name(None, "[::]:22".parse().unwrap()), "port-22@[::]");
         assert!(found
             .iter()
             .all(|m| m.origin == Origin::Discovered && m.interval == INTERVAL));

@@ -190,6 +190,9 @@ pub struct ListenerChange {
     pub before: Vec<String>,
     /// Process names now (appeared, owner changed).
     pub after: Vec<String>,
+    /// The zero-config monitor that watches this listener (appeared, vanished); null with a
+    /// config file, where only the config's monitors are watched.
+    pub monitor: Option<String>,
 }
 
 /// The bus: cheap to clone, publish never blocks.
@@ -256,7 +259,7 @@ impl EventBus {
 fn log(event: &Event) {
     match &event.kind {
         EventKind::MonitorDown(c) => tracing::warn!(
-            event = "monitor_down", monitor = %c.monitor, reason = ?c.reason,
+            event = "monitor_down", monitor = %c.monitor, reason = c.reason.map(tracing::field::display),
             "{} is DOWN: {}", c.monitor, c.message
         ),
         EventKind::MonitorUp(c) => tracing::info!(
@@ -265,7 +268,7 @@ fn log(event: &Event) {
             c.down_for.map(|d| format!(" after {}", humanize(d))).unwrap_or_default()
         ),
         EventKind::MonitorWarning(c) => tracing::warn!(
-            event = "monitor_warning", monitor = %c.monitor, reason = ?c.reason,
+            event = "monitor_warning", monitor = %c.monitor, reason = c.reason.map(tracing::field::display),
             "{} warning: {}", c.monitor, c.message
         ),
         EventKind::MonitorFlapping(c) => tracing::warn!(
@@ -284,14 +287,30 @@ fn log(event: &Event) {
             event = "monitor_changed", monitor = %c.monitor, from = %c.from, to = %c.to,
             "{} is now {}", c.monitor, c.to
         ),
-        EventKind::ListenerAppeared(l) => tracing::warn!(
-            event = "listener_appeared", local = %l.local, owners = ?l.after,
+        // Zero-config watches it: the watcher said so already, with the owner.
+        EventKind::ListenerAppeared(l) if l.monitor.is_some() => tracing::debug!(
+            event = "listener_appeared", local = %l.local, owners = %names(&l.after),
+            monitor = l.monitor.as_deref(),
             "new listener {} {} ({})", l.protocol, l.local, names(&l.after)
         ),
-        EventKind::ListenerVanished(l) => tracing::warn!(
-            event = "listener_vanished", local = %l.local, owners = ?l.before,
-            "listener {} {} ({}) vanished", l.protocol, l.local, names(&l.before)
+        EventKind::ListenerAppeared(l) => tracing::warn!(
+            event = "listener_appeared", local = %l.local, owners = %names(&l.after),
+            "new listener {} {} ({}): not watched — with a config file only its monitors are; \
+             to watch it add a [[monitor]] with target = \"{}\"",
+            l.protocol, l.local, names(&l.after), crate::discover::reachable(l.local)
         ),
+        EventKind::ListenerVanished(l) => match &l.monitor {
+            Some(m) => tracing::warn!(
+                event = "listener_vanished", local = %l.local, owners = %names(&l.before),
+                monitor = %m,
+                "listener {} {} ({}) went away: its monitor {m} goes on checking and goes DOWN \
+                 unless it comes back", l.protocol, l.local, names(&l.before)
+            ),
+            None => tracing::warn!(
+                event = "listener_vanished", local = %l.local, owners = %names(&l.before),
+                "listener {} {} ({}) went away", l.protocol, l.local, names(&l.before)
+            ),
+        },
         EventKind::ListenerOwnerChanged(l) => tracing::warn!(
             event = "listener_owner_changed", local = %l.local,
             "listener {} {} changed hands: {} -> {}", l.protocol, l.local, names(&l.before), names(&l.after)

@@ -34,7 +34,9 @@ const REPAIR_WINDOW: Duration = Duration::from_secs(3600);
 /// What `GET /api/v1/firewall` and the logs show of the guard.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GuardStatus {
-    /// `starting`, `ok`, `violated`, `unreadable`, `off`.
+    /// `starting`, `ok`, `violated`, `unreadable`, `off`, or `absent`: zero-config on a host
+    /// with no firewall rules loaded (nothing to guard yet; not a violation — once rules are
+    /// loaded the state is `ok`, and switching them off or flushing them is a violation).
     #[schema(value_type = String)]
     pub state: &'static str,
     #[schema(value_type = Option<String>)]
@@ -88,6 +90,22 @@ impl Default for GuardStatus {
 }
 
 pub type SharedStatus = Arc<Mutex<GuardStatus>>;
+
+/// Where the guard's settings come from, which decides what a firewall with no rules means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardMode {
+    /// A config file (with or without `[firewall]`): a firewall that is off breaks
+    /// `require = ["enabled"]` and is a violation from the start.
+    Configured,
+    /// The built-in default: a host that has no rules at start has nothing to guard (state
+    /// `absent`, said once at WARN); rules loaded later are guarded like any others.
+    ZeroConfig,
+}
+
+/// Said once when the zero-config guard finds no firewall rules on the host.
+pub const ABSENT_WARNING: &str = "no firewall rules are loaded on this host; portwarden will \
+     alert if rules are loaded and later switched off or flushed — to guard a firewall, see \
+     docs/firewall.md";
 
 /// The maintenance switch, written by `portwarden firewall pause` and read by the guard
 /// before every repair.
@@ -209,11 +227,26 @@ struct Guard {
     repairs: VecDeque<Instant>,
     /// The last unreadable-state error, reported once.
     unreadable: Option<String>,
+    mode: GuardMode,
+    /// The firewall was seen switched on since the guard started: from then on, off is a
+    /// violation even in zero-config.
+    seen_enabled: bool,
+    /// [`ABSENT_WARNING`] was logged.
+    said_absent: bool,
+    /// The start-up line, while it waits for the first look (zero-config).
+    intro: Option<Intro>,
+}
+
+/// The guard's start-up line: with the detection's reasons, and without them.
+struct Intro {
+    full: String,
+    short: String,
 }
 
 /// Runs the guard until `shutdown`.
 pub async fn run(
     settings: FirewallSettings,
+    mode: GuardMode,
     pause_file: PathBuf,
     bus: EventBus,
     status: SharedStatus,
@@ -243,14 +276,32 @@ pub async fn run(
         .clone()
         .or_else(|| baseline.as_ref().and_then(Baseline::nft_tables));
     let firewall = Firewall::new(kind, runner).with_tables(tables);
-    tracing::info!(
-        backend = %kind,
-        "firewall guard: {kind} ({why}); verifying every {}{}; on violation: {}",
+    let how = format!(
+        "verifying every {}{}; on violation: {}",
         humantime::format_duration(settings.verify_every),
-        if watchable(kind) && settings.watch { " and on every nftables change" } else { "" },
+        if watchable(kind) && settings.watch {
+            " and on every nftables change"
+        } else {
+            ""
+        },
         describe_mode(effective_mode(&settings, baseline.as_ref()))
     );
+    // `why` has brackets of its own: it stands after a dash, never inside more.
+    let intro = Intro {
+        full: format!("firewall guard: {kind} — {why}; {how}"),
+        short: format!("firewall guard: {kind}; {how}"),
+    };
+    let intro = match mode {
+        GuardMode::Configured => {
+            tracing::info!(backend = %kind, "{}", intro.full);
+            None
+        }
+        // Said after the first look: when there is nothing to guard, the warning says why
+        // and the line leaves out the detection's "no rules are loaded".
+        GuardMode::ZeroConfig => Some(intro),
+    };
     let mut guard = Guard {
+        intro,
         pause_file,
         bus,
         status,
@@ -260,6 +311,9 @@ pub async fn run(
         reported: None,
         repairs: VecDeque::new(),
         unreadable: None,
+        mode,
+        seen_enabled: false,
+        said_absent: false,
         settings,
     };
     guard.watch_loop(shutdown).await;
@@ -414,10 +468,44 @@ impl Guard {
         if matches!(trigger, Trigger::Periodic | Trigger::Start) {
             self.refresh_baseline();
         }
-        let Some((state, assessment)) = self.inspect().await else {
+        let inspected = self.inspect().await;
+        if let Some(intro) = self.intro.take() {
+            let kind = self.firewall.kind;
+            match &inspected {
+                Some((state, _)) if self.absent(state) => {
+                    tracing::info!(backend = %kind, "{}", intro.short);
+                }
+                _ => tracing::info!(backend = %kind, "{}", intro.full),
+            }
+        }
+        let Some((state, assessment)) = inspected else {
             return;
         };
         let mode = effective_mode(&self.settings, self.baseline.as_ref());
+        if self.absent(&state) {
+            let nothing = Assessment {
+                violations: Vec::new(),
+                drift: None,
+            };
+            self.record(&state, &nothing, mode);
+            set(&self.status, |s| s.state = "absent");
+            if !self.said_absent {
+                self.said_absent = true;
+                tracing::warn!(backend = %self.firewall.kind, "{ABSENT_WARNING}");
+            }
+            return;
+        }
+        if state.enabled && !self.seen_enabled {
+            self.seen_enabled = true;
+            if self.said_absent {
+                tracing::info!(
+                    backend = %self.firewall.kind,
+                    "firewall rules are loaded now ({}): guarding them; switching them off or \
+                     flushing them will be reported",
+                    self.firewall.kind
+                );
+            }
+        }
         self.record(&state, &assessment, mode);
         if assessment.ok() {
             if self.reported.take().is_some() {
@@ -532,6 +620,15 @@ impl Guard {
             );
         }
         (Some(action), None)
+    }
+
+    /// Zero-config on a host with no firewall switched on since the guard started, and no
+    /// baseline to bring one back from: nothing to guard, not a violation.
+    fn absent(&self, state: &State) -> bool {
+        self.mode == GuardMode::ZeroConfig
+            && !state.enabled
+            && !self.seen_enabled
+            && self.baseline.is_none()
     }
 
     async fn inspect(&mut self) -> Option<(State, Assessment)> {

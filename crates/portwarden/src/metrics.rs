@@ -431,7 +431,8 @@ async fn scrape(s: &ApiState) -> Registry {
         )
     });
     if let Some((state, violations, repairs_hour, paused)) = firewall {
-        if state != "off" {
+        // Off, or nothing to guard (zero-config on a host without rules): no verdict.
+        if state != "off" && state != "absent" {
             r.register(
                 "portwarden_firewall_ok",
                 "Whether the last firewall verification found the baseline in place",

@@ -54,6 +54,8 @@ pub struct Monitor {
     pub probe: probe::Probe,
     /// The local socket on the port must belong to this program.
     pub owner: Option<ExpectedOwner>,
+    /// Why a discovered listener has no owner check: its holder could not be seen.
+    pub owner_unknown: Option<String>,
     pub interval: Duration,
     pub policy: Policy,
     /// Notifier names (used by the notification issue).

@@ -110,6 +110,12 @@ pub struct MonitorView {
     pub name: String,
     pub target: String,
     pub origin: Origin,
+    /// The program that must hold the port (an executable path or a process name); null
+    /// without an owner check.
+    pub owner: Option<String>,
+    /// Why a discovered listener is watched without an owner check (its holder is hidden
+    /// from portwarden); null otherwise.
+    pub owner_unknown: Option<String>,
     pub tags: Vec<String>,
     /// Seconds.
     #[serde(with = "crate::monitor::secs")]
@@ -347,12 +353,27 @@ impl Scheduler {
         summary
     }
 
+    /// Starts `monitor` unless one of that name runs (zero-config adopting a new listener);
+    /// whether it was started.
+    pub fn add(&self, monitor: Monitor) -> bool {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        if slots.contains_key(&monitor.name) {
+            return false;
+        }
+        let name = monitor.name.clone();
+        let slot = self.spawn(monitor);
+        slots.insert(name, slot);
+        true
+    }
+
     fn spawn(&self, monitor: Monitor) -> Slot {
         let monitor = Arc::new(monitor);
         let view = Arc::new(Mutex::new(MonitorView {
             name: monitor.name.clone(),
             target: monitor.probe.spec().target.to_string(),
             origin: monitor.origin,
+            owner: monitor.owner.as_ref().map(ToString::to_string),
+            owner_unknown: monitor.owner_unknown.clone(),
             tags: monitor.tags.clone(),
             interval: monitor.interval,
             status: Status::Unknown,
@@ -448,7 +469,10 @@ impl Scheduler {
             .await
             .is_err()
         {
-            tracing::warn!("checks still running after the {grace:?} grace period were abandoned");
+            tracing::warn!(
+                "checks still running after the {} grace period were abandoned",
+                humantime::format_duration(grace)
+            );
         }
     }
 }
@@ -697,6 +721,7 @@ mod tests {
             name: name.into(),
             probe: Probe::new(spec).unwrap(),
             owner: None,
+            owner_unknown: None,
             interval,
             policy: Policy {
                 fail_after: 2,
@@ -1082,6 +1107,8 @@ mod tests {
             name: String::new(),
             target: String::new(),
             origin: Origin::Config,
+            owner: None,
+            owner_unknown: None,
             tags: vec![],
             interval: Duration::from_secs(1),
             status: Status::Unknown,

@@ -421,20 +421,19 @@ fn zero_config_watches_the_listeners_it_finds() {
             all.push('\n');
         }
     });
-    // The embedded default guards the firewall too: this namespace has none, so it alerts
-    // (and, with no baseline saved, changes nothing).
+    // The embedded default guards the firewall too: this namespace has no rules, which it
+    // says once at WARN (issue 15), not as a violation.
     let deadline = Instant::now() + Duration::from_secs(15);
     let log = loop {
         let log = collected.lock().unwrap().clone();
-        if log.contains("API on") && log.contains("firewall_violation") {
+        if log.contains("API on") && log.contains(ABSENT) {
             break log;
         }
         assert!(Instant::now() < deadline, "daemon log:\n{log}");
         thread::sleep(Duration::from_millis(50));
     };
     assert!(
-        log.contains("the nftables firewall is switched off")
-            && log.contains("not repairing: on_violation is \"alert\""),
+        !log.contains("firewall_violation") && !log.contains("ERROR"),
         "{log}"
     );
     assert!(log.contains("running the built-in default"), "{log}");
@@ -683,4 +682,372 @@ fn a_starved_prober_never_takes_healthy_monitors_down() {
     assert!(!log.contains("is DOWN"), "{log}");
     let (code, _, _) = d.terminate();
     assert_eq!(code, Some(0));
+}
+
+/// What the zero-config guard says, once, on a host with no firewall rules.
+const ABSENT: &str = "no firewall rules are loaded on this host; portwarden will alert if rules \
+                      are loaded and later switched off or flushed — to guard a firewall, see \
+                      docs/firewall.md";
+
+/// `portwarden run` with no config inside `ns` (API on 127.0.0.1:9898 there), started through
+/// `wrapper` (e.g. `setpriv …`, or nothing); its log, read on.
+fn start_zero_config(ns: &mut common::Netns, wrapper: &[&str]) -> Arc<Mutex<String>> {
+    let state = ns.dir.join("state");
+    let bin = env!("CARGO_BIN_EXE_portwarden");
+    let mut command = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = ns.cmd(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => ns.cmd(bin),
+    };
+    let mut daemon = command
+        .args(["run", "--state-dir", state.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:9898"])
+        .env("PORTWARDEN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = daemon.stderr.take().unwrap();
+    ns.adopt(daemon);
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut all = sink.lock().unwrap();
+            all.push_str(&l);
+            all.push('\n');
+        }
+    });
+    log
+}
+
+/// GET `path` from the daemon inside `ns`, as JSON (Null while it does not answer).
+fn ns_get(ns: &common::Netns, path: &str) -> Value {
+    let out = ns
+        .cmd("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:9898{path}"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Polls `done` for at most `secs` seconds; panics with the log on timeout.
+fn wait_logged(log: &Mutex<String>, what: &str, secs: u64, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = log.lock().unwrap().clone();
+        if done(&text) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; daemon log:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How deep brackets nest in `line` (1: none inside another).
+fn bracket_depth(line: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in line.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Issue 15: a host with no firewall rules is "absent", said once at WARN, not an ERROR;
+/// rules loaded later are guarded (ok), and flushing them is a violation, alerted.
+#[test]
+fn zero_config_without_rules_says_so_once_then_guards_rules_loaded_later() {
+    let Some(mut ns) = common::Netns::new("fw-absent") else {
+        return;
+    };
+    let log = start_zero_config(&mut ns, &[]);
+    let state = |ns: &common::Netns| ns_get(ns, "/api/v1/firewall")["state"].clone();
+    common::wait_until("the guard's state absent", 20, || state(&ns) == "absent");
+    wait_logged(&log, "the change watcher", 10, |l| {
+        l.contains("watching nftables changes")
+    });
+    let text = log.lock().unwrap().clone();
+    let said: Vec<&str> = text.lines().filter(|l| l.contains(ABSENT)).collect();
+    assert_eq!(said.len(), 1, "{text}");
+    assert!(said[0].contains(" WARN "), "{text}");
+    assert!(
+        !text.contains("ERROR") && !text.contains("firewall_violation"),
+        "{text}"
+    );
+    let guard_line = text
+        .lines()
+        .find(|l| l.contains("firewall guard: nftables"))
+        .unwrap();
+    assert!(
+        bracket_depth(guard_line) <= 1,
+        "nested brackets: {guard_line}"
+    );
+    // Said once: the guard's line leaves "no rules are loaded" to the warning.
+    assert!(!text.contains("no rules are loaded"), "{text}");
+    let fw = ns_get(&ns, "/api/v1/firewall");
+    assert!(fw["violations"].as_array().unwrap().is_empty(), "{fw}");
+
+    // Rules arrive (an input hook that accepts: the API stays reachable): guarded.
+    ns.sh("nft 'add table inet pwtest; \
+         add chain inet pwtest input { type filter hook input priority 0; policy accept; }; \
+         add rule inet pwtest input tcp dport 22 accept'");
+    common::wait_until("the guard's state ok", 10, || state(&ns) == "ok");
+    wait_logged(&log, "rules loaded", 5, |l| {
+        l.contains("firewall rules are loaded now")
+    });
+
+    // Flushed: now that is a violation, alerted (zero-config's on_violation is "alert").
+    ns.sh("nft flush ruleset");
+    common::wait_until("the guard's state violated", 10, || {
+        state(&ns) == "violated"
+    });
+    wait_logged(&log, "the violation", 5, |l| {
+        l.contains("firewall_violation")
+    });
+    let text = log.lock().unwrap().clone();
+    assert!(
+        text.contains("the nftables firewall is switched off")
+            && text.contains("not repairing: on_violation is \"alert\""),
+        "{text}"
+    );
+    assert_eq!(text.matches(ABSENT).count(), 1, "{text}");
+}
+
+/// Issue 15: a DOWN's log line gives its reason as a word, not Rust's debug text.
+#[test]
+fn a_down_is_logged_in_words() {
+    let dir = temp_dir("down-words");
+    let api = common::api_addr();
+    // Nothing listens there: refused.
+    let config = write_config(&dir, api, &monitor_toml("closed", free_port()));
+    let d = Daemon::start(&config, api);
+    d.wait_for("the DOWN logged", 15, |d| {
+        d.log().contains("closed is DOWN")
+    });
+    let log = d.log();
+    let line = log.lines().find(|l| l.contains("closed is DOWN")).unwrap();
+    assert!(line.contains("reason=refused"), "{line}");
+    for debug in ["Some(", "None", "Refused", "ConnectionRefused", "Critical"] {
+        assert!(!line.contains(debug), "{debug} in {line}");
+    }
+    // No CamelCase word (a Rust enum variant) in the fields after the message.
+    let camel = line.split_whitespace().any(|w| {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+        w.chars().next().is_some_and(char::is_uppercase)
+            && w.chars().skip(1).any(char::is_uppercase)
+            && w.chars().any(char::is_lowercase)
+    });
+    assert!(!camel, "{line}");
+}
+
+/// Issue 15: a start-up failure is printed once (it was a log line and the same on stderr).
+#[test]
+fn a_start_up_failure_is_printed_once() {
+    let count = |out: &std::process::Output, what: &str| {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (all.matches(what).count(), all)
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["run", "-c", "/nonexistent/pw-issue15.toml"])
+        .env("PORTWARDEN_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let (n, all) = count(&out, "pw-issue15.toml: cannot read");
+    assert_eq!(n, 1, "{all}");
+
+    // The API's port already taken.
+    let dir = temp_dir("port-taken");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = write_config(&dir, taken.local_addr().unwrap(), "");
+    let out = Daemon::command(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let (n, all) = count(&out, "cannot listen on");
+    assert_eq!(n, 1, "{all}");
+}
+
+/// A process of the test's, killed (by its own handle) on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Python listener on `addr` started inside `ns` through `argv` (its program first), once it
+/// listens.
+fn python_listener(ns: &common::Netns, argv: &[&str], host: &str, port: u16) -> Killed {
+    let script = format!(
+        "import socket\ns=socket.socket()\ns.bind(('{host}',{port}))\ns.listen()\n\
+         print('ready',flush=True)\nwhile True:\n  c,_=s.accept();c.close()\n"
+    );
+    let mut child = ns
+        .cmd(argv[0])
+        .args(&argv[1..])
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Killed(child)
+}
+
+/// The monitor of that name in `GET /api/v1/monitors`, or Null.
+fn ns_monitor(ns: &common::Netns, name: &str) -> Value {
+    ns_get(ns, "/api/v1/monitors")
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// Issue 15: zero-config watches a listener opened after it started (connect and owner
+/// check, named as at start), logs it with its owner, and says when it goes away.
+#[test]
+fn zero_config_watches_a_listener_opened_later_with_its_owner() {
+    let Some(mut ns) = common::Netns::new("late") else {
+        return;
+    };
+    let log = start_zero_config(&mut ns, &[]);
+    common::wait_until("the API", 20, || !ns_get(&ns, "/healthz").is_null());
+    assert_eq!(ns_get(&ns, "/api/v1/monitors"), serde_json::json!([]));
+    let holder = ns.dir.join("pw-late-svc");
+    std::os::unix::fs::symlink("/usr/bin/python3", &holder).unwrap();
+    let svc = python_listener(&ns, &[holder.to_str().unwrap()], "127.0.0.1", 7001);
+    let name = "pw-late-svc@127.0.0.1:7001";
+    // The watcher lists every 15 s.
+    common::wait_until("the new listener watched", 40, || {
+        !ns_monitor(&ns, name).is_null()
+    });
+    let m = ns_monitor(&ns, name);
+    assert_eq!(m["origin"], "discovered", "{m}");
+    assert_eq!(m["target"], "127.0.0.1:7001", "{m}");
+    assert!(
+        m["owner"].as_str().is_some_and(|o| o.contains("python3")),
+        "{m}"
+    );
+    assert!(m["owner_unknown"].is_null(), "{m}");
+    let text = log.lock().unwrap().clone();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("watching new listener {name}")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(" INFO ") && line.contains("python3"),
+        "{line}"
+    );
+    assert!(!text.contains("not watched"), "{text}");
+
+    drop(svc);
+    wait_logged(&log, "the listener gone", 40, |l| {
+        l.contains(&format!("went away: its monitor {name}"))
+    });
+    assert!(!ns_monitor(&ns, name).is_null(), "it stays watched");
+}
+
+/// Issue 15: a listener whose holder portwarden cannot see (another user's process, the
+/// daemon not root) is named by port and address, not `unknown@…`, and says why.
+#[test]
+fn a_listener_with_a_hidden_owner_is_named_by_its_port_and_says_why() {
+    let Some(mut ns) = common::Netns::new("hidden") else {
+        return;
+    };
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let svc = python_listener(
+        &ns,
+        &[
+            nobody[0],
+            nobody[1],
+            nobody[2],
+            nobody[3],
+            "/usr/bin/python3",
+        ],
+        "0.0.0.0",
+        2024,
+    );
+    // The daemon as another user, not root: it cannot read nobody's processes.
+    let state = ns.dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(4242), Some(4242)).unwrap();
+    let as_user = [
+        "setpriv",
+        "--reuid=4242",
+        "--regid=4242",
+        "--clear-groups",
+        "--",
+    ];
+    let log = start_zero_config(&mut ns, &as_user);
+    let name = "port-2024@0.0.0.0";
+    common::wait_until("the hidden listener listed", 20, || {
+        !ns_monitor(&ns, name).is_null()
+    });
+    let m = ns_monitor(&ns, name);
+    assert_eq!(m["target"], "127.0.0.1:2024", "{m}");
+    assert!(m["owner"].is_null(), "{m}");
+    let why = m["owner_unknown"].as_str().unwrap_or_else(|| panic!("{m}"));
+    assert!(
+        why.contains("uid 65534") && why.contains("not root"),
+        "{why}"
+    );
+    wait_logged(&log, "the reason logged", 5, |l| {
+        l.contains(&format!("watching {name} without an owner check: {why}"))
+    });
+    let text = log.lock().unwrap().clone();
+    assert!(!text.contains("unknown@"), "{text}");
+    drop(svc);
+}
+
+/// Issue 15: with a config file a new listener is not watched, and the log says why and how.
+#[test]
+fn with_a_config_a_new_listener_is_logged_with_how_to_watch_it() {
+    let dir = temp_dir("config-new-listener");
+    let api = common::api_addr();
+    let d = Daemon::start(&write_config(&dir, api, ""), api);
+    let late = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = late.local_addr().unwrap();
+    // The watcher lists every 15 s.
+    d.wait_for("the new listener logged", 40, |d| {
+        d.log().contains(&format!("new listener tcp {addr}"))
+    });
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("new listener tcp {addr}")))
+        .unwrap();
+    assert!(
+        line.contains(" WARN ")
+            && line.contains("not watched")
+            && line.contains(&format!("add a [[monitor]] with target = \"{addr}\"")),
+        "{line}"
+    );
+    assert_eq!(d.get("/api/v1/monitors").unwrap(), serde_json::json!([]));
+    drop(late);
 }

@@ -49,7 +49,7 @@ pub fn run(cmd: RunCommand) -> i32 {
     match result {
         Ok(()) => SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once, on stderr (the journal under systemd): a log line as well said it twice.
             eprintln!("portwarden: {e:#}");
             super::USAGE
         }

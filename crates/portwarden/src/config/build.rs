@@ -1327,6 +1327,7 @@ fn build_monitor(
         name,
         probe,
         owner,
+        owner_unknown: None,
         interval,
         policy,
         notify,
