@@ -17,6 +17,7 @@ mod run;
 mod silence;
 mod status;
 mod table;
+mod when;
 
 use std::ffi::OsString;
 
