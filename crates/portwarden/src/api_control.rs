@@ -79,6 +79,13 @@ impl ApiAuth {
         Ok(Self { token, read_token })
     }
 
+    /// The token as a client sends it (`portwarden status` reading the daemon's config).
+    pub fn bearer(&self) -> Option<&str> {
+        self.token
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+    }
+
     /// Whether the request's `Authorization: Bearer` header carries the token.
     pub fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
         if self.token.is_none() {

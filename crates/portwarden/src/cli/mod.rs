@@ -6,6 +6,7 @@
 
 mod actions;
 mod check;
+mod client;
 mod config;
 mod firewall;
 mod nagios;

@@ -12,7 +12,6 @@ use clap::{Args, Subcommand};
 
 use super::{FAILURE, SUCCESS, USAGE};
 use crate::config;
-use crate::notify::dispatch::format_ms;
 use crate::notify::items::unix_ms;
 use crate::store::{Silence, SilenceFile};
 
@@ -46,6 +45,10 @@ enum SilenceAction {
         /// Why (shown in the log line of every held notification).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Silence it even though no monitor of that name (or prefix) exists now, e.g. one
+        /// about to be added.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         place: Place,
     },
@@ -107,6 +110,66 @@ fn valid_pattern(monitor: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The monitors that exist now, and where that was learnt: the running daemon (which also
+/// knows zero-config's discovered monitors), else the config. Neither: an error saying so.
+fn known_monitors(place: &Place) -> Result<(Vec<String>, String), String> {
+    let config = super::client::load_config(place.config.as_deref())?;
+    let asked = super::client::Client::new(
+        config.as_ref().map(|(_, c)| c),
+        None,
+        Duration::from_secs(2),
+    )
+    .ok()
+    .map(|client| (client.get("/api/v1/monitors"), client.address().to_string()));
+    if let Some((Ok(list), address)) = &asked {
+        let names = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(str::to_string))
+            .collect();
+        return Ok((names, format!("the daemon at {address}")));
+    }
+    match config {
+        Some((path, c)) => Ok((
+            c.monitors.into_iter().map(|m| m.name).collect(),
+            path.display().to_string(),
+        )),
+        None => Err(format!(
+            "cannot tell whether that monitor exists: there is no config at {} and no daemon \
+             answers at {}; name the config with -c FILE, or add --force",
+            config::DEFAULT_PATH,
+            asked.map_or_else(|| crate::daemon::DEFAULT_LISTEN.to_string(), |(_, a)| a)
+        )),
+    }
+}
+
+/// A silence must be about something: `*`, `firewall`, a monitor, or a prefix of one.
+fn matches_a_monitor(pattern: &str, names: &[String], source: &str) -> Result<(), String> {
+    if pattern == "*" || pattern == "firewall" {
+        return Ok(());
+    }
+    let found = match pattern.strip_suffix('*') {
+        Some(prefix) => names.iter().any(|n| n.starts_with(prefix)),
+        None => names.iter().any(|n| n == pattern),
+    };
+    if found {
+        return Ok(());
+    }
+    let word = pattern.trim_end_matches('*');
+    let hint = config::suggest(word, names.iter().map(String::as_str))
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_default();
+    let what = if pattern.ends_with('*') {
+        format!("no monitor name starts with {word:?}")
+    } else {
+        format!("no monitor named {pattern:?}")
+    };
+    Err(format!(
+        "{what} in {source}{hint} (--force silences it anyway)"
+    ))
+}
+
 fn open(place: &Place) -> Result<SilenceFile, String> {
     let path = database(place)?;
     SilenceFile::open(&path).map_err(|e| e.to_string())
@@ -122,7 +185,7 @@ fn describe(s: &Silence) -> String {
         "silence {}: {} until {}{reason}",
         s.id,
         s.monitor,
-        format_ms(s.until_ms)
+        super::when::until(s.until_ms, unix_ms(SystemTime::now()))
     )
 }
 
@@ -144,9 +207,14 @@ fn run_inner(cmd: SilenceCommand) -> Result<i32, String> {
             monitor,
             duration,
             reason,
+            force,
             place,
         } => {
             valid_pattern(&monitor)?;
+            if !force {
+                let (names, source) = known_monitors(&place)?;
+                matches_a_monitor(&monitor, &names, &source)?;
+            }
             let until = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
             let s = open(&place)?
                 .add(&monitor, until, &reason, now)
@@ -172,7 +240,7 @@ fn run_inner(cmd: SilenceCommand) -> Result<i32, String> {
                         [
                             s.id.to_string(),
                             s.monitor.clone(),
-                            format_ms(s.until_ms),
+                            super::when::local(s.until_ms),
                             crate::events::humanize(left),
                             s.reason.clone(),
                         ]
@@ -213,6 +281,28 @@ mod tests {
         assert!(valid_pattern("web-*").is_ok());
         assert!(valid_pattern("w*b").is_err());
         assert!(valid_pattern("").is_err());
+    }
+
+    #[test]
+    fn a_silence_must_match_a_monitor() {
+        let names = ["web".to_string(), "web-2".to_string(), "mail".to_string()];
+        for ok in ["*", "firewall", "web", "web-*", "ma*"] {
+            assert!(matches_a_monitor(ok, &names, "x").is_ok(), "{ok}");
+        }
+        assert_eq!(
+            matches_a_monitor("wbe", &names, "the daemon at 127.0.0.1:9898"),
+            Err(
+                "no monitor named \"wbe\" in the daemon at 127.0.0.1:9898; did you mean \
+                 \"web\"? (--force silences it anyway)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            matches_a_monitor("db-*", &names, "c.toml"),
+            Err(
+                "no monitor name starts with \"db-\" in c.toml (--force silences it anyway)".into()
+            )
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigErrors, Problem};
+pub use parse::suggest;
 
 use crate::monitor::Monitor;
 use error::SourceFile;
