@@ -144,32 +144,6 @@ fn known_monitors(place: &Place) -> Result<(Vec<String>, String), String> {
     }
 }
 
-/// A silence must be about something: `*`, `firewall`, a monitor, or a prefix of one.
-fn matches_a_monitor(pattern: &str, names: &[String], source: &str) -> Result<(), String> {
-    if pattern == "*" || pattern == "firewall" {
-        return Ok(());
-    }
-    let found = match pattern.strip_suffix('*') {
-        Some(prefix) => names.iter().any(|n| n.starts_with(prefix)),
-        None => names.iter().any(|n| n == pattern),
-    };
-    if found {
-        return Ok(());
-    }
-    let word = pattern.trim_end_matches('*');
-    let hint = config::suggest(word, names.iter().map(String::as_str))
-        .map(|s| format!("; did you mean {s:?}?"))
-        .unwrap_or_default();
-    let what = if pattern.ends_with('*') {
-        format!("no monitor name starts with {word:?}")
-    } else {
-        format!("no monitor named {pattern:?}")
-    };
-    Err(format!(
-        "{what} in {source}{hint} (--force silences it anyway)"
-    ))
-}
-
 fn open(place: &Place) -> Result<SilenceFile, String> {
     let path = database(place)?;
     SilenceFile::open(&path).map_err(|e| e.to_string())
@@ -213,7 +187,8 @@ fn run_inner(cmd: SilenceCommand) -> Result<i32, String> {
             valid_pattern(&monitor)?;
             if !force {
                 let (names, source) = known_monitors(&place)?;
-                matches_a_monitor(&monitor, &names, &source)?;
+                crate::api_control::matches_a_monitor(&monitor, &names, &source)
+                    .map_err(|e| format!("{e} (--force silences it anyway)"))?;
             }
             let until = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
             let s = open(&place)?
@@ -281,28 +256,6 @@ mod tests {
         assert!(valid_pattern("web-*").is_ok());
         assert!(valid_pattern("w*b").is_err());
         assert!(valid_pattern("").is_err());
-    }
-
-    #[test]
-    fn a_silence_must_match_a_monitor() {
-        let names = ["web".to_string(), "web-2".to_string(), "mail".to_string()];
-        for ok in ["*", "firewall", "web", "web-*", "ma*"] {
-            assert!(matches_a_monitor(ok, &names, "x").is_ok(), "{ok}");
-        }
-        assert_eq!(
-            matches_a_monitor("wbe", &names, "the daemon at 127.0.0.1:9898"),
-            Err(
-                "no monitor named \"wbe\" in the daemon at 127.0.0.1:9898; did you mean \
-                 \"web\"? (--force silences it anyway)"
-                    .into()
-            )
-        );
-        assert_eq!(
-            matches_a_monitor("db-*", &names, "c.toml"),
-            Err(
-                "no monitor name starts with \"db-\" in c.toml (--force silences it anyway)".into()
-            )
-        );
     }
 
     #[test]
