@@ -321,3 +321,42 @@ fn a_short_interval_alone_is_a_valid_config() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What `status` cannot use from a config is said, with exit 2, before anything is asked.
+#[test]
+fn status_says_why_a_config_gives_no_way_to_ask() {
+    let dir = temp_dir("cli-status-config");
+    let tls = dir.join("tls.toml");
+    std::fs::write(
+        &tls,
+        "[daemon]\nlisten = \"127.0.0.1:9443\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    )
+    .unwrap();
+    let out = portwarden(&["status", "-c", tls.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portwarden status: the daemon at 127.0.0.1:9443 serves HTTPS ([daemon] tls_cert), which \
+         this command does not speak yet; ask it with curl --cacert CERT \
+         https://127.0.0.1:9443/api/v1/monitors\n"
+    );
+    let token = dir.join("token.toml");
+    std::fs::write(
+        &token,
+        "[daemon]\napi_token_env = \"PORTWARDEN_TEST_UNSET_TOKEN\"\nread_token = true\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["status", "-c", token.to_str().unwrap()])
+        .env_remove("PORTWARDEN_TEST_UNSET_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "portwarden status: the daemon wants its API token for reads ([daemon] read_token) and \
+         it cannot be read here: [daemon] api_token_env: environment variable \
+         PORTWARDEN_TEST_UNSET_TOKEN is not set\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
