@@ -3,7 +3,11 @@
 //! database at notification time, and this command writes them straight into that file (same
 //! host, WAL mode), so it works whether the daemon runs or not.
 //!
-//! Exit codes: 0 done, 1 no such silence, 2 usage, config or database error.
+//! `add` refuses a name or prefix that matches no monitor (of the running daemon, asked as
+//! `portwarden status` asks it, else of the config) unless `--force`.
+//!
+//! Exit codes: 0 done, 1 no such silence, 2 usage, config or database error, or no such
+//! monitor.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -24,8 +28,8 @@ pub struct SilenceCommand {
 
 #[derive(Debug, Args)]
 struct Place {
-    /// Config file or directory (its `[daemon] state_dir`); default:
-    /// /etc/portwarden/portwarden.toml when it exists.
+    /// Config file or directory (its `[daemon] state_dir`; for `add`, also its monitors and
+    /// the daemon's address); default: /etc/portwarden/portwarden.toml when it exists.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
     /// The daemon's state directory (its database holds the silences).
