@@ -152,7 +152,7 @@ fn status_reads_address_and_token_from_the_config_and_exits_0_1_2_or_3() {
 
     // `--help` documents the codes.
     let help = stdout(&portwarden(&["status", "--help"]));
-    assert!(help.contains("Exit codes: 0 every monitor is up"), "{help}");
+    assert!(help.contains("Exit codes: 0 no monitor is DOWN"), "{help}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -17,9 +17,9 @@ pub const NO_ANSWER: i32 = 3;
 /// Show the state of the running daemon's monitors.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 every monitor is up (or paused, or not checked yet), \
-                        1 at least one monitor is DOWN, 2 usage or config error, 3 the daemon \
-                        cannot be reached or did not answer with its monitors."
+    after_help = "Exit codes: 0 no monitor is DOWN (all ok, warning, flapping, paused or unknown), \
+                  1 at least one monitor is DOWN, 2 usage or config error, 3 the daemon cannot \
+                  be reached or did not answer with its monitors."
 )]
 pub struct StatusCommand {
     /// Config file or directory the daemon runs with: its `[daemon] listen` and API token
@@ -35,7 +35,7 @@ pub struct StatusCommand {
     json: bool,
 }
 
-/// Exit 0 when every monitor is up, 1 when one is down, 2 on a usage or config error, 3 when
+/// Exit 0 when no monitor is down, 1 when one is, 2 on a usage or config error, 3 when
 /// the daemon cannot be asked.
 pub fn run(cmd: StatusCommand) -> i32 {
     let client = match load_config(cmd.config.as_deref()).and_then(|c| {
