@@ -4,6 +4,7 @@
 //! address. The token is read as the daemon reads it (`api_token_env` / `api_token_file`) and
 //! sent with every request, so `read_token = true` needs nothing more.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,10 +57,11 @@ impl std::fmt::Display for AskError {
 }
 
 /// The address a client asks: an IP address and port, `localhost:PORT` (127.0.0.1, as the
-/// daemon binds it), or another `HOST:PORT` left to the resolver.
+/// daemon binds it; a wildcard is reached through loopback), or another `HOST:PORT` left to
+/// the resolver.
 pub fn client_address(text: &str) -> Result<String, String> {
     match config::parse_listen(text) {
-        Ok(addr) => Ok(addr.to_string()),
+        Ok(addr) => Ok(reachable(addr).to_string()),
         Err(e) => match text.trim().rsplit_once(':') {
             Some((host, port))
                 if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
@@ -68,6 +70,20 @@ pub fn client_address(text: &str) -> Result<String, String> {
             }
             _ => Err(e),
         },
+    }
+}
+
+/// The address to connect to for a daemon listening on `listen`: a wildcard (`0.0.0.0`, `::`)
+/// is reached through loopback of its family.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, listen.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
     }
 }
 
@@ -83,7 +99,7 @@ impl Client {
         let daemon = config.map(|c| c.daemon.clone()).unwrap_or_default();
         let address = match listen {
             Some(l) => client_address(l).map_err(|e| format!("--listen: {e}"))?,
-            None if config.is_some() => daemon.listen.to_string(),
+            None if config.is_some() => reachable(daemon.listen).to_string(),
             // Zero-config: where the daemon without a config listens.
             None => crate::daemon::DEFAULT_LISTEN.to_string(),
         };
@@ -172,7 +188,16 @@ mod tests {
         assert_eq!(client_address("localhost:9898").unwrap(), "127.0.0.1:9898");
         assert_eq!(client_address("[::1]:1").unwrap(), "[::1]:1");
         assert_eq!(client_address("box.lan:9898").unwrap(), "box.lan:9898");
+        assert_eq!(client_address("0.0.0.0:9898").unwrap(), "127.0.0.1:9898");
         assert!(client_address("box.lan").is_err());
         assert!(client_address("localhost:x").is_err());
+    }
+
+    #[test]
+    fn a_daemon_on_every_interface_is_asked_through_loopback() {
+        let r = |s: &str| reachable(s.parse().unwrap()).to_string();
+        assert_eq!(r("0.0.0.0:9898"), "127.0.0.1:9898");
+        assert_eq!(r("[::]:9898"), "[::1]:9898");
+        assert_eq!(r("10.0.0.5:9898"), "10.0.0.5:9898");
     }
 }
