@@ -27,7 +27,10 @@ pub mod unit;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use reboot::{cancel_file, cancelled, clear_cancel, reboot_allowed, record_reboot};
+pub use reboot::{
+    cancel_file, cancelled, clear_cancel, clear_pending, mark_pending, pending, pending_file,
+    reboot_allowed, record_reboot, PendingReboot,
+};
 pub use runner::OUTPUT_CAP;
 pub use spec::{
     parse_duration, ActionSpec, BusKind, ExecAction, ManagerKind, RebootAction, RebootMethod,

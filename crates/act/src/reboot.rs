@@ -59,6 +59,44 @@ pub fn clear_cancel(state_dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The file that says a reboot is announced and held off (the engine writes it for the
+/// hold-off and removes it after), so `portwarden reboot cancel` can tell "nothing to cancel".
+pub fn pending_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("reboot.pending")
+}
+
+/// A reboot announced and held off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReboot {
+    /// The monitor whose healing announced it.
+    pub monitor: String,
+    /// Unix seconds when the hold-off ends.
+    pub until: u64,
+}
+
+/// Writes [`pending_file`].
+pub fn mark_pending(state_dir: &Path, pending: &PendingReboot) -> std::io::Result<()> {
+    let text = serde_json::to_string(pending).map_err(std::io::Error::other)?;
+    std::fs::write(pending_file(state_dir), text)
+}
+
+/// Removes [`pending_file`], if any.
+pub fn clear_pending(state_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(pending_file(state_dir)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// The reboot pending at `now`: the file's, unless its hold-off ended more than a minute ago
+/// (a daemon killed during a hold-off leaves the file behind; its reboot is not pending).
+pub fn pending(state_dir: &Path, now: SystemTime) -> Option<PendingReboot> {
+    let text = std::fs::read_to_string(pending_file(state_dir)).ok()?;
+    let p: PendingReboot = serde_json::from_str(&text).ok()?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    (p.until.saturating_add(60) >= now).then_some(p)
+}
+
 /// One daemon-initiated reboot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebootRecord {
@@ -522,6 +560,24 @@ mod tests {
         clear_cancel(dir.path()).unwrap();
         clear_cancel(dir.path()).unwrap();
         assert!(!cancelled(dir.path()));
+    }
+
+    #[test]
+    fn a_pending_reboot_is_pending_until_its_hold_off_is_well_over() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(pending(dir.path(), at(0)), None);
+        let p = PendingReboot {
+            monitor: "web".into(),
+            until: 1_700_000_000 + 300,
+        };
+        mark_pending(dir.path(), &p).unwrap();
+        assert_eq!(pending(dir.path(), at(0)), Some(p.clone()));
+        // Left behind by a daemon killed during the hold-off: stale after a minute.
+        let later = UNIX_EPOCH + Duration::from_secs(p.until + 61);
+        assert_eq!(pending(dir.path(), later), None);
+        clear_pending(dir.path()).unwrap();
+        clear_pending(dir.path()).unwrap();
+        assert!(!pending_file(dir.path()).exists());
     }
 
     #[test]

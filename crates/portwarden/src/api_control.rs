@@ -79,6 +79,13 @@ impl ApiAuth {
         Ok(Self { token, read_token })
     }
 
+    /// The token as a client sends it (`portwarden status` reading the daemon's config).
+    pub fn bearer(&self) -> Option<&str> {
+        self.token
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+    }
+
     /// Whether the request's `Authorization: Bearer` header carries the token.
     pub fn check(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
         if self.token.is_none() {
@@ -259,6 +266,9 @@ pub(crate) struct NewSilence {
     #[serde(default)]
     #[schema(max_length = 1024)]
     pub reason: String,
+    /// Silence it even though no monitor of that name (or prefix) runs now.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Holds notifications about matching monitors for a while (checks go on).
@@ -281,6 +291,12 @@ pub(crate) async fn add_silence(
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
     let Json(new) = body.map_err(ApiError::from)?;
     valid_pattern(&new.monitor).map_err(ApiError::BadRequest)?;
+    if !new.force {
+        let names: Vec<String> = s.scheduler.views().into_iter().map(|v| v.name).collect();
+        matches_a_monitor(&new.monitor, &names, "this daemon").map_err(|e| {
+            ApiError::BadRequest(format!("monitor: {e} (\"force\": true silences it anyway)"))
+        })?;
+    }
     let duration = match humantime::parse_duration(new.duration.trim()) {
         Ok(d) if d.is_zero() => {
             return Err(ApiError::BadRequest("for: must be longer than zero".into()))
@@ -347,6 +363,35 @@ pub(crate) async fn remove_silence(
 }
 
 /// As `portwarden silence add` checks it.
+/// A silence must be about something: `*`, `firewall`, a monitor, or a prefix of one. The
+/// error names what is missing, where it was looked for (`source`) and the likely typo.
+pub(crate) fn matches_a_monitor(
+    pattern: &str,
+    names: &[String],
+    source: &str,
+) -> Result<(), String> {
+    if pattern == "*" || pattern == "firewall" {
+        return Ok(());
+    }
+    let found = match pattern.strip_suffix('*') {
+        Some(prefix) => names.iter().any(|n| n.starts_with(prefix)),
+        None => names.iter().any(|n| n == pattern),
+    };
+    if found {
+        return Ok(());
+    }
+    let word = pattern.trim_end_matches('*');
+    let hint = crate::config::suggest(word, names.iter().map(String::as_str))
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_default();
+    let what = if pattern.ends_with('*') {
+        format!("no monitor name starts with {word:?}")
+    } else {
+        format!("no monitor named {pattern:?}")
+    };
+    Err(format!("{what} in {source}{hint}"))
+}
+
 fn valid_pattern(monitor: &str) -> Result<(), String> {
     let body = monitor.strip_suffix('*').unwrap_or(monitor);
     if monitor.trim().is_empty() {
@@ -363,6 +408,26 @@ fn valid_pattern(monitor: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silence_must_match_a_monitor() {
+        let names = ["web".to_string(), "web-2".to_string(), "mail".to_string()];
+        for ok in ["*", "firewall", "web", "web-*", "ma*"] {
+            assert!(matches_a_monitor(ok, &names, "x").is_ok(), "{ok}");
+        }
+        assert_eq!(
+            matches_a_monitor("wbe", &names, "the daemon at 127.0.0.1:9898"),
+            Err(
+                "no monitor named \"wbe\" in the daemon at 127.0.0.1:9898; did you mean \
+                 \"web\"?"
+                    .into()
+            )
+        );
+        assert_eq!(
+            matches_a_monitor("db-*", &names, "c.toml"),
+            Err("no monitor name starts with \"db-\" in c.toml".into())
+        );
+    }
 
     #[test]
     fn token_compare_needs_the_whole_token() {

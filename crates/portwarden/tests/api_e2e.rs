@@ -273,6 +273,25 @@ fn mutations_need_the_right_token_and_act() {
         r#"{"monitor":"web","for":"soon"}"#,
     );
     assert!(assert_error(&bad_for, 400).starts_with("for:"));
+    // A monitor that does not exist (issue 15): refused with the likely typo.
+    let typo = d.request(
+        "POST",
+        "/api/v1/silences",
+        Some(TOKEN),
+        r#"{"monitor":"wbe","for":"1h"}"#,
+    );
+    assert_eq!(
+        assert_error(&typo, 400),
+        "monitor: no monitor named \"wbe\" in this daemon; did you mean \"web\"? (\"force\": \
+         true silences it anyway)"
+    );
+    let forced = d.request(
+        "POST",
+        "/api/v1/silences",
+        Some(TOKEN),
+        r#"{"monitor":"wbe","for":"1h","force":true}"#,
+    );
+    assert_eq!(forced.status, 201, "{}", forced.raw);
     let huge = format!(
         r#"{{"monitor":"web","for":"1h","reason":"{}"}}"#,
         "x".repeat(20 * 1024)

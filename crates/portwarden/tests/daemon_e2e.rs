@@ -320,7 +320,11 @@ fn status_command_prints_the_daemons_monitors() {
         .args(["status", "--listen", &api.to_string()])
         .output()
         .unwrap();
-    assert_eq!(unreachable.status.code(), Some(1));
+    assert_eq!(
+        unreachable.status.code(),
+        Some(3),
+        "unreachable is not 'down'"
+    );
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the daemon"));
 }
 

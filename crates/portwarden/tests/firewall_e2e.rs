@@ -235,6 +235,13 @@ fn a_pause_holds_repairs_and_the_hourly_limit_stops_a_fight() {
 
     ns.sh("nft flush ruleset");
     log.wait_for("not repairing: paused", 1);
+    // `status` shows the pause as a date and the time left, not a Unix time.
+    let status = ns.portwarden(&["status", "--listen", "127.0.0.1:9898"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains(", repairs paused until 20") && shown.contains("(in 9m 5"),
+        "{shown}"
+    );
     assert!(log.text().contains("migrating rules"), "{}", log.text());
     thread::sleep(Duration::from_millis(1500));
     assert_eq!(ns.listing("ruleset").trim(), "", "paused: nothing restored");

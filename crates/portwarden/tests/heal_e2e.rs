@@ -528,16 +528,27 @@ fn reboot_cancel_stops_a_pending_reboot() {
     let api = api_addr();
     let config = reboot_config(&dir, api, &receiver, "1m");
     let d = start_daemon(&config, api);
+    // Nothing pending yet: nothing to cancel, nothing written.
+    let early = Command::new(BIN)
+        .args(["reboot", "cancel", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(early.status.code(), Some(1), "{early:?}");
+    assert!(!dir.join("state/reboot.cancel").exists());
     wait_until("the pending reboot", 20, || {
         !receiver.of_kind("warning").is_empty()
     });
+    assert!(dir.join("state/reboot.pending").exists());
     let out = Command::new(BIN)
         .args(["reboot", "cancel", "-c", config.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.starts_with("reboot cancelled: "), "{said}");
+    assert!(
+        said.starts_with("reboot cancelled: the reboot for box due at 20"),
+        "{said}"
+    );
     d.wait_for("gave up", 10, |d| {
         d.outcomes().last().map(String::as_str) == Some(":gave_up")
     });
@@ -554,6 +565,10 @@ fn reboot_cancel_stops_a_pending_reboot() {
     assert!(
         !dir.join("state/reboot.cancel").exists(),
         "the cancel is used up"
+    );
+    assert!(
+        !dir.join("state/reboot.pending").exists(),
+        "no longer pending"
     );
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,7 +8,6 @@ use clap::Args;
 
 use super::reboot::{state_dir, Place};
 use super::{SUCCESS, USAGE};
-use crate::notify::dispatch::format_ms;
 use crate::store::{read_actions, ActionRecord};
 
 /// The healing engine's recent actions.
@@ -61,7 +60,7 @@ pub fn run(cmd: ActionsCommand) -> i32 {
     SUCCESS
 }
 
-/// `2026-11-26 15:30:01  web  exec (step 1/1)  fixed  exec /x: exit 0; … answering again after 0.4 s`
+/// `2026-11-26 15:30:01 UTC  web  exec (step 1/1)  fixed  exec /x: exit 0; … answering again after 0.4 s`
 fn line(r: &ActionRecord) -> String {
     let what = if r.kind.is_empty() {
         String::from("-")
@@ -70,7 +69,7 @@ fn line(r: &ActionRecord) -> String {
     };
     format!(
         "{}  {}  {what}  {}{}  {}",
-        format_ms(r.started_ms),
+        super::when::local(r.started_ms),
         r.monitor,
         r.outcome,
         if r.dry_run { " (dry run)" } else { "" },

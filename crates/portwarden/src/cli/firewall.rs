@@ -494,10 +494,11 @@ fn pause(state: &StateDir, duration: Duration, reason: String) -> Result<i32, St
     };
     p.save(&path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let now_ms = i64::try_from(guard::unix_secs()).unwrap_or(i64::MAX / 1000) * 1000;
+    let until_ms = i64::try_from(p.until).unwrap_or(i64::MAX / 1000) * 1000;
     println!(
-        "firewall repairs paused for {} (until unix time {}); the guard keeps alerting",
-        humantime::format_duration(duration),
-        p.until
+        "firewall repairs paused until {}; the guard keeps alerting",
+        super::when::until(until_ms, now_ms)
     );
     Ok(SUCCESS)
 }

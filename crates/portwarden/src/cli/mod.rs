@@ -2,10 +2,11 @@
 //!
 //! Exit codes: `check` follows the Nagios plugin convention (0 OK, 1 WARNING, 2 CRITICAL,
 //! 3 UNKNOWN, usage errors 3); every other command uses 0 success, 1 failure found,
-//! 2 usage or config error.
+//! 2 usage or config error, and `status` adds 3: the daemon cannot be asked.
 
 mod actions;
 mod check;
+mod client;
 mod config;
 mod firewall;
 mod nagios;
@@ -17,6 +18,7 @@ mod run;
 mod silence;
 mod status;
 mod table;
+mod when;
 
 use std::ffi::OsString;
 

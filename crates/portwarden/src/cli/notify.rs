@@ -4,7 +4,7 @@
 //! Exit codes: 0 delivered, 1 the send failed, 2 usage or config error (no such notifier,
 //! a notifier that cannot be built).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
@@ -26,9 +26,9 @@ enum NotifyAction {
     Test {
         /// The `name` of a `[[notifier]]`.
         name: String,
-        /// Config file or directory.
-        #[arg(short = 'c', long = "config", value_name = "FILE", default_value = config::DEFAULT_PATH)]
-        config: PathBuf,
+        /// Config file or directory (default: /etc/portwarden/portwarden.toml).
+        #[arg(short = 'c', long = "config", value_name = "FILE|DIR")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -55,6 +55,20 @@ pub fn test_notification(host: &str, at_ms: i64) -> notify::Notification {
 /// Runs the command; returns the exit code.
 pub fn run(cmd: NotifyCommand) -> i32 {
     let NotifyAction::Test { name, config: path } = cmd.action;
+    let path = match path {
+        Some(p) => p,
+        None if !Path::new(config::DEFAULT_PATH).exists() => {
+            eprintln!(
+                "portwarden notify test: no config at {}: portwarden runs its zero-config \
+                 default, which has no notifiers, so there is no {name:?} to test; add a \
+                 [[notifier]] named {name:?} to a config (docs/notifications.md) and run \
+                 `portwarden notify test {name} -c FILE`",
+                config::DEFAULT_PATH
+            );
+            return USAGE;
+        }
+        None => PathBuf::from(config::DEFAULT_PATH),
+    };
     let c = match config::load(&path) {
         Ok(c) => c,
         Err(errors) => {

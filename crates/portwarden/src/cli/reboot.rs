@@ -1,17 +1,19 @@
 //! `portwarden reboot cancel`: stops a reboot the healing engine has announced (during its
 //! hold-off) by creating the cancel file in the daemon's state directory; the engine sees it
 //! within a fraction of a second, records the reboot as cancelled and gives up on the monitor
-//! (a person is looking). A cancel made when no reboot is pending is forgotten when the next
-//! one is announced.
+//! (a person is looking). The engine marks a hold-off in `STATE_DIR/reboot.pending`; with no
+//! reboot pending the command says so and writes nothing.
 //!
-//! Exit codes: 0 done, 2 usage, config or file error.
+//! Exit codes: 0 cancelled, 1 no reboot is pending, 2 usage, config or file error.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
 
-use super::{SUCCESS, USAGE};
+use super::{FAILURE, SUCCESS, USAGE};
 use crate::config;
+use crate::notify::items::unix_ms;
 
 /// Control reboots of the healing engine.
 #[derive(Debug, Args)]
@@ -44,12 +46,22 @@ enum RebootAction {
 pub fn run(cmd: RebootCommand) -> i32 {
     match cmd.action {
         RebootAction::Cancel { place } => match cancel(&place) {
-            Ok(file) => {
+            Ok(Some((file, pending))) => {
+                let now = unix_ms(SystemTime::now());
+                let until = i64::try_from(pending.until)
+                    .unwrap_or(i64::MAX / 1000)
+                    .saturating_mul(1000);
                 println!(
-                    "reboot cancelled: {} created; a pending reboot will not happen",
+                    "reboot cancelled: the reboot for {} due at {} will not happen ({} created)",
+                    pending.monitor,
+                    super::when::until(until, now),
                     file.display()
                 );
                 SUCCESS
+            }
+            Ok(None) => {
+                eprintln!("portwarden reboot cancel: no reboot is pending; nothing was written");
+                FAILURE
             }
             Err(e) => {
                 eprintln!("portwarden reboot cancel: {e}");
@@ -59,12 +71,15 @@ pub fn run(cmd: RebootCommand) -> i32 {
     }
 }
 
-fn cancel(place: &Place) -> Result<PathBuf, String> {
+/// Creates the cancel file when a reboot is pending; `None`: none is, nothing is written.
+fn cancel(place: &Place) -> Result<Option<(PathBuf, act::PendingReboot)>, String> {
     let dir = state_dir(place)?;
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let Some(pending) = act::pending(&dir, SystemTime::now()) else {
+        return Ok(None);
+    };
     let file = act::cancel_file(&dir);
     std::fs::write(&file, b"").map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(file)
+    Ok(Some((file, pending)))
 }
 
 /// The daemon's state directory: `--state-dir`, else the config's `[daemon] state_dir`, else

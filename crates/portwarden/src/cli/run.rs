@@ -18,8 +18,8 @@ pub struct RunCommand {
     /// Where history is kept (overrides [daemon] state_dir).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// API address (overrides [daemon] listen).
-    #[arg(long, value_name = "ADDR")]
+    /// API address (overrides [daemon] listen): IP:PORT or localhost:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
     listen: Option<SocketAddr>,
 }
 

@@ -3,7 +3,11 @@
 //! database at notification time, and this command writes them straight into that file (same
 //! host, WAL mode), so it works whether the daemon runs or not.
 //!
-//! Exit codes: 0 done, 1 no such silence, 2 usage, config or database error.
+//! `add` refuses a name or prefix that matches no monitor (of the running daemon, asked as
+//! `portwarden status` asks it, else of the config) unless `--force`.
+//!
+//! Exit codes: 0 done, 1 no such silence, 2 usage, config or database error, or no such
+//! monitor.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,7 +16,6 @@ use clap::{Args, Subcommand};
 
 use super::{FAILURE, SUCCESS, USAGE};
 use crate::config;
-use crate::notify::dispatch::format_ms;
 use crate::notify::items::unix_ms;
 use crate::store::{Silence, SilenceFile};
 
@@ -25,8 +28,8 @@ pub struct SilenceCommand {
 
 #[derive(Debug, Args)]
 struct Place {
-    /// Config file or directory (its `[daemon] state_dir`); default:
-    /// /etc/portwarden/portwarden.toml when it exists.
+    /// Config file or directory (its `[daemon] state_dir`; for `add`, also its monitors and
+    /// the daemon's address); default: /etc/portwarden/portwarden.toml when it exists.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
     /// The daemon's state directory (its database holds the silences).
@@ -46,6 +49,10 @@ enum SilenceAction {
         /// Why (shown in the log line of every held notification).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Silence it even though no monitor of that name (or prefix) exists now, e.g. one
+        /// about to be added.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         place: Place,
     },
@@ -107,6 +114,40 @@ fn valid_pattern(monitor: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The monitors that exist now, and where that was learnt: the running daemon (which also
+/// knows zero-config's discovered monitors), else the config. Neither: an error saying so.
+fn known_monitors(place: &Place) -> Result<(Vec<String>, String), String> {
+    let config = super::client::load_config(place.config.as_deref())?;
+    let asked = super::client::Client::new(
+        config.as_ref().map(|(_, c)| c),
+        None,
+        Duration::from_secs(2),
+    )
+    .ok()
+    .map(|client| (client.get("/api/v1/monitors"), client.address().to_string()));
+    if let Some((Ok(list), address)) = &asked {
+        let names = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(str::to_string))
+            .collect();
+        return Ok((names, format!("the daemon at {address}")));
+    }
+    match config {
+        Some((path, c)) => Ok((
+            c.monitors.into_iter().map(|m| m.name).collect(),
+            path.display().to_string(),
+        )),
+        None => Err(format!(
+            "cannot tell whether that monitor exists: there is no config at {} and no daemon \
+             answers at {}; name the config with -c FILE, or add --force",
+            config::DEFAULT_PATH,
+            asked.map_or_else(|| crate::daemon::DEFAULT_LISTEN.to_string(), |(_, a)| a)
+        )),
+    }
+}
+
 fn open(place: &Place) -> Result<SilenceFile, String> {
     let path = database(place)?;
     SilenceFile::open(&path).map_err(|e| e.to_string())
@@ -122,7 +163,7 @@ fn describe(s: &Silence) -> String {
         "silence {}: {} until {}{reason}",
         s.id,
         s.monitor,
-        format_ms(s.until_ms)
+        super::when::until(s.until_ms, unix_ms(SystemTime::now()))
     )
 }
 
@@ -144,9 +185,15 @@ fn run_inner(cmd: SilenceCommand) -> Result<i32, String> {
             monitor,
             duration,
             reason,
+            force,
             place,
         } => {
             valid_pattern(&monitor)?;
+            if !force {
+                let (names, source) = known_monitors(&place)?;
+                crate::api_control::matches_a_monitor(&monitor, &names, &source)
+                    .map_err(|e| format!("{e} (--force silences it anyway)"))?;
+            }
             let until = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
             let s = open(&place)?
                 .add(&monitor, until, &reason, now)
@@ -172,7 +219,7 @@ fn run_inner(cmd: SilenceCommand) -> Result<i32, String> {
                         [
                             s.id.to_string(),
                             s.monitor.clone(),
-                            format_ms(s.until_ms),
+                            super::when::local(s.until_ms),
                             crate::events::humanize(left),
                             s.reason.clone(),
                         ]

@@ -1,5 +1,6 @@
 //! `portwarden status`: ask the running daemon and print its monitors.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anstream::println;
@@ -7,44 +8,54 @@ use anstyle::AnsiColor;
 use clap::Args;
 use serde_json::Value;
 
-use super::{FAILURE, SUCCESS};
-use crate::daemon::DEFAULT_LISTEN;
+use super::client::{load_config, AskError, Client};
+use super::{FAILURE, SUCCESS, USAGE};
+
+/// `status`: the daemon could not be asked (nothing answers, or not with its monitors).
+pub const NO_ANSWER: i32 = 3;
 
 /// Show the state of the running daemon's monitors.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 no monitor is DOWN (all ok, warning, flapping, paused or unknown), \
+                  1 at least one monitor is DOWN, 2 usage or config error, 3 the daemon cannot \
+                  be reached or did not answer with its monitors."
+)]
 pub struct StatusCommand {
-    /// The daemon's API address.
-    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
-    listen: String,
+    /// Config file or directory the daemon runs with: its `[daemon] listen` and API token
+    /// (default: /etc/portwarden/portwarden.toml when it exists, else 127.0.0.1:9898).
+    #[arg(short = 'c', long = "config", value_name = "FILE|DIR")]
+    config: Option<PathBuf>,
+    /// The daemon's API address, over the config's `listen` (e.g. 127.0.0.1:9898,
+    /// localhost:9898).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
     /// Print the daemon's JSON.
     #[arg(long)]
     json: bool,
 }
 
-fn get(url: &str) -> Result<Value, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
-    let mut response = agent
-        .get(url)
-        .call()
-        .map_err(|e| format!("cannot reach the daemon at {url}: {e}"))?;
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("reading {url}: {e}"))?;
-    serde_json::from_str(&body).map_err(|e| format!("{url} did not answer JSON: {e}"))
-}
-
-/// Exit 0 when every monitor is up, 1 when one is down (or the daemon cannot be reached).
+/// Exit 0 when no monitor is down, 1 when one is, 2 on a usage or config error, 3 when
+/// the daemon cannot be asked.
 pub fn run(cmd: StatusCommand) -> i32 {
-    let url = format!("http://{}/api/v1/monitors", cmd.listen);
-    let monitors = match get(&url) {
-        Ok(v) => v,
+    let client = match load_config(cmd.config.as_deref()).and_then(|c| {
+        Client::new(
+            c.as_ref().map(|(_, c)| c),
+            cmd.listen.as_deref(),
+            Duration::from_secs(5),
+        )
+    }) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("portwarden status: {e}");
-            return FAILURE;
+            return USAGE;
+        }
+    };
+    let monitors = match client.get("/api/v1/monitors") {
+        Ok(v) => v,
+        Err(e @ (AskError::Unreachable(_) | AskError::BadAnswer(_))) => {
+            eprintln!("portwarden status: {e}");
+            return NO_ANSWER;
         }
     };
     let list = monitors.as_array().cloned().unwrap_or_default();
@@ -57,7 +68,7 @@ pub fn run(cmd: StatusCommand) -> i32 {
     } else {
         print_table(&list);
         // Older daemons have no firewall guard: then there is no line.
-        if let Ok(guard) = get(&format!("http://{}/api/v1/firewall", cmd.listen)) {
+        if let Ok(guard) = client.get("/api/v1/firewall") {
             print_firewall(&guard);
         }
     }
@@ -162,8 +173,19 @@ fn print_firewall(g: &Value) {
     } else {
         format!(", checked {}", ago(&g["checked_at"]))
     };
+    // The guard's maintenance pause, as a date and the time left.
+    let paused = match g["paused_until"].as_i64() {
+        Some(secs) => format!(
+            ", repairs paused until {}",
+            super::when::until(
+                secs.saturating_mul(1000),
+                crate::notify::items::unix_ms(SystemTime::now())
+            )
+        ),
+        None => String::new(),
+    };
     println!(
-        "firewall: {backend} {style}{}{style:#}{detail}{checked}",
+        "firewall: {backend} {style}{}{style:#}{detail}{checked}{paused}",
         state.to_uppercase()
     );
 }

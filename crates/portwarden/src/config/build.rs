@@ -6,7 +6,7 @@
 //! certificates), and only for monitors that passed every other check.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -373,16 +373,9 @@ fn resolve_path(
 fn daemon_settings(d: &DaemonSection, base: &Path, issues: &mut Issues) -> DaemonSettings {
     let mut settings = DaemonSettings::default();
     if let Some(listen) = &d.listen {
-        match listen.get_ref().parse::<SocketAddr>() {
+        match super::parse_listen(listen.get_ref()) {
             Ok(addr) => settings.listen = addr,
-            Err(_) => issues.add(
-                listen.span(),
-                "listen",
-                format!(
-                    "not an address and port: {:?} (write e.g. \"127.0.0.1:9898\" or \"[::1]:9898\")",
-                    listen.get_ref()
-                ),
-            ),
+            Err(e) => issues.add(listen.span(), "listen", e),
         }
     }
     if let Some(dir) = &d.state_dir {
@@ -728,7 +721,8 @@ fn notifier_config(
 #[derive(Debug, Clone)]
 struct Defaults {
     interval: Duration,
-    timeout: Duration,
+    /// `None`: not set, so each monitor's timeout is the built-in default cut to its interval.
+    timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     idle_timeout: Duration,
     max_bytes: usize,
@@ -749,7 +743,7 @@ impl Default for Defaults {
     fn default() -> Self {
         Self {
             interval: default_interval(),
-            timeout: default_timeout(),
+            timeout: None,
             connect_timeout: None,
             idle_timeout: default_idle_timeout(),
             max_bytes: default_max_bytes(),
@@ -889,9 +883,7 @@ fn resolve_defaults(
     if let Some(v) = positive(&d.interval, "interval", issues) {
         out.interval = v;
     }
-    if let Some(v) = positive(&d.timeout, "timeout", issues) {
-        out.timeout = v;
-    }
+    out.timeout = positive(&d.timeout, "timeout", issues);
     out.connect_timeout = positive(&d.connect_timeout, "connect_timeout", issues);
     if let Some(v) = positive(&d.idle_timeout, "idle_timeout", issues) {
         out.idle_timeout = v;
@@ -1175,8 +1167,12 @@ fn build_monitor(
         spec.tls.cert_days = d.cert_days;
     }
 
-    // Limits.
-    let timeout = positive(&m.timeout, "timeout", issues).unwrap_or(d.timeout);
+    // Limits. A timeout set nowhere fits the interval: `interval = "2s"` alone is valid.
+    let interval = positive(&m.interval, "interval", issues).unwrap_or(d.interval);
+    let explicit_timeout = positive(&m.timeout, "timeout", issues);
+    let timeout = explicit_timeout
+        .or(d.timeout)
+        .unwrap_or_else(|| default_timeout().min(interval));
     let connect_timeout = positive(&m.connect_timeout, "connect_timeout", issues)
         .or(d.connect_timeout)
         .unwrap_or(timeout);
@@ -1236,14 +1232,20 @@ fn build_monitor(
         });
 
     // Schedule and policy.
-    let interval = positive(&m.interval, "interval", issues).unwrap_or(d.interval);
     if timeout > interval {
         let span = m
             .timeout
             .as_ref()
             .or(m.interval.as_ref())
             .map_or(cx.header.clone(), Spanned::span);
-        issues.add(span, "timeout", longer_than_interval(timeout, interval));
+        let mut message = longer_than_interval(timeout, interval);
+        if explicit_timeout.is_none() {
+            message = format!(
+                "{message} (the timeout comes from [defaults]: set a shorter timeout in this \
+                 monitor or in [defaults])"
+            );
+        }
+        issues.add(span, "timeout", message);
     }
     let fail_after = count32(&m.fail_after, "fail_after", 1, issues).unwrap_or(d.fail_after);
     let recover_after =
@@ -1761,8 +1763,10 @@ fn notify_list(
 
 fn longer_than_interval(timeout: Duration, interval: Duration) -> String {
     format!(
-        "{} is longer than the interval ({}): a check must end before the next one starts",
+        "{} is longer than the interval ({}): a check must end before the next one starts; \
+         set timeout to {} or less, or a longer interval",
         HumanDuration(timeout),
+        HumanDuration(interval),
         HumanDuration(interval)
     )
 }

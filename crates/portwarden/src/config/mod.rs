@@ -28,6 +28,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigErrors, Problem};
+pub use parse::suggest;
 
 use crate::monitor::Monitor;
 use error::SourceFile;
@@ -199,6 +200,32 @@ pub fn default_remind_every(spec: &notify::NotifierSpec) -> Option<std::time::Du
     match spec.kind() {
         "alertmanager" => Some(std::time::Duration::from_secs(60)),
         _ => None,
+    }
+}
+
+/// `[daemon] listen` and `--listen`: an IP address and port, or `localhost:PORT` (taken as
+/// 127.0.0.1 without a lookup). Other host names are refused with what to write instead:
+/// the daemon binds an address, and reading a config never asks DNS.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    if let Ok(addr) = t.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let expected = "write an IP address and port: \"127.0.0.1:9898\" (this host only), \
+                    \"0.0.0.0:9898\" (every interface), \"[::1]:9898\" or \"localhost:9898\"";
+    match t.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| format!("not a port: {port:?} in {text:?} (a number 0-65535)")),
+        Some((host, port))
+            if !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok() =>
+        {
+            Err(format!(
+                "{text:?}: the host name {host:?} is not looked up; {expected}"
+            ))
+        }
+        _ => Err(format!("not an address and port: {text:?}; {expected}")),
     }
 }
 

@@ -501,8 +501,9 @@ target = "127.0.0.1:81"
     assert_eq!(
         p,
         vec![
-            "portwarden.toml:3:10: daemon: listen: not an address and port: \"localhost\" (write \
-             e.g. \"127.0.0.1:9898\" or \"[::1]:9898\")",
+            "portwarden.toml:3:10: daemon: listen: not an address and port: \"localhost\"; write an \
+             IP address and port: \"127.0.0.1:9898\" (this host only), \"0.0.0.0:9898\" (every \
+             interface), \"[::1]:9898\" or \"localhost:9898\"",
             "portwarden.toml:4:17: daemon: max_in_flight: must be 1-1000000, got 0",
             "portwarden.toml:7:14: defaults: fail_after: must be 1-1000, got 0",
             "portwarden.toml:11:10: monitor \"mail\": target: port must be 1-65535, got 0",
@@ -948,7 +949,8 @@ cert_days = 3
         ),
         vec![
             "portwarden.toml:5:11: monitor \"a\": timeout: 10s is longer than the interval (5s): \
-             a check must end before the next one starts",
+             a check must end before the next one starts; set timeout to 5s or less, or a longer \
+             interval",
             "portwarden.toml:6:13: monitor \"a\": max_bytes: must be 1-16777216, got 0",
             "portwarden.toml:7:17: monitor \"a\": recover_after: must be 1-1000, got 1001",
             "portwarden.toml:8:29: monitor \"a\": response_time.warning: 2s is longer than \
@@ -1088,8 +1090,9 @@ fn directory_conflicts_name_both_files() {
                  [firewall] may each appear in only one file"
             ),
             format!(
-                "{b}:9:10: daemon: listen: not an address and port: \"nope\" (write e.g. \
-                 \"127.0.0.1:9898\" or \"[::1]:9898\")"
+                "{b}:9:10: daemon: listen: not an address and port: \"nope\"; write an IP address \
+                 and port: \"127.0.0.1:9898\" (this host only), \"0.0.0.0:9898\" (every \
+                 interface), \"[::1]:9898\" or \"localhost:9898\""
             ),
         ]
     );
@@ -1434,6 +1437,85 @@ fn http_limits_have_defaults_and_are_checked() {
             "portwarden.toml:2:23: daemon: http_header_timeout: must be greater than 0",
             "portwarden.toml:3:21: daemon: http_idle_timeout: must be greater than 0",
             "portwarden.toml:4:24: daemon: http_max_connections: must be 1-1000000, got 0",
+        ]
+    );
+}
+
+/// Issue 15: `interval = "2s"` alone was refused because the built-in 5 s timeout is longer.
+#[test]
+fn an_unset_timeout_fits_a_short_interval() {
+    let c = ok(r#"
+[[monitor]]
+name = "fast"
+target = "127.0.0.1:80"
+interval = "2s"
+
+[[monitor]]
+name = "slow"
+target = "127.0.0.1:81"
+interval = "1m"
+"#);
+    let fast = monitor(&c, "fast").probe.spec();
+    assert_eq!(fast.limits.deadline, Duration::from_secs(2));
+    assert_eq!(fast.limits.connect_timeout, Duration::from_secs(2));
+    let slow = monitor(&c, "slow").probe.spec();
+    assert_eq!(slow.limits.deadline, Duration::from_secs(5));
+
+    // A short interval in [defaults] fits its monitors the same way.
+    let c = ok("[defaults]\ninterval = \"1s\"\n\n[[monitor]]\nname = \"a\"\ntarget = \"h:1\"\n");
+    assert_eq!(
+        monitor(&c, "a").probe.spec().limits.deadline,
+        Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn an_explicit_timeout_longer_than_the_interval_says_the_fix() {
+    assert_eq!(
+        problems(
+            "[[monitor]]\nname = \"a\"\ntarget = \"h:1\"\ninterval = \"2s\"\ntimeout = \"5s\"\n"
+        ),
+        vec![
+            "portwarden.toml:5:11: monitor \"a\": timeout: 5s is longer than the interval (2s): a \
+             check must end before the next one starts; set timeout to 2s or less, or a longer \
+             interval"
+        ]
+    );
+    // Set in [defaults], too long for one monitor's interval: the message says where it
+    // comes from.
+    assert_eq!(
+        problems(
+            "[defaults]\ntimeout = \"5s\"\n\n[[monitor]]\nname = \"a\"\ntarget = \"h:1\"\n\
+             interval = \"2s\"\n"
+        ),
+        vec![
+            "portwarden.toml:7:12: monitor \"a\": timeout: 5s is longer than the interval (2s): a \
+             check must end before the next one starts; set timeout to 2s or less, or a longer \
+             interval (the timeout comes from [defaults]: set a shorter timeout in this monitor \
+             or in [defaults])"
+        ]
+    );
+}
+
+/// Issue 15: `listen = "localhost:9898"` failed with "invalid socket address syntax".
+#[test]
+fn listen_takes_localhost_and_says_what_else_it_takes() {
+    let c = ok("[daemon]\nlisten = \"localhost:9898\"\n");
+    assert_eq!(c.daemon.listen.to_string(), "127.0.0.1:9898");
+    assert_eq!(
+        problems("[daemon]\nlisten = \"monitor.example.com:9898\"\n"),
+        vec![
+            "portwarden.toml:2:10: daemon: listen: \"monitor.example.com:9898\": the host name \
+             \"monitor.example.com\" is not looked up; write an IP address and port: \
+             \"127.0.0.1:9898\" (this host only), \"0.0.0.0:9898\" (every interface), \
+             \"[::1]:9898\" or \"localhost:9898\""
+        ]
+    );
+    assert_eq!(
+        problems("[daemon]\nlisten = \"localhost:http\"\n"),
+        vec![
+            "portwarden.toml:2:10: daemon: listen: not a port: \"http\" in \"localhost:http\" (a \
+             number 0-65535)"
         ]
     );
 }

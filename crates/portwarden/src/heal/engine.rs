@@ -88,6 +88,8 @@ pub trait Runner: Send + Sync + 'static {
     fn reboot_cancelled(&self, state_dir: &Path) -> bool;
     /// Forgets a cancel (before a new hold-off, and once it has cancelled one).
     fn clear_reboot_cancel(&self, state_dir: &Path);
+    /// Says a reboot is held off (`Some`) or no longer (`None`), for `portwarden reboot cancel`.
+    fn reboot_pending(&self, state_dir: &Path, pending: Option<act::PendingReboot>);
 }
 
 /// The engine's settings (daemon-wide; per-monitor limits are in each monitor's [`Heal`]).
@@ -802,6 +804,30 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
             hold_off_secs: Some(hold_off.as_secs()),
             ..base.clone()
         }));
+        let until = SystemTime::now() + hold_off;
+        self.runner.reboot_pending(
+            &self.settings.state_dir,
+            Some(act::PendingReboot {
+                monitor: name.to_string(),
+                until: until
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            }),
+        );
+        let go = self.hold_off_until(name, base, stop, hold_off).await;
+        self.runner.reboot_pending(&self.settings.state_dir, None);
+        go
+    }
+
+    /// The hold-off of [`Self::reboot_hold_off`]: `true` when it ran out, `false` when the
+    /// reboot was cancelled, called off or the daemon stops.
+    async fn hold_off_until(
+        &self,
+        name: &str,
+        base: &ActionReport,
+        stop: &CancellationToken,
+        hold_off: Duration,
+    ) -> bool {
         let deadline = Instant::now() + hold_off;
         loop {
             if self.runner.reboot_cancelled(&self.settings.state_dir) {

@@ -56,6 +56,8 @@ struct State {
     running: usize,
     max_running: usize,
     cancelled: bool,
+    /// What the engine says is pending (the pending-reboot file of the real world).
+    pending: Option<act::PendingReboot>,
     reboot_refused: Option<String>,
 }
 
@@ -272,6 +274,10 @@ impl Runner for World {
 
     fn clear_reboot_cancel(&self, _: &Path) {
         self.state.lock().unwrap().cancelled = false;
+    }
+
+    fn reboot_pending(&self, _: &Path, pending: Option<act::PendingReboot>) {
+        self.state.lock().unwrap().pending = pending;
     }
 }
 
@@ -611,7 +617,23 @@ async fn a_reboot_is_announced_held_off_and_cancellable() {
         "pending:web:dry run: rebooting in 5m unless `portwarden reboot cancel`"
     );
     assert_eq!(h.world.runs("web").len(), 1, "still holding off");
+    assert_eq!(
+        h.world
+            .state
+            .lock()
+            .unwrap()
+            .pending
+            .as_ref()
+            .map(|p| p.monitor.as_str()),
+        Some("web"),
+        "the hold-off is marked pending"
+    );
     settle(300).await;
+    assert_eq!(
+        h.world.state.lock().unwrap().pending,
+        None,
+        "and unmarked after"
+    );
     assert_eq!(
         h.world
             .runs("web")
@@ -635,6 +657,7 @@ async fn a_reboot_is_announced_held_off_and_cancellable() {
     settle(60).await;
     h.world.state.lock().unwrap().cancelled = true;
     settle(1).await;
+    assert_eq!(h.world.state.lock().unwrap().pending, None);
     assert_eq!(h.world.runs("web").len(), 1);
     assert_eq!(
         h.world.outcomes("web"),

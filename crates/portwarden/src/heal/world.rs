@@ -118,6 +118,21 @@ impl Runner for ActRunner {
             tracing::warn!(error = %e, "the reboot cancel file cannot be removed");
         }
     }
+
+    fn reboot_pending(&self, state_dir: &Path, pending: Option<act::PendingReboot>) {
+        let done = match &pending {
+            Some(p) => act::mark_pending(state_dir, p),
+            None => act::clear_pending(state_dir),
+        };
+        if let Err(e) = done {
+            tracing::warn!(
+                error = %e,
+                file = %act::pending_file(state_dir).display(),
+                "the pending-reboot file cannot be written: `portwarden reboot cancel` may \
+                 say no reboot is pending"
+            );
+        }
+    }
 }
 
 /// The systemd unit this process runs in (`portwarden.service`), from its cgroup; `None`
