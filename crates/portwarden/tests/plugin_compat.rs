@@ -267,11 +267,17 @@ fn echo(mut c: TcpStream) {
     thread::sleep(Duration::from_secs(3));
 }
 
-/// Answers like an XMPP server: an XML declaration and a stream header, then closes.
+/// Answers like an XMPP server: an XML declaration and a stream header, then keeps the
+/// stream open until the client closes it. Closing at once raced the real check_jabber's
+/// closing `</stream:stream>`: written into a reset connection, it died of SIGPIPE.
 fn xmpp(mut c: TcpStream) {
+    use std::io::Read;
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = c.write_all(
         b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' id='1' version='1.0'>",
     );
+    let mut buf = [0u8; 512];
+    while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
 }
 
 /// Accepts and says nothing.
