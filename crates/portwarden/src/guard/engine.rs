@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::status::set;
 use super::{
-    read_baseline, unix_ms, unix_secs, watchable, GuardMode, Pause, SharedStatus, ABSENT_WARNING,
+    read_baseline, unix_ms, unix_secs, watchable, GuardMode, GuardState, Pause, SharedStatus,
+    ABSENT_WARNING,
 };
 use crate::config::{FirewallSettings, OnViolation};
 use crate::events::{EventBus, EventKind, FirewallReport};
@@ -113,7 +114,7 @@ pub(super) fn unreadable(
         .map(|s| s.error.as_deref() == Some(error.as_str()))
         .unwrap_or(false);
     set(status, |s| {
-        s.state = "unreadable";
+        s.state = GuardState::Unreadable;
         s.backend = backend;
         s.error = Some(error.clone());
         s.checked_at = Some(unix_ms());
@@ -274,7 +275,7 @@ impl<F: Firewall> Guard<F> {
                 drift: None,
             };
             self.record(&state, &nothing, mode);
-            set(&self.status, |s| s.state = "absent");
+            set(&self.status, |s| s.state = GuardState::Absent);
             if !self.said_absent {
                 self.said_absent = true;
                 tracing::warn!(backend = %self.firewall.kind(), "{ABSENT_WARNING}");
@@ -442,7 +443,11 @@ impl<F: Firewall> Guard<F> {
             .as_ref()
             .map(|_| self.settings.baseline.clone());
         set(&self.status, |s| {
-            s.state = if a.ok() { "ok" } else { "violated" };
+            s.state = if a.ok() {
+                GuardState::Ok
+            } else {
+                GuardState::Violated
+            };
             s.backend = Some(self.firewall.kind());
             s.checked_at = Some(unix_ms());
             s.verifications += 1;

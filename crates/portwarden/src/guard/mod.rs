@@ -38,7 +38,7 @@ use crate::events::{EventBus, EventKind};
 use engine::{effective_mode, unreadable, Guard, Intro};
 pub use pause::{Pause, PAUSE_FILE};
 use status::set;
-pub use status::{GuardStatus, SharedStatus};
+pub use status::{GuardState, GuardStatus, SharedStatus};
 
 /// Where the guard's settings come from, which decides what a firewall with no rules means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     if !settings.guard {
-        set(&status, |s| s.state = "off");
+        set(&status, |s| s.state = GuardState::Off);
         return;
     }
     let runner = Runner::default();

@@ -10,6 +10,25 @@ use serde::Serialize;
 use crate::config::OnViolation;
 use crate::events::FirewallReport;
 
+/// The guard's verdict, `state` in `GET /api/v1/firewall` (the API, the dashboard, the metrics
+/// and `portwarden status` read these words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardState {
+    /// Not looked yet.
+    Starting,
+    /// The last look met the policy and the baseline.
+    Ok,
+    /// The last look found violations.
+    Violated,
+    /// The firewall (or the tool to read it) could not be read: reported, never acted on.
+    Unreadable,
+    /// `[firewall] guard = false`.
+    Off,
+    /// Zero-config on a host with no firewall rules loaded: nothing to guard yet.
+    Absent,
+}
+
 /// What `GET /api/v1/firewall` and the logs show of the guard.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GuardStatus {
@@ -17,7 +36,7 @@ pub struct GuardStatus {
     /// with no firewall rules loaded (nothing to guard yet; not a violation — once rules are
     /// loaded the state is `ok`, and switching them off or flushing them is a violation).
     #[schema(value_type = String)]
-    pub state: &'static str,
+    pub state: GuardState,
     #[schema(value_type = Option<String>)]
     pub backend: Option<BackendKind>,
     /// Unix milliseconds of the last verification.
@@ -49,7 +68,7 @@ pub struct GuardStatus {
 impl Default for GuardStatus {
     fn default() -> Self {
         Self {
-            state: "starting",
+            state: GuardState::Starting,
             backend: None,
             checked_at: None,
             verifications: 0,
@@ -74,5 +93,32 @@ pub type SharedStatus = Arc<Mutex<GuardStatus>>;
 pub(super) fn set(status: &SharedStatus, f: impl FnOnce(&mut GuardStatus)) {
     if let Ok(mut s) = status.lock() {
         f(&mut s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_serialize_to_the_words_the_api_has_always_used() {
+        use GuardState::*;
+        let words: Vec<String> = [Starting, Ok, Violated, Unreadable, Off, Absent]
+            .iter()
+            .map(|s| serde_json::to_string(s).unwrap())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "\"starting\"",
+                "\"ok\"",
+                "\"violated\"",
+                "\"unreadable\"",
+                "\"off\"",
+                "\"absent\""
+            ]
+        );
+        let status = serde_json::to_value(GuardStatus::default()).unwrap();
+        assert_eq!(status["state"], "starting");
     }
 }
