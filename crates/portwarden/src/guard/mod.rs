@@ -20,11 +20,15 @@
 //! - [`world`]: that trait implemented with the `firewall` crate and its command runner.
 //! - [`pause`]: the maintenance pause file, written by `portwarden firewall pause`.
 //! - [`status`]: what the guard shows of itself.
+//! - `tests`: the verify / repair loop against a fake firewall.
 
 mod engine;
 mod pause;
 mod status;
 mod world;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
