@@ -432,11 +432,14 @@ async fn scrape(s: &ApiState) -> Registry {
     });
     if let Some((state, violations, repairs_hour, paused)) = firewall {
         // Off, or nothing to guard (zero-config on a host without rules): no verdict.
-        if state != "off" && state != "absent" {
+        if !matches!(
+            state,
+            crate::guard::GuardState::Off | crate::guard::GuardState::Absent
+        ) {
             r.register(
                 "portwarden_firewall_ok",
                 "Whether the last firewall verification found the baseline in place",
-                gauge(f64::from(u8::from(state == "ok"))),
+                gauge(f64::from(u8::from(state == crate::guard::GuardState::Ok))),
             );
             r.register(
                 "portwarden_firewall_violations",

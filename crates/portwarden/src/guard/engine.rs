@@ -1,26 +1,45 @@
-//! The firewall guard: verifies the host firewall on every nftables change notification (within
-//! milliseconds) and every `verify_every` (default 30 s), repairs it as `on_violation` says —
-//! re-enable with the backend's own means, or restore the baseline atomically — verifies again
-//! and reports each step on the event bus.
+//! The guard's decisions: when to look (at start, every `verify_every`, on nftables changes,
+//! a burst folded into one look), what a look means (`firewall::assess` against the policy
+//! and the baseline; zero-config's "nothing to guard yet"), what to do about a violation
+//! ([`choose_repair`], then the pause file and the hourly limit), and what to report: a
+//! standing problem once, a repair with the verification after it, a recovery.
 //!
-//! It never fights the administrator: a pause file (`portwarden firewall pause --for 30m`)
-//! holds repairs, and after `max_repairs_per_hour` repairs it only alerts. It never repairs on
-//! garbage: a state that cannot be read is reported, not acted on.
+//! The firewall itself is the [`Firewall`] trait (inspect, enable, restore): the daemon gives
+//! it the real one ([`super::world`]), the tests a fake.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
-use firewall::{assess, Assessment, BackendKind, Baseline, Firewall, Runner, State};
-use serde::{Deserialize, Serialize};
+use firewall::{assess, Assessment, BackendKind, Baseline, State};
 use tokio_util::sync::CancellationToken;
 
+use super::status::set;
+use super::{
+    read_baseline, unix_ms, unix_secs, watchable, GuardMode, GuardState, Pause, SharedStatus,
+    ABSENT_WARNING,
+};
 use crate::config::{FirewallSettings, OnViolation};
 use crate::events::{EventBus, EventKind, FirewallReport};
 
-/// File name of the pause switch inside the state directory.
-pub const PAUSE_FILE: &str = "firewall-pause.json";
+/// What the guard needs of a firewall: look at it, and the two ways to repair it.
+pub trait Firewall: Send + Sync + 'static {
+    /// The backend (fixed for the guard's life).
+    fn kind(&self) -> BackendKind;
+    /// Manage only these nftables tables from now on (a baseline picked up while running).
+    fn set_tables(&mut self, tables: Option<Vec<String>>);
+    /// Reads the current state. Read-only.
+    fn inspect(&self) -> impl Future<Output = Result<State, firewall::Error>> + Send;
+    /// Switches the firewall on with the backend's own means.
+    fn enable(&self) -> impl Future<Output = Result<(), firewall::Error>> + Send;
+    /// Puts the baseline back, atomically where the backend can.
+    fn restore(
+        &self,
+        baseline: &Baseline,
+    ) -> impl Future<Output = Result<(), firewall::Error>> + Send;
+}
+
 /// Wait before restarting a change watcher that ended or could not start; doubled after each
 /// failure up to [`WATCH_MAX_BACKOFF`].
 const WATCH_RESTART: Duration = Duration::from_secs(5);
@@ -31,181 +50,8 @@ const MIN_CHANGE_GAP: Duration = Duration::from_millis(100);
 /// Repairs are counted over this window for `max_repairs_per_hour`.
 const REPAIR_WINDOW: Duration = Duration::from_secs(3600);
 
-/// What `GET /api/v1/firewall` and the logs show of the guard.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct GuardStatus {
-    /// `starting`, `ok`, `violated`, `unreadable`, `off`, or `absent`: zero-config on a host
-    /// with no firewall rules loaded (nothing to guard yet; not a violation — once rules are
-    /// loaded the state is `ok`, and switching them off or flushing them is a violation).
-    #[schema(value_type = String)]
-    pub state: &'static str,
-    #[schema(value_type = Option<String>)]
-    pub backend: Option<BackendKind>,
-    /// Unix milliseconds of the last verification.
-    pub checked_at: Option<u64>,
-    /// Verifications since the guard started (periodic, on change, after repairs).
-    pub verifications: u64,
-    #[schema(value_type = Vec<Object>)]
-    pub violations: Vec<firewall::Violation>,
-    #[schema(value_type = Option<Object>)]
-    pub drift: Option<firewall::Drift>,
-    #[schema(value_type = Option<String>)]
-    pub baseline: Option<PathBuf>,
-    #[schema(value_type = Option<String>)]
-    pub on_violation: Option<OnViolation>,
-    /// True while nftables change notifications are being watched.
-    pub watching: bool,
-    pub repairs_last_hour: usize,
-    #[schema(value_type = Option<Object>)]
-    pub last_repair: Option<FirewallReport>,
-    /// Unix seconds until which repairs are paused.
-    pub paused_until: Option<u64>,
-    /// The backend's remarks, e.g. "ufw reports deny but the kernel's INPUT policy is ACCEPT".
-    pub notes: Vec<String>,
-    /// Other tools' tables, never restored or counted as drift.
-    pub foreign_tables: Vec<String>,
-    pub error: Option<String>,
-}
-
-impl Default for GuardStatus {
-    fn default() -> Self {
-        Self {
-            state: "starting",
-            backend: None,
-            checked_at: None,
-            verifications: 0,
-            violations: Vec::new(),
-            drift: None,
-            baseline: None,
-            on_violation: None,
-            watching: false,
-            repairs_last_hour: 0,
-            last_repair: None,
-            paused_until: None,
-            notes: Vec::new(),
-            foreign_tables: Vec::new(),
-            error: None,
-        }
-    }
-}
-
-pub type SharedStatus = Arc<Mutex<GuardStatus>>;
-
-/// Where the guard's settings come from, which decides what a firewall with no rules means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuardMode {
-    /// A config file (with or without `[firewall]`): a firewall that is off breaks
-    /// `require = ["enabled"]` and is a violation from the start.
-    Configured,
-    /// The built-in default: a host that has no rules at start has nothing to guard (state
-    /// `absent`, said once at WARN); rules loaded later are guarded like any others.
-    ZeroConfig,
-}
-
-/// Said once when the zero-config guard finds no firewall rules on the host.
-pub const ABSENT_WARNING: &str = "no firewall rules are loaded on this host; portwarden will \
-     alert if rules are loaded and later switched off or flushed — to guard a firewall, see \
-     docs/firewall.md";
-
-/// The maintenance switch, written by `portwarden firewall pause` and read by the guard
-/// before every repair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pause {
-    /// Unix seconds.
-    pub until: u64,
-    #[serde(default)]
-    pub reason: String,
-}
-
-impl Pause {
-    /// The pause in force at `path`, if any (an expired or unreadable file is no pause; an
-    /// unreadable one is logged).
-    pub fn active(path: &Path) -> Option<Pause> {
-        // Bounded: the state directory is ours, but a full disk or a stray symlink must not
-        // stall the guard.
-        let text =
-            match crate::config::files::read_bounded(path, crate::config::files::SECRET_LIMIT) {
-                Ok(t) => t,
-                Err(crate::config::files::FileError::Io(e))
-                    if e.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    return None
-                }
-                Err(e) => {
-                    tracing::warn!("cannot read the pause file {}: {e}", path.display());
-                    return None;
-                }
-            };
-        match serde_json::from_str::<Pause>(&text) {
-            Ok(p) if p.until > unix_secs() => Some(p),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!("ignoring the malformed pause file {}: {e}", path.display());
-                None
-            }
-        }
-    }
-
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_string(self).unwrap_or_default())?;
-        std::fs::rename(tmp, path)
-    }
-}
-
-pub fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Loads the baseline if the file exists; a broken file is reported and treated as absent
-/// (the guard then alerts instead of restoring garbage).
-pub fn load_baseline(path: &Path) -> Result<Option<Baseline>, firewall::Error> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    // Bounded: the path comes from the config and may be anything (a FIFO, a device).
-    let baseline = crate::config::files::read_bounded(path, crate::config::files::CONFIG_LIMIT)
-        .map_err(|e| e.to_string())
-        .and_then(|text| Baseline::parse(&text));
-    baseline
-        .map(Some)
-        .map_err(|message| firewall::Error::Baseline {
-            path: path.display().to_string(),
-            message,
-        })
-}
-
-/// Picks the backend: configured, else the baseline's, else detected.
-pub async fn choose_backend(
-    configured: Option<BackendKind>,
-    baseline: Option<&Baseline>,
-    runner: &Runner,
-) -> Result<(BackendKind, String), firewall::Error> {
-    if let Some(kind) = configured {
-        return Ok((kind, "configured".into()));
-    }
-    if let Some(b) = baseline {
-        return Ok((b.backend, "from the baseline".into()));
-    }
-    let d = firewall::detect::detect(runner).await?;
-    Ok((d.backend, d.why))
-}
-
 /// What triggered a verification.
-enum Trigger {
+pub(super) enum Trigger {
     Start,
     Periodic,
     Change {
@@ -214,12 +60,13 @@ enum Trigger {
     },
 }
 
-struct Guard {
+/// The guard over one firewall: its settings, what it last saw and reported, its repairs.
+pub(super) struct Guard<F> {
     settings: FirewallSettings,
     pause_file: PathBuf,
     bus: EventBus,
     status: SharedStatus,
-    firewall: Firewall,
+    firewall: F,
     baseline: Option<Baseline>,
     baseline_mtime: Option<SystemTime>,
     /// The violations last reported, so a standing problem is reported once, not every 30 s.
@@ -238,99 +85,16 @@ struct Guard {
 }
 
 /// The guard's start-up line: with the detection's reasons, and without them.
-struct Intro {
-    full: String,
-    short: String,
+pub(super) struct Intro {
+    pub(super) full: String,
+    pub(super) short: String,
 }
 
-/// Runs the guard until `shutdown`.
-pub async fn run(
-    settings: FirewallSettings,
-    mode: GuardMode,
-    pause_file: PathBuf,
-    bus: EventBus,
-    status: SharedStatus,
-    shutdown: CancellationToken,
-) {
-    if !settings.guard {
-        set(&status, |s| s.state = "off");
-        return;
-    }
-    let runner = Runner::default();
-    let (baseline, baseline_mtime) = read_baseline(&settings.baseline, &bus);
-    // Detection can fail (no tool installed, no permission): retry at the verify period.
-    let (kind, why) = loop {
-        match choose_backend(settings.backend, baseline.as_ref(), &runner).await {
-            Ok(found) => break found,
-            Err(e) => {
-                unreadable(&status, &bus, None, e.to_string());
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(settings.verify_every) => {}
-                }
-            }
-        }
-    };
-    let tables = settings
-        .tables
-        .clone()
-        .or_else(|| baseline.as_ref().and_then(Baseline::nft_tables));
-    let firewall = Firewall::new(kind, runner).with_tables(tables);
-    let how = format!(
-        "verifying every {}{}; on violation: {}",
-        humantime::format_duration(settings.verify_every),
-        if watchable(kind) && settings.watch {
-            " and on every nftables change"
-        } else {
-            ""
-        },
-        describe_mode(effective_mode(&settings, baseline.as_ref()))
-    );
-    // `why` has brackets of its own: it stands after a dash, never inside more.
-    let intro = Intro {
-        full: format!("firewall guard: {kind} — {why}; {how}"),
-        short: format!("firewall guard: {kind}; {how}"),
-    };
-    let intro = match mode {
-        GuardMode::Configured => {
-            tracing::info!(backend = %kind, "{}", intro.full);
-            None
-        }
-        // Said after the first look: when there is nothing to guard, the warning says why
-        // and the line leaves out the detection's "no rules are loaded".
-        GuardMode::ZeroConfig => Some(intro),
-    };
-    let mut guard = Guard {
-        intro,
-        pause_file,
-        bus,
-        status,
-        firewall,
-        baseline,
-        baseline_mtime,
-        reported: None,
-        repairs: VecDeque::new(),
-        unreadable: None,
-        mode,
-        seen_enabled: false,
-        said_absent: false,
-        settings,
-    };
-    guard.watch_loop(shutdown).await;
-}
-
-fn watchable(kind: BackendKind) -> bool {
-    cfg!(target_os = "linux")
-        && matches!(
-            kind,
-            BackendKind::Nftables
-                | BackendKind::IptablesNft
-                | BackendKind::Ufw
-                | BackendKind::Firewalld
-        )
-}
-
-fn effective_mode(settings: &FirewallSettings, baseline: Option<&Baseline>) -> OnViolation {
+/// `on_violation`, or its default: restore when there is a baseline, else alert.
+pub(super) fn effective_mode(
+    settings: &FirewallSettings,
+    baseline: Option<&Baseline>,
+) -> OnViolation {
     settings.on_violation.unwrap_or(if baseline.is_some() {
         OnViolation::Restore
     } else {
@@ -338,41 +102,19 @@ fn effective_mode(settings: &FirewallSettings, baseline: Option<&Baseline>) -> O
     })
 }
 
-fn describe_mode(mode: OnViolation) -> &'static str {
-    match mode {
-        OnViolation::Alert => "alert only",
-        OnViolation::Enable => "switch it back on",
-        OnViolation::Restore => "restore the baseline",
-    }
-}
-
-fn read_baseline(path: &Path, bus: &EventBus) -> (Option<Baseline>, Option<SystemTime>) {
-    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    match load_baseline(path) {
-        Ok(b) => (b, mtime),
-        Err(e) => {
-            bus.publish(EventKind::FirewallUnreadable {
-                backend: None,
-                error: format!("{e}; alerting instead of restoring until it is fixed"),
-            });
-            (None, mtime)
-        }
-    }
-}
-
-fn set(status: &SharedStatus, f: impl FnOnce(&mut GuardStatus)) {
-    if let Ok(mut s) = status.lock() {
-        f(&mut s);
-    }
-}
-
-fn unreadable(status: &SharedStatus, bus: &EventBus, backend: Option<BackendKind>, error: String) {
+/// The firewall cannot be read: said in the status, and on the bus once per error.
+pub(super) fn unreadable(
+    status: &SharedStatus,
+    bus: &EventBus,
+    backend: Option<BackendKind>,
+    error: String,
+) {
     let repeat = status
         .lock()
         .map(|s| s.error.as_deref() == Some(error.as_str()))
         .unwrap_or(false);
     set(status, |s| {
-        s.state = "unreadable";
+        s.state = GuardState::Unreadable;
         s.backend = backend;
         s.error = Some(error.clone());
         s.checked_at = Some(unix_ms());
@@ -385,12 +127,57 @@ fn unreadable(status: &SharedStatus, bus: &EventBus, backend: Option<BackendKind
     }
 }
 
-impl Guard {
-    async fn watch_loop(&mut self, shutdown: CancellationToken) {
+impl<F: Firewall> Guard<F> {
+    pub(super) fn new(
+        firewall: F,
+        settings: FirewallSettings,
+        mode: GuardMode,
+        pause_file: PathBuf,
+        bus: EventBus,
+        status: SharedStatus,
+    ) -> Self {
+        Self {
+            intro: None,
+            pause_file,
+            bus,
+            status,
+            firewall,
+            baseline: None,
+            baseline_mtime: None,
+            reported: None,
+            repairs: VecDeque::new(),
+            unreadable: None,
+            mode,
+            seen_enabled: false,
+            said_absent: false,
+            settings,
+        }
+    }
+
+    /// The baseline read at start, and its file's modification time (a newer file is read
+    /// again at the next periodic look).
+    pub(super) fn with_baseline(
+        mut self,
+        baseline: Option<Baseline>,
+        mtime: Option<SystemTime>,
+    ) -> Self {
+        self.baseline = baseline;
+        self.baseline_mtime = mtime;
+        self
+    }
+
+    /// The start-up line to log after the first look (zero-config), if any.
+    pub(super) fn with_intro(mut self, intro: Option<Intro>) -> Self {
+        self.intro = intro;
+        self
+    }
+
+    /// Looks at start, then on every tick and nftables change, until `shutdown`.
+    pub(super) async fn watch_loop(&mut self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.settings.verify_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate; the start verification covers it
-        let want_watch = self.settings.watch && watchable(self.firewall.kind);
+        let want_watch = self.settings.watch && watchable(self.firewall.kind());
         let mut watch = None;
         let mut watch_retry = Instant::now();
         let mut watch_backoff = WATCH_RESTART;
@@ -456,7 +243,7 @@ impl Guard {
     }
 
     /// One verification, and the repair it calls for.
-    async fn verify(&mut self, trigger: Trigger) {
+    pub(super) async fn verify(&mut self, trigger: Trigger) {
         let started = match &trigger {
             Trigger::Change { seen, .. } => *seen,
             _ => Instant::now(),
@@ -470,7 +257,7 @@ impl Guard {
         }
         let inspected = self.inspect().await;
         if let Some(intro) = self.intro.take() {
-            let kind = self.firewall.kind;
+            let kind = self.firewall.kind();
             match &inspected {
                 Some((state, _)) if self.absent(state) => {
                     tracing::info!(backend = %kind, "{}", intro.short);
@@ -488,10 +275,10 @@ impl Guard {
                 drift: None,
             };
             self.record(&state, &nothing, mode);
-            set(&self.status, |s| s.state = "absent");
+            set(&self.status, |s| s.state = GuardState::Absent);
             if !self.said_absent {
                 self.said_absent = true;
-                tracing::warn!(backend = %self.firewall.kind, "{ABSENT_WARNING}");
+                tracing::warn!(backend = %self.firewall.kind(), "{ABSENT_WARNING}");
             }
             return;
         }
@@ -499,10 +286,10 @@ impl Guard {
             self.seen_enabled = true;
             if self.said_absent {
                 tracing::info!(
-                    backend = %self.firewall.kind,
+                    backend = %self.firewall.kind(),
                     "firewall rules are loaded now ({}): guarding them; switching them off or \
                      flushing them will be reported",
-                    self.firewall.kind
+                    self.firewall.kind()
                 );
             }
         }
@@ -589,7 +376,7 @@ impl Guard {
         {
             self.repairs.pop_front();
         }
-        let action = match choose_repair(mode, self.firewall.kind, self.baseline.is_some(), a) {
+        let action = match choose_repair(mode, self.firewall.kind(), self.baseline.is_some(), a) {
             Ok(action) => action,
             Err(why) => return (None, Some(why)),
         };
@@ -642,7 +429,7 @@ impl Guard {
                 unreadable(
                     &self.status,
                     &self.bus,
-                    Some(self.firewall.kind),
+                    Some(self.firewall.kind()),
                     e.to_string(),
                 );
                 None
@@ -656,8 +443,12 @@ impl Guard {
             .as_ref()
             .map(|_| self.settings.baseline.clone());
         set(&self.status, |s| {
-            s.state = if a.ok() { "ok" } else { "violated" };
-            s.backend = Some(self.firewall.kind);
+            s.state = if a.ok() {
+                GuardState::Ok
+            } else {
+                GuardState::Violated
+            };
+            s.backend = Some(self.firewall.kind());
             s.checked_at = Some(unix_ms());
             s.verifications += 1;
             s.violations = a.violations.clone();
@@ -672,7 +463,7 @@ impl Guard {
 
     fn report(&self, a: &Assessment, culprit: Option<String>) -> FirewallReport {
         FirewallReport {
-            backend: self.firewall.kind.to_string(),
+            backend: self.firewall.kind().to_string(),
             violations: a.violations.iter().map(|v| v.message.clone()).collect(),
             drift: a
                 .drift
@@ -693,14 +484,14 @@ impl Guard {
         }
         let (baseline, mtime) = read_baseline(path, &self.bus);
         if let Some(b) = &baseline {
-            if b.backend != self.firewall.kind {
+            if b.backend != self.firewall.kind() {
                 self.bus.publish(EventKind::FirewallUnreadable {
-                    backend: Some(self.firewall.kind.to_string()),
+                    backend: Some(self.firewall.kind().to_string()),
                     error: format!(
                         "the baseline {} was saved from {}, but the guard watches {}; ignoring it",
                         path.display(),
                         b.backend,
-                        self.firewall.kind
+                        self.firewall.kind()
                     ),
                 });
                 self.baseline_mtime = mtime;
@@ -708,7 +499,7 @@ impl Guard {
             }
             tracing::info!("firewall baseline {} loaded", path.display());
             if self.settings.tables.is_none() {
-                self.firewall.tables = b.nft_tables();
+                self.firewall.set_tables(b.nft_tables());
             }
         }
         self.baseline = baseline;
@@ -800,7 +591,6 @@ async fn next_change(
         None => std::future::pending().await,
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

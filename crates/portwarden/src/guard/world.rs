@@ -1,0 +1,43 @@
+//! The guard's firewall on this host: the `firewall` crate's backend, run through its command
+//! runner (explicit argv, timeouts, capped output).
+
+use std::future::Future;
+
+use firewall::{BackendKind, Baseline, State};
+
+use super::engine::Firewall;
+
+/// The host's firewall, as detected or configured.
+#[derive(Debug, Clone)]
+pub struct HostFirewall(firewall::Firewall);
+
+impl HostFirewall {
+    pub fn new(firewall: firewall::Firewall) -> Self {
+        Self(firewall)
+    }
+}
+
+impl Firewall for HostFirewall {
+    fn kind(&self) -> BackendKind {
+        self.0.kind
+    }
+
+    fn set_tables(&mut self, tables: Option<Vec<String>>) {
+        self.0.tables = tables;
+    }
+
+    fn inspect(&self) -> impl Future<Output = Result<State, firewall::Error>> + Send {
+        self.0.inspect()
+    }
+
+    fn enable(&self) -> impl Future<Output = Result<(), firewall::Error>> + Send {
+        self.0.enable()
+    }
+
+    fn restore(
+        &self,
+        baseline: &Baseline,
+    ) -> impl Future<Output = Result<(), firewall::Error>> + Send {
+        self.0.restore(baseline)
+    }
+}
