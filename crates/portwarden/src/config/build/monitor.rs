@@ -41,13 +41,78 @@ pub(super) struct MonitorContext<'a> {
 }
 
 /// Checks one monitor and, when it has no problem, builds it.
+///
+/// The steps run in this order, which is the order their problems are reported in.
 pub(super) fn build_monitor(
     m: &MonitorSection,
     cx: &MonitorContext<'_>,
     issues: &mut Issues,
 ) -> Option<Monitor> {
     let d = cx.defaults;
-    let name = match &m.name {
+    let name = monitor_name(m, cx, issues);
+    let protocol = protocol(m, issues);
+    let target = target_address(m, cx, &protocol, issues);
+    let mut spec = ProbeSpec::connect(target.clone().unwrap_or(Target {
+        host: Host::Name("invalid".into()),
+        port: 1,
+    }));
+    address_family(m, cx, target.as_ref(), &mut spec, issues);
+    let starttls = preset_dialog(m, cx, &protocol, &mut spec, issues);
+    probe_dialog(m, protocol.preset, starttls, &mut spec, issues);
+    tls_mode(m, cx, &mut spec, issues);
+    let timing = timing(m, d, &mut spec, issues);
+    verdicts(m, d, &mut spec, issues);
+    let owner = expected_owner(m, issues);
+    let policy = policy(m, cx, &timing, issues);
+    let notify = match &m.notify {
+        Some(list) => notify_list(list, cx.notifiers, issues),
+        None => d.notify.clone(),
+    };
+    let tags = tags(m, issues);
+    let heal = heal_ladder(m, d, issues);
+
+    if !issues.is_empty() || !cx.clean {
+        return None;
+    }
+    let (Some(name), Some(_)) = (name, target) else {
+        return None;
+    };
+    let definition = Fingerprint::of(&format!(
+        "{:?}",
+        Definition {
+            name: &name,
+            spec: &spec,
+            owner: &owner,
+            interval: timing.interval,
+            policy: &policy,
+            notify: &notify,
+            tags: &tags,
+            heal: &heal,
+        }
+    ));
+    let probe = prepared_probe(m, cx, spec, issues)?;
+    Some(Monitor {
+        name,
+        probe,
+        owner,
+        owner_unknown: None,
+        interval: timing.interval,
+        policy,
+        notify,
+        tags,
+        heal,
+        origin: Origin::Config,
+        definition,
+    })
+}
+
+/// The monitor's name: present and well-formed.
+fn monitor_name(
+    m: &MonitorSection,
+    cx: &MonitorContext<'_>,
+    issues: &mut Issues,
+) -> Option<String> {
+    match &m.name {
         None => {
             issues.add(
                 cx.header.clone(),
@@ -57,9 +122,19 @@ pub(super) fn build_monitor(
             None
         }
         Some(n) => check_name(n, issues),
-    };
+    }
+}
 
-    // Protocol preset: Ok(None) for plain TCP, Err(()) when unknown (already reported).
+/// The `protocol` key: a preset, plain TCP, or unknown (reported).
+struct Protocol {
+    /// `None` for plain TCP or an unknown protocol.
+    preset: Option<&'static Preset>,
+    /// False when the protocol is unknown: its default port is missing, not the user's.
+    known: bool,
+}
+
+/// Which protocol preset applies, with "did you mean" for an unknown one.
+fn protocol(m: &MonitorSection, issues: &mut Issues) -> Protocol {
     let preset: Result<Option<&'static Preset>, ()> = match &m.protocol {
         None => Ok(None),
         Some(p) if p.get_ref().eq_ignore_ascii_case("tcp") => Ok(None),
@@ -79,10 +154,20 @@ pub(super) fn build_monitor(
             );
         }),
     };
-    let preset_known = preset.is_ok();
-    let preset = preset.ok().flatten();
+    Protocol {
+        known: preset.is_ok(),
+        preset: preset.ok().flatten(),
+    }
+}
 
-    let target = match &m.target {
+/// Where to connect: `target`, with the preset's default port when it has none.
+fn target_address(
+    m: &MonitorSection,
+    cx: &MonitorContext<'_>,
+    protocol: &Protocol,
+    issues: &mut Issues,
+) -> Option<Target> {
+    match &m.target {
         None => {
             issues.add(
                 cx.header.clone(),
@@ -91,10 +176,19 @@ pub(super) fn build_monitor(
             );
             None
         }
-        Some(t) => target(t, preset, preset_known, issues),
-    };
+        Some(t) => target(t, protocol.preset, protocol.known, issues),
+    }
+}
 
-    let family = m.family.unwrap_or(d.family);
+/// The address family and source address, and whether the target's address fits them.
+fn address_family(
+    m: &MonitorSection,
+    cx: &MonitorContext<'_>,
+    target: Option<&Target>,
+    spec: &mut ProbeSpec,
+    issues: &mut Issues,
+) {
+    let family = m.family.unwrap_or(cx.defaults.family);
     let source = m
         .source
         .as_ref()
@@ -120,7 +214,7 @@ pub(super) fn build_monitor(
         });
     if let Some(Target {
         host: Host::Ip(ip), ..
-    }) = &target
+    }) = target
     {
         if !family.admits(ip) {
             let span = m.target.as_ref().map_or(cx.header.clone(), Spanned::span);
@@ -131,16 +225,21 @@ pub(super) fn build_monitor(
             );
         }
     }
-
-    let mut spec = ProbeSpec::connect(target.clone().unwrap_or(Target {
-        host: Host::Name("invalid".into()),
-        port: 1,
-    }));
     spec.family = family;
     spec.source = source;
+}
 
+/// The preset's dialog, upgraded with STARTTLS when `starttls = true` and the protocol has
+/// it. Returns whether `starttls = true` was asked for.
+fn preset_dialog(
+    m: &MonitorSection,
+    cx: &MonitorContext<'_>,
+    protocol: &Protocol,
+    spec: &mut ProbeSpec,
+    issues: &mut Issues,
+) -> bool {
     let starttls = m.starttls.as_ref().is_some_and(|s| *s.get_ref());
-    if let Some(p) = preset {
+    if let Some(p) = protocol.preset {
         if starttls && p.starttls.is_none() {
             let span = m.starttls.as_ref().map_or(cx.header.clone(), Spanned::span);
             issues.add(
@@ -152,10 +251,10 @@ pub(super) fn build_monitor(
                     starttls_presets()
                 ),
             );
-        } else if let Err(e) = p.apply(&mut spec, starttls) {
+        } else if let Err(e) = p.apply(spec, starttls) {
             issues.add(cx.header.clone(), "protocol", e);
         }
-    } else if starttls && preset_known {
+    } else if starttls && protocol.known {
         let span = m.starttls.as_ref().map_or(cx.header.clone(), Spanned::span);
         issues.add(
             span,
@@ -167,8 +266,18 @@ pub(super) fn build_monitor(
             ),
         );
     }
+    starttls
+}
 
-    // What to say and expect.
+/// What to say and expect: `send`/`send_hex`/`expect` after the preset's STARTTLS, or a
+/// `dialog` instead of them; and `quit`.
+fn probe_dialog(
+    m: &MonitorSection,
+    preset: Option<&Preset>,
+    starttls: bool,
+    spec: &mut ProbeSpec,
+    issues: &mut Issues,
+) {
     let send = match (&m.send, &m.send_hex) {
         (Some(_), Some(h)) => {
             issues.add(h.span(), "send_hex", "send and send_hex exclude each other");
@@ -231,9 +340,17 @@ pub(super) fn build_monitor(
     if let Some(q) = &m.quit {
         spec.quit = (!q.get_ref().is_empty()).then(|| q.get_ref().as_bytes().to_vec());
     }
-    let uses_starttls = spec.steps.iter().any(|s| matches!(s, Step::StartTls(_)));
+}
 
-    // TLS.
+/// TLS from the first byte, after STARTTLS, or none; its settings; and the certificate days
+/// of `[defaults]` for a TLS probe that sets none.
+fn tls_mode(
+    m: &MonitorSection,
+    cx: &MonitorContext<'_>,
+    spec: &mut ProbeSpec,
+    issues: &mut Issues,
+) {
+    let uses_starttls = spec.steps.iter().any(|s| matches!(s, Step::StartTls(_)));
     match m.tls.as_ref().map(|t| (t.span(), t.get_ref())) {
         None => {}
         Some((span, TlsOption::Flag(true))) => {
@@ -250,14 +367,25 @@ pub(super) fn build_monitor(
         Some((_, TlsOption::Flag(false))) => spec.implicit_tls = false,
         Some((_, TlsOption::Table(t))) => {
             spec.implicit_tls = !uses_starttls;
-            tls_settings(t, &mut spec, cx.base_dir, issues);
+            tls_settings(t, spec, cx.base_dir, issues);
         }
     }
     if spec.uses_tls() && spec.tls.cert_days.is_none() {
-        spec.tls.cert_days = d.cert_days;
+        spec.tls.cert_days = cx.defaults.cert_days;
     }
+}
 
-    // Limits. A timeout set nowhere fits the interval: `interval = "2s"` alone is valid.
+/// How often a check runs and how long it may take.
+struct Timing {
+    interval: Duration,
+    timeout: Duration,
+    /// The monitor sets `timeout` itself (not `[defaults]` or the built-in default).
+    explicit_timeout: bool,
+}
+
+/// Interval, timeouts, the read limit and the send delay. A timeout set nowhere fits the
+/// interval: `interval = "2s"` alone is valid.
+fn timing(m: &MonitorSection, d: &Defaults, spec: &mut ProbeSpec, issues: &mut Issues) -> Timing {
     let interval = positive(&m.interval, "interval", issues).unwrap_or(d.interval);
     let explicit_timeout = positive(&m.timeout, "timeout", issues);
     let timeout = explicit_timeout
@@ -291,6 +419,16 @@ pub(super) fn build_monitor(
         }
         spec.send_delay = v;
     }
+    Timing {
+        interval,
+        timeout,
+        explicit_timeout: explicit_timeout.is_some(),
+    }
+}
+
+/// What a result means: response-time thresholds, the state of a refusal or a mismatch,
+/// and `must_be_closed`.
+fn verdicts(m: &MonitorSection, d: &Defaults, spec: &mut ProbeSpec, issues: &mut Issues) {
     spec.response_time = match &m.response_time {
         Some(rt) => thresholds(rt, "response_time", issues),
         None => d.response_time,
@@ -308,9 +446,11 @@ pub(super) fn build_monitor(
             );
         }
     }
+}
 
-    let owner = m
-        .owner
+/// The process expected to own the port (`owner`), when given.
+fn expected_owner(m: &MonitorSection, issues: &mut Issues) -> Option<ExpectedOwner> {
+    m.owner
         .as_ref()
         .and_then(|o| match ExpectedOwner::parse(o.get_ref()) {
             Ok(owner) => Some(owner),
@@ -319,9 +459,21 @@ pub(super) fn build_monitor(
                 issues.add(o.span(), "owner", e);
                 None
             }
-        });
+        })
+}
 
-    // Schedule and policy.
+/// Schedule and policy: the timeout fits the interval; how many results flip the state,
+/// over which window; when it counts as flapping.
+fn policy(
+    m: &MonitorSection,
+    cx: &MonitorContext<'_>,
+    timing: &Timing,
+    issues: &mut Issues,
+) -> Policy {
+    let d = cx.defaults;
+    let Timing {
+        interval, timeout, ..
+    } = *timing;
     if timeout > interval {
         let span = m
             .timeout
@@ -329,7 +481,7 @@ pub(super) fn build_monitor(
             .or(m.interval.as_ref())
             .map_or(cx.header.clone(), Spanned::span);
         let mut message = longer_than_interval(timeout, interval);
-        if explicit_timeout.is_none() {
+        if !timing.explicit_timeout {
             message = format!(
                 "{message} (the timeout comes from [defaults]: set a shorter timeout in this \
                  monitor or in [defaults])"
@@ -350,19 +502,18 @@ pub(super) fn build_monitor(
             .map_or(cx.header.clone(), Spanned::span);
         check_window(w, fail_after, recover_after, span, issues);
     }
-    let policy = Policy {
+    Policy {
         fail_after,
         recover_after,
         window,
         flap_max_transitions: count32(&m.flap_max_transitions, "flap_max_transitions", 1, issues)
             .unwrap_or(d.flap_max_transitions),
         flap_window: positive(&m.flap_window, "flap_window", issues).unwrap_or(d.flap_window),
-    };
-    let notify = match &m.notify {
-        Some(list) => notify_list(list, cx.notifiers, issues),
-        None => d.notify.clone(),
-    };
-    // In order, each once; a set keeps 100,000 tags linear.
+    }
+}
+
+/// The tags, in order, each once; a set keeps 100,000 tags linear.
+fn tags(m: &MonitorSection, issues: &mut Issues) -> Vec<String> {
     let mut tags = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for t in m.tags.iter().flatten() {
@@ -372,6 +523,11 @@ pub(super) fn build_monitor(
             tags.push(t.get_ref().clone());
         }
     }
+    tags
+}
+
+/// The heal ladder (`on_down`) and its limits over `[defaults]`.
+fn heal_ladder(m: &MonitorSection, d: &Defaults, issues: &mut Issues) -> Heal {
     let mut heal = heal_limits(
         &m.max_actions,
         &m.action_window,
@@ -383,28 +539,19 @@ pub(super) fn build_monitor(
     if let Some(list) = &m.on_down {
         heal.steps = heal_steps(list, issues);
     }
+    heal
+}
 
-    if !issues.is_empty() || !cx.clean {
-        return None;
-    }
-    let (Some(name), Some(_)) = (name, target) else {
-        return None;
-    };
-    let definition = Fingerprint::of(&format!(
-        "{:?}",
-        Definition {
-            name: &name,
-            spec: &spec,
-            owner: &owner,
-            interval,
-            policy: &policy,
-            notify: &notify,
-            tags: &tags,
-            heal: &heal,
-        }
-    ));
-    let probe = match Probe::new(spec) {
-        Ok(p) => p,
+/// The prepared probe: the one step that reads files (CA and client certificates); its
+/// problem is reported at `tls`, else at `protocol`, else at the header.
+fn prepared_probe(
+    m: &MonitorSection,
+    cx: &MonitorContext<'_>,
+    spec: ProbeSpec,
+    issues: &mut Issues,
+) -> Option<Probe> {
+    match Probe::new(spec) {
+        Ok(p) => Some(p),
         Err(e) => {
             let (span, path) = match (&e, &m.tls, &m.protocol) {
                 (SpecError::Tls(_), Some(t), _) => (t.span(), "tls"),
@@ -412,22 +559,9 @@ pub(super) fn build_monitor(
                 _ => (cx.header.clone(), ""),
             };
             issues.add(span, path, e.to_string());
-            return None;
+            None
         }
-    };
-    Some(Monitor {
-        name,
-        probe,
-        owner,
-        owner_unknown: None,
-        interval,
-        policy,
-        notify,
-        tags,
-        heal,
-        origin: Origin::Config,
-        definition,
-    })
+    }
 }
 
 /// The canonical rendering of a monitor: everything that decides what it does, after
