@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::heal::heal_limits;
 use super::notifiers::notify_list;
-use super::probe::{cert_days, thresholds};
+use super::probe_keys::{cert_days, thresholds};
 use super::values::{check_window, count, count32, longer_than_interval, positive};
 use super::{Issues, MAX_BYTES};
 use crate::config::schema::*;

@@ -2,11 +2,12 @@
 //! its place), applies `[defaults]` and the built-in defaults, and builds a prepared
 //! [`probe::Probe`] and a [`Monitor`](crate::monitor::Monitor) for each `[[monitor]]`.
 //!
-//! Checking is pure; only the last step, [`Probe::new`](probe::Probe::new), touches files (CA
-//! and client certificates), and only for monitors that passed every other check.
+//! Checking is pure; only the last step, [`Probe::new`](probe::Probe::new), touches files
+//! (CA and client certificates), and only for monitors that passed every other check.
 //!
-//! [`assemble`] takes the sections in this order, each problem collected as an [`Issue`] with
-//! its key path and reported with its section's place:
+//! [`assemble`] takes `[daemon]`, `[[notifier]]`, `[defaults]`, each `[[monitor]]`,
+//! `[firewall]` and `[[probe_module]]`, in that order; each problem is collected as an
+//! [`Issue`] with its key path and reported with its section's place. The modules:
 //!
 //! - [`daemon`]: `[daemon]` into [`DaemonSettings`];
 //! - [`notifiers`]: `[[notifier]]`s into the `notify` crate's specs, and every `notify` list
@@ -14,20 +15,20 @@
 //! - [`defaults`]: `[defaults]` over the built-in defaults;
 //! - [`monitor`]: each `[[monitor]]` into a [`Monitor`], step by step (name, protocol,
 //!   target, probe dialog, TLS, timing, owner, policy, notify, heal ladder);
-//! - [`probe`]: the probe keys a monitor and a probe module share (TLS, dialog, expectations,
-//!   response time, certificate days);
+//! - [`probe_keys`]: the probe keys a monitor and a probe module share (TLS, dialog,
+//!   expectations, response time, certificate days);
 //! - [`heal`]: `on_down` into the heal ladder and its limits;
-//! - [`firewall`]: `[firewall]` into [`FirewallSettings`];
+//! - [`firewall_section`]: `[firewall]` into [`FirewallSettings`];
 //! - [`probe_modules`]: `[[probe_module]]`s, built as monitors without a target;
 //! - [`values`]: the checkers every section shares (durations, counts, paths).
 
 mod daemon;
 mod defaults;
-mod firewall;
+mod firewall_section;
 mod heal;
 mod monitor;
 mod notifiers;
-mod probe;
+mod probe_keys;
 mod probe_modules;
 mod values;
 
@@ -40,7 +41,7 @@ use super::parse::{self, MonitorEntry, Parsed, Section};
 use super::{Config, DaemonSettings, FirewallSettings, Problems, RunningCheck};
 use daemon::daemon_settings;
 use defaults::{resolve_defaults, Defaults};
-use firewall::firewall_settings;
+use firewall_section::firewall_settings;
 use monitor::{build_monitor, MonitorContext};
 use notifiers::check_notifiers;
 use probe_modules::build_probe_modules;

@@ -17,7 +17,7 @@ use toml::Spanned;
 use super::defaults::Defaults;
 use super::heal::{heal_limits, heal_steps};
 use super::notifiers::notify_list;
-use super::probe::{
+use super::probe_keys::{
     dialog_steps, expectation, hex_bytes, probe_state, starttls_presets, thresholds, tls_settings,
 };
 use super::values::{check_window, count, count32, longer_than_interval, positive};
