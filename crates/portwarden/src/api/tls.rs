@@ -63,12 +63,18 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
-        let limits = crate::api_server::HttpLimits {
+        let limits = crate::api::server::HttpLimits {
             header_timeout: Duration::from_secs(1),
             ..Default::default()
         };
         let stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(crate::api_server::run(tcp, Some(config), app, limits, stop));
+        tokio::spawn(crate::api::server::run(
+            tcp,
+            Some(config),
+            app,
+            limits,
+            stop,
+        ));
 
         // A client that trusts exactly this certificate.
         let mut roots = rustls::RootCertStore::empty();

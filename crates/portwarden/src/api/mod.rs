@@ -7,6 +7,18 @@
 //! OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! response types' `ToSchema` derives (docs/api.md describes the API for people).
 
+pub mod blackbox;
+pub mod control;
+pub mod events;
+pub mod heal;
+pub mod incidents;
+pub mod listeners;
+pub mod metrics;
+pub mod notify;
+pub mod server;
+pub mod tls;
+pub mod web;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -55,7 +67,7 @@ pub struct ApiShared {
     /// The event bus, for `GET /api/v1/events`.
     pub bus: crate::events::EventBus,
     /// The token and whether reads need it.
-    pub auth: crate::api_control::ApiAuth,
+    pub auth: crate::api::control::ApiAuth,
     /// The database file (silences are written to it as `portwarden silence` does).
     pub db_path: std::path::PathBuf,
     /// Cancelled at shutdown: ends event streams (set by [`serve`]).
@@ -130,25 +142,25 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/store", get(store_stats))
         .route("/api/v1/firewall", get(firewall_status))
         .route("/api/v1/openapi.json", get(openapi_json))
-        .merge(crate::api_notify::routes())
-        .merge(crate::api_heal::routes())
-        .merge(crate::api_incidents::routes())
-        .merge(crate::api_listeners::routes())
-        .merge(crate::api_control::routes())
-        .merge(crate::api_events::routes())
-        .merge(crate::metrics::routes())
-        .merge(crate::web::routes())
+        .merge(crate::api::notify::routes())
+        .merge(crate::api::heal::routes())
+        .merge(crate::api::incidents::routes())
+        .merge(crate::api::listeners::routes())
+        .merge(crate::api::control::routes())
+        .merge(crate::api::events::routes())
+        .merge(crate::api::metrics::routes())
+        .merge(crate::api::web::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::api_control::authorize,
+            crate::api::control::authorize,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(
-            crate::api_control::BODY_LIMIT,
+            crate::api::control::BODY_LIMIT,
         ))
         // After the layers, so outside them: `/probe` is the high-rate path (a Prometheus
         // server scrapes it once per target and interval) and checks the token itself.
-        .merge(crate::probe_http::routes())
+        .merge(crate::api::blackbox::routes())
         .with_state(state)
 }
 
@@ -157,14 +169,14 @@ pub fn router(state: ApiState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    limits: crate::api_server::HttpLimits,
+    limits: crate::api::server::HttpLimits,
     mut state: ApiShared,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     state.stop = shutdown.clone();
-    state.sse_keep_alive = crate::api_events::keep_alive_within(limits.idle_timeout);
+    state.sse_keep_alive = crate::api::events::keep_alive_within(limits.idle_timeout);
     let app = router(ApiState(Arc::new(state)));
-    crate::api_server::run(listener, tls, app, limits, shutdown).await
+    crate::api::server::run(listener, tls, app, limits, shutdown).await
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -192,18 +204,18 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
         store_stats,
         firewall_status,
         openapi_json,
-        crate::api_notify::notifications,
-        crate::api_notify::silences,
-        crate::api_heal::actions,
-        crate::api_incidents::incidents,
-        crate::api_listeners::listeners,
-        crate::api_events::events,
-        crate::api_control::run_now,
-        crate::api_control::pause,
-        crate::api_control::resume,
-        crate::api_control::acknowledge,
-        crate::api_control::add_silence,
-        crate::api_control::remove_silence,
+        crate::api::notify::notifications,
+        crate::api::notify::silences,
+        crate::api::heal::actions,
+        crate::api::incidents::incidents,
+        crate::api::listeners::listeners,
+        crate::api::events::events,
+        crate::api::control::run_now,
+        crate::api::control::pause,
+        crate::api::control::resume,
+        crate::api::control::acknowledge,
+        crate::api::control::add_silence,
+        crate::api::control::remove_silence,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth)
