@@ -194,7 +194,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
     let scheme = if api_tls.is_some() { "https" } else { "http" };
-    crate::api::blackbox::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
+    let probe_modules =
+        crate::api::blackbox::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
     let file_limit = raise_file_limit();
     let needed = FileLimit::needed(max_in_flight, loaded.monitors.len());
     if file_limit.too_low(needed) {
@@ -316,6 +317,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         auth: api_auth,
         db_path: state_dir.join("portwarden.db"),
         stop: shutdown.child_token(),
+        probe_modules: probe_modules.clone(),
         listeners: crate::api::listeners::cache(),
         sse_keep_alive: std::time::Duration::ZERO,
     };
@@ -336,11 +338,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
                 // The reading runs in the blocking pool; a stop request wins over it.
                 let read = tokio::select! {
-                    read = read_off_runtime(&source, &scheduler) => read,
+                    read = read_off_runtime(&source, &scheduler, probe_modules.current()) => read,
                     _ = terminate.recv() => break,
                     _ = interrupt.recv() => break,
                 };
-                if let Some((settings, notify_settings)) = reload(read, &scheduler, &bus) {
+                if let Some((settings, notify_settings)) = reload(read, &scheduler, &bus, &probe_modules) {
                     notifications.reload(notify_settings).await;
                     if settings != firewall_guard.settings {
                         tracing::info!("[firewall] changed: restarting the firewall guard");
@@ -434,10 +436,12 @@ impl GuardTask {
 ///
 /// Monitors that already run unchanged come back as names only, so the reload never holds a
 /// second copy of every monitor. Weak: an abandoned reading must not keep the scheduler (and
-/// the record channel it holds) alive past shutdown.
+/// the record channel it holds) alive past shutdown. `/probe`'s modules are prepared against
+/// the `running` ones (a `blackbox.yml` that cannot be read keeps what came from it).
 async fn read_off_runtime(
     source: &Source,
     scheduler: &Arc<Scheduler>,
+    running_modules: Arc<crate::api::blackbox::Modules>,
 ) -> anyhow::Result<(Loaded, crate::api::blackbox::Modules)> {
     let source = source.clone();
     let scheduler = Arc::downgrade(scheduler);
@@ -448,8 +452,11 @@ async fn read_off_runtime(
                 .is_some_and(|s| s.runs(name, definition))
         };
         let loaded = load(&source, &running)?;
-        let modules =
-            crate::api::blackbox::prepare(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
+        let modules = crate::api::blackbox::prepare(
+            loaded.blackbox_config.as_deref(),
+            &loaded.probe_modules,
+            &running_modules,
+        );
         Ok((loaded, modules))
     });
     match tokio::time::timeout(RELOAD_LIMIT, task).await {
@@ -464,16 +471,17 @@ async fn read_off_runtime(
 
 /// SIGHUP: a valid new config replaces the running one (unchanged monitors keep their
 /// state); an invalid one is logged and the running one stays. Returns the new `[firewall]`
-/// and notifier settings.
+/// and notifier settings; `/probe` serves the new modules from `probe_modules`.
 fn reload(
     read: anyhow::Result<(Loaded, crate::api::blackbox::Modules)>,
     scheduler: &Scheduler,
     bus: &EventBus,
+    probe_modules: &crate::api::blackbox::ModuleTable,
 ) -> Option<(config::FirewallSettings, notify::Settings)> {
     let mut firewall = None;
     match read {
         Ok((loaded, modules)) => {
-            crate::api::blackbox::install(modules);
+            probe_modules.replace(modules);
             firewall = Some((loaded.firewall, loaded.notify));
             let monitors = loaded.monitors.len() + loaded.unchanged.len();
             let s = scheduler.apply(loaded.monitors, loaded.unchanged);

@@ -72,6 +72,8 @@ pub struct ApiShared {
     pub db_path: std::path::PathBuf,
     /// Cancelled at shutdown: ends event streams (set by [`serve`]).
     pub stop: CancellationToken,
+    /// The modules `GET /probe` serves (the daemon replaces them on reload).
+    pub probe_modules: blackbox::ModuleTable,
     /// The latest socket listing, shared by `GET /api/v1/listeners` requests.
     pub listeners: crate::ownership::ListingCache,
     /// Silence after which an event stream sends a keep-alive comment: well within the idle
@@ -160,7 +162,10 @@ pub fn router(state: ApiState) -> Router {
         ))
         // After the layers, so outside them: `/probe` is the high-rate path (a Prometheus
         // server scrapes it once per target and interval) and checks the token itself.
-        .merge(crate::api::blackbox::routes())
+        .merge(blackbox::routes(
+            state.probe_modules.clone(),
+            state.auth.clone(),
+        ))
         .with_state(state)
 }
 

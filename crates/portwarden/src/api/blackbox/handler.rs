@@ -12,8 +12,8 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::tcp::run;
-use super::{Module, Modules, TcpModule, MODULES};
-use crate::api::ApiState;
+use super::{Module, ModuleTable, Modules, TcpModule};
+use crate::api::control::ApiAuth;
 
 /// blackbox_exporter's `--timeout-offset` default.
 const TIMEOUT_OFFSET: f64 = 0.5;
@@ -28,9 +28,19 @@ const DEFAULT_MODULE: &str = "http_2xx";
 /// The Prometheus text format, as blackbox answers.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The `/probe` route, merged into the API's router outside its middleware.
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/probe", get(probe_handler))
+/// What `/probe` answers with: the module table it was given and the API's token.
+#[derive(Debug, Clone)]
+struct ProbeState {
+    modules: ModuleTable,
+    auth: ApiAuth,
+}
+
+/// The `/probe` route over `modules`, merged into the API's router outside its middleware
+/// (`auth` is the API's: with `read_token`, `/probe` checks it itself).
+pub fn routes<S>(modules: ModuleTable, auth: ApiAuth) -> Router<S> {
+    Router::new()
+        .route("/probe", get(probe_handler))
+        .with_state(ProbeState { modules, auth })
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,7 +60,7 @@ fn plain(status: StatusCode, text: String) -> Response {
         .into_response()
 }
 
-async fn probe_handler(State(s): State<ApiState>, request: Request) -> Response {
+async fn probe_handler(State(s): State<ProbeState>, request: Request) -> Response {
     // `/probe` connects wherever the request says: with `read_token` it is not open to
     // anyone who reaches the port (Prometheus sends the token from the scrape job).
     if s.auth.read_token {
@@ -58,7 +68,7 @@ async fn probe_handler(State(s): State<ApiState>, request: Request) -> Response 
             return e.into_response();
         }
     }
-    let modules = MODULES.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let modules = s.modules.current();
     let asked = match read_request(request.uri(), request.headers(), &modules) {
         Ok(asked) => asked,
         Err((status, text)) => return plain(status, text),
@@ -220,5 +230,67 @@ mod tests {
                 request.timeout
             );
         }
+    }
+
+    /// Serves `router` on a loopback port of its own until the test ends.
+    async fn serve(router: Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        addr
+    }
+
+    /// `GET path` from the server at `addr`: the status and the body.
+    async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let exchange = async {
+            let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            conn.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer).await.unwrap();
+            answer
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .expect("the answer within 10 s");
+        let status = answer[9..12].parse().unwrap();
+        let body = answer.split_once("\r\n\r\n").unwrap().1.to_string();
+        (status, body)
+    }
+
+    /// The module table is the router's, not the process's: two routers built with
+    /// different tables in one process answer the same module name each from its own, and
+    /// replacing one table (as a reload does) changes only its router.
+    #[tokio::test]
+    async fn two_routers_with_different_module_tables_answer_the_same_module_differently() {
+        let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = up.local_addr().unwrap();
+        let tcp = || {
+            Modules::parse("modules:\n  m:\n    prober: tcp\n", Path::new("."))
+                .unwrap()
+                .0
+        };
+        let (icmp, _) =
+            Modules::parse("modules:\n  m:\n    prober: icmp\n", Path::new(".")).unwrap();
+        let tcp_table = ModuleTable::new(tcp());
+        let icmp_table = ModuleTable::new(icmp);
+        let a = serve(routes(tcp_table, ApiAuth::default())).await;
+        let b = serve(routes(icmp_table.clone(), ApiAuth::default())).await;
+        let path = format!("/probe?module=m&target={target}");
+
+        let (status, body) = get(a, &path).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\nprobe_success 1\n"), "{body}");
+
+        let (status, body) = get(b, &path).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.starts_with("Unsupported module \"m\": "), "{body}");
+
+        icmp_table.replace(tcp());
+        let (status, body) = get(b, &path).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\nprobe_success 1\n"), "{body}");
+        drop(up);
     }
 }

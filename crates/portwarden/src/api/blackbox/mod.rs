@@ -2,7 +2,9 @@
 //! contract for its `tcp` prober, answered by the probe engine directly (not the scheduler).
 //!
 //! Modules: the built-in `tcp_connect`, plus the `tcp` modules of a real `blackbox.yml` named
-//! by `[daemon] blackbox_config` ([`load`], at start and on reload). Each is translated once
+//! by `[daemon] blackbox_config` ([`load`] at start, [`prepare`] on reload), held in a
+//! [`ModuleTable`] that the router is given (no process-wide table: two routers built with
+//! different tables answer each with its own). Each is translated once
 //! into a [`ProbeSpec`] template and, with TLS, a [`TlsClient`] (CA and client certificate
 //! files read at load, not per request); a request picks the address as blackbox's
 //! `chooseProtocol` does (preferred family, optional fallback), runs the engine against that
@@ -44,7 +46,7 @@ mod tcp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use probe::{Family, Host, ProbeSpec, Target, TlsClient};
@@ -147,8 +149,28 @@ impl TcpModule {
     }
 }
 
-static MODULES: LazyLock<RwLock<Arc<Modules>>> =
-    LazyLock::new(|| RwLock::new(Arc::new(Modules::builtin())));
+/// The modules `/probe` serves, shared by the router that answers with them and the daemon
+/// that replaces them on SIGHUP: a request takes the table as it is when the request
+/// arrives, a reload swaps it whole. Clones share one table.
+#[derive(Debug, Clone)]
+pub struct ModuleTable(Arc<RwLock<Arc<Modules>>>);
+
+impl ModuleTable {
+    /// A table serving `modules`.
+    pub fn new(modules: Modules) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(modules))))
+    }
+
+    /// The modules serving now.
+    pub fn current(&self) -> Arc<Modules> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serves `modules` from now on (what [`prepare`] made).
+    pub fn replace(&self, modules: Modules) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(modules);
+    }
+}
 
 impl Modules {
     fn builtin() -> Self {
@@ -177,13 +199,15 @@ impl Modules {
 
 /// Loads the modules of `path` (or only the built-in ones for `None`) and the config's
 /// `[[probe_module]]`s, which win over a `blackbox.yml` module of the same name. A
-/// `blackbox.yml` that cannot be read keeps the running modules from it (logged).
-pub fn load(path: Option<&Path>, native: &[ProbeModule]) {
-    install(prepare(path, native));
+/// `blackbox.yml` that cannot be read at start leaves the built-in ones (logged).
+pub fn load(path: Option<&Path>, native: &[ProbeModule]) -> ModuleTable {
+    ModuleTable::new(prepare(path, native, &Modules::builtin()))
 }
 
-/// The modules [`load`] would install, read (blocking) but not yet serving.
-pub fn prepare(path: Option<&Path>, native: &[ProbeModule]) -> Modules {
+/// The modules to serve instead of `running` (the table's current ones), read (blocking)
+/// but not yet serving: a `blackbox.yml` that cannot be read keeps the running modules
+/// from it (logged).
+pub fn prepare(path: Option<&Path>, native: &[ProbeModule], running: &Modules) -> Modules {
     let mut modules = match path {
         None => Modules::builtin(),
         Some(p) => match Modules::read(p) {
@@ -195,7 +219,6 @@ pub fn prepare(path: Option<&Path>, native: &[ProbeModule]) -> Modules {
             }
             Err(e) => {
                 tracing::warn!("/probe keeps the modules it had from it: {e:#}");
-                let running = MODULES.read().unwrap_or_else(|p| p.into_inner()).clone();
                 let mut kept = Modules::default();
                 for (name, m) in &running.modules {
                     if !running.native.contains(name) {
@@ -219,9 +242,4 @@ pub fn prepare(path: Option<&Path>, native: &[ProbeModule]) -> Modules {
             .insert(m.name.clone(), Module::Tcp(Box::new(TcpModule::native(m))));
     }
     modules
-}
-
-/// Serves `modules` from now on (what [`prepare`] made).
-pub fn install(modules: Modules) {
-    *MODULES.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(modules);
 }
