@@ -187,8 +187,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         .unwrap_or_else(default_state_dir);
     let max_in_flight = loaded.max_in_flight;
     let loaded_http_limits = loaded.http_limits;
-    let api_auth =
-        crate::api::control::ApiAuth::load(loaded.api_token.as_ref(), loaded.read_token)?;
+    let api_auth = crate::api::auth::ApiAuth::load(loaded.api_token.as_ref(), loaded.read_token)?;
     let api_tls = match &loaded.api_tls {
         Some((cert, key)) => Some(crate::api::tls::server_config(cert, key)?),
         None => None,

@@ -7,6 +7,7 @@
 //! OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! response types' `ToSchema` derives (docs/api.md describes the API for people).
 
+pub mod auth;
 pub mod blackbox;
 pub mod control;
 pub mod events;
@@ -67,7 +68,7 @@ pub struct ApiShared {
     /// The event bus, for `GET /api/v1/events`.
     pub bus: crate::events::EventBus,
     /// The token and whether reads need it.
-    pub auth: crate::api::control::ApiAuth,
+    pub auth: crate::api::auth::ApiAuth,
     /// The database file (silences are written to it as `portwarden silence` does).
     pub db_path: std::path::PathBuf,
     /// Cancelled at shutdown: ends event streams (set by [`serve`]).
@@ -155,7 +156,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::api::control::authorize,
+            crate::api::auth::authorize,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::api::control::BODY_LIMIT,

@@ -109,20 +109,18 @@ impl Client {
                  does not speak yet; ask it with curl --cacert CERT https://{address}/api/v1/monitors"
             ));
         }
-        let token = match crate::api::control::ApiAuth::load(
-            daemon.api_token.as_ref(),
-            daemon.read_token,
-        ) {
-            Ok(auth) => auth.bearer().map(str::to_string),
-            // Reads need no token unless `read_token` is set: then it must be readable here.
-            Err(e) if daemon.read_token => {
-                return Err(format!(
-                    "the daemon wants its API token for reads ([daemon] read_token) and it \
+        let token =
+            match crate::api::auth::ApiAuth::load(daemon.api_token.as_ref(), daemon.read_token) {
+                Ok(auth) => auth.bearer().map(str::to_string),
+                // Reads need no token unless `read_token` is set: then it must be readable here.
+                Err(e) if daemon.read_token => {
+                    return Err(format!(
+                        "the daemon wants its API token for reads ([daemon] read_token) and it \
                      cannot be read here: {e:#}"
-                ))
-            }
-            Err(_) => None,
-        };
+                    ))
+                }
+                Err(_) => None,
+            };
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)

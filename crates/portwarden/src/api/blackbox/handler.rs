@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::tcp::run;
 use super::{Module, ModuleTable, Modules, TcpModule};
-use crate::api::control::ApiAuth;
+use crate::api::auth::ApiAuth;
 
 /// blackbox_exporter's `--timeout-offset` default.
 const TIMEOUT_OFFSET: f64 = 0.5;
