@@ -12,10 +12,13 @@ pub mod blackbox;
 pub mod control;
 pub mod events;
 pub mod heal;
+pub mod health;
 pub mod incidents;
 pub mod listeners;
 pub mod metrics;
+pub mod monitors;
 pub mod notify;
+pub mod openapi;
 pub mod server;
 pub mod tls;
 pub mod web;
@@ -24,17 +27,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::schedule::{LagSummary, MonitorView, Scheduler};
-use crate::state::Status;
-use crate::store::{MonitorHistory, Store, StoreHealth, StoreState, StoreStats};
+use crate::schedule::Scheduler;
+use crate::store::Store;
 
 /// What the handlers share: one allocation, so the clone axum makes for every request (for
 /// the handler and the auth middleware) is a reference count, not a dozen.
@@ -139,28 +139,23 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/v1/monitors", get(list_monitors))
-        .route("/api/v1/monitors/{name}", get(one_monitor))
-        .route("/api/v1/store", get(store_stats))
-        .route("/api/v1/firewall", get(firewall_status))
-        .route("/api/v1/openapi.json", get(openapi_json))
-        .merge(crate::api::notify::routes())
-        .merge(crate::api::heal::routes())
-        .merge(crate::api::incidents::routes())
-        .merge(crate::api::listeners::routes())
-        .merge(crate::api::control::routes())
-        .merge(crate::api::events::routes())
-        .merge(crate::api::metrics::routes())
-        .merge(crate::api::web::routes())
+        .merge(health::routes())
+        .merge(monitors::routes())
+        .merge(openapi::routes())
+        .merge(notify::routes())
+        .merge(heal::routes())
+        .merge(incidents::routes())
+        .merge(listeners::routes())
+        .merge(control::routes())
+        .merge(events::routes())
+        .merge(metrics::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::api::auth::authorize,
+            auth::authorize,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::api::control::BODY_LIMIT,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(control::BODY_LIMIT))
         // After the layers, so outside them: `/probe` is the high-rate path (a Prometheus
         // server scrapes it once per target and interval) and checks the token itself.
         .merge(blackbox::routes(
@@ -194,266 +189,4 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the API: {e}"))
-}
-
-/// The OpenAPI document: every route, its parameters, answers and their schemas.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(
-        title = "portwarden",
-        description = "The portwarden daemon's HTTP API (docs/api.md)."
-    ),
-    paths(
-        healthz,
-        list_monitors,
-        one_monitor,
-        store_stats,
-        firewall_status,
-        openapi_json,
-        crate::api::notify::notifications,
-        crate::api::notify::silences,
-        crate::api::heal::actions,
-        crate::api::incidents::incidents,
-        crate::api::listeners::listeners,
-        crate::api::events::events,
-        crate::api::control::run_now,
-        crate::api::control::pause,
-        crate::api::control::resume,
-        crate::api::control::acknowledge,
-        crate::api::control::add_silence,
-        crate::api::control::remove_silence,
-    ),
-    components(schemas(ErrorBody)),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
-
-/// Declares the `bearer` security scheme the mutations name.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The OpenAPI document as served.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
-}
-
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
-    responses((status = 200, description = "This API's OpenAPI 3.1 document", body = Object)))]
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct Health {
-    /// `ok`, or `degraded` while the store has failed or the open-file limit is below what
-    /// the checks need.
-    status: &'static str,
-    mode: String,
-    monitors: usize,
-    /// Unix milliseconds.
-    #[serde(serialize_with = "crate::schedule::unix_ms")]
-    #[schema(value_type = u64)]
-    started: SystemTime,
-    store: StoreHealth,
-    scheduler: SchedulerHealth,
-    open_files: OpenFilesHealth,
-}
-
-/// The open-file limit against what the checks need: below it, checks that find no descriptor
-/// end unknown (`local_resources`) instead of telling anything about their targets.
-#[derive(Serialize, utoipa::ToSchema)]
-struct OpenFilesHealth {
-    /// The soft `RLIMIT_NOFILE` after start-up; null when unlimited.
-    limit: Option<u64>,
-    /// One descriptor per check in flight (at most `max_in_flight`, at most one per monitor)
-    /// plus a reserve for the daemon itself.
-    needed: u64,
-    /// `ok`, or `too_low`.
-    state: &'static str,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct SchedulerHealth {
-    in_flight: usize,
-    max_in_flight: usize,
-    start_lag: LagSummary,
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "meta",
-    responses((status = 200, description = "The daemon runs", body = Health)))]
-async fn healthz(State(s): State<ApiState>) -> Json<Health> {
-    let store = s.store.health();
-    let monitors = s.scheduler.len();
-    let needed = crate::daemon::FileLimit::needed(s.max_in_flight, monitors);
-    let files_too_low = s.file_limit.too_low(needed);
-    Json(Health {
-        // Monitoring goes on without the store or with too few descriptors (checks short of
-        // one end unknown), so either degrades, never fails.
-        status: if store.state == StoreState::Failed || files_too_low {
-            "degraded"
-        } else {
-            "ok"
-        },
-        mode: s.mode.clone(),
-        monitors,
-        started: s.started,
-        store,
-        scheduler: SchedulerHealth {
-            in_flight: s.scheduler.in_flight(s.max_in_flight),
-            max_in_flight: s.max_in_flight,
-            start_lag: s.scheduler.lag(),
-        },
-        open_files: OpenFilesHealth {
-            limit: s.file_limit.limit,
-            needed,
-            state: if files_too_low { "too_low" } else { "ok" },
-        },
-    })
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ListFilter {
-    /// Only monitors in this state: unknown, ok, warning, down, flapping or paused.
-    #[param(value_type = Option<Status>)]
-    state: Option<String>,
-    /// Only monitors with this tag.
-    tag: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct ListedMonitor {
-    #[serde(flatten)]
-    view: MonitorView,
-    /// Fraction of the last 24 h not down; null while the store cannot say.
-    uptime_24h: Option<f64>,
-    /// Self-healing gave up on it: a person must look.
-    needs_attention: bool,
-}
-
-#[utoipa::path(get, path = "/api/v1/monitors", tag = "monitors", params(ListFilter),
-    responses(
-        (status = 200, description = "The monitors", body = Vec<ListedMonitor>),
-        (status = 400, description = "Unknown state", body = ErrorBody),
-    ))]
-async fn list_monitors(
-    State(s): State<ApiState>,
-    filter: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<ListedMonitor>>, ApiError> {
-    let Query(filter) = filter?;
-    let wanted: Option<Status> = match &filter.state {
-        None => None,
-        Some(text) => Some(parse_status(text).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "unknown state {text:?}; use unknown, ok, warning, down, flapping or paused"
-            ))
-        })?),
-    };
-    let uptimes = s.store.uptime_24h().await.unwrap_or_default();
-    let listed = s
-        .scheduler
-        .views()
-        .into_iter()
-        .filter(|v| wanted.is_none_or(|w| v.status == w))
-        .filter(|v| filter.tag.as_ref().is_none_or(|t| v.tags.contains(t)))
-        .map(|view| ListedMonitor {
-            uptime_24h: uptimes.get(&view.name).copied(),
-            needs_attention: s
-                .healing
-                .healing(&view.name)
-                .is_some_and(|h| h.needs_attention),
-            view,
-        })
-        .collect();
-    Ok(Json(listed))
-}
-
-fn parse_status(text: &str) -> Option<Status> {
-    [
-        Status::Unknown,
-        Status::Ok,
-        Status::Warning,
-        Status::Down,
-        Status::Flapping,
-        Status::Paused,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == text)
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct MonitorDetail {
-    #[serde(flatten)]
-    view: MonitorView,
-    /// Recent results, uptime and incidents from the store; null while it is unavailable.
-    history: Option<MonitorHistory>,
-    history_error: Option<String>,
-    /// Self-healing: `needs_attention`, what runs, the ladder, the last attempt; null for a
-    /// monitor the engine never acted on.
-    healing: Option<crate::heal::Healing>,
-}
-
-#[utoipa::path(get, path = "/api/v1/monitors/{name}", tag = "monitors",
-    params(("name" = String, Path, description = "The monitor's name")),
-    responses(
-        (status = 200, description = "The monitor with its history", body = MonitorDetail),
-        (status = 404, description = "No such monitor", body = ErrorBody),
-    ))]
-async fn one_monitor(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-) -> Result<Json<MonitorDetail>, ApiError> {
-    let view = s
-        .scheduler
-        .view(&name)
-        .ok_or_else(|| ApiError::NotFound(format!("no monitor named {name:?}")))?;
-    let (history, history_error) = match s.store.history(&name, 50).await {
-        Ok(h) => (Some(h), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    Ok(Json(MonitorDetail {
-        healing: s.healing.healing(&name),
-        view,
-        history,
-        history_error,
-    }))
-}
-
-/// The database's size and row counts: how much history costs.
-#[utoipa::path(get, path = "/api/v1/store", tag = "store",
-    responses(
-        (status = 200, description = "Database size and rows", body = StoreStats),
-        (status = 503, description = "The store is unavailable", body = ErrorBody),
-    ))]
-async fn store_stats(State(s): State<ApiState>) -> Result<Json<StoreStats>, ApiError> {
-    s.store
-        .stats()
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::Unavailable(e.to_string()))
-}
-
-/// The firewall guard: backend, last verification, violations, drift, last repair, pause.
-#[utoipa::path(get, path = "/api/v1/firewall", tag = "firewall",
-    responses(
-        (status = 200, description = "The guard's state", body = crate::guard::GuardStatus),
-        (status = 503, description = "The guard's state is unavailable", body = ErrorBody),
-    ))]
-async fn firewall_status(
-    State(s): State<ApiState>,
-) -> Result<Json<crate::guard::GuardStatus>, ApiError> {
-    s.firewall
-        .lock()
-        .map(|g| Json(g.clone()))
-        .map_err(|_| ApiError::Unavailable("the firewall guard's state is poisoned".into()))
 }
