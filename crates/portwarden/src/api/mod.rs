@@ -1,11 +1,32 @@
-//! The daemon's HTTP API on the `listen` address (127.0.0.1:9898 by default):
-//! `GET /healthz`, `GET /api/v1/monitors` (filters `state`, `tag`), and
-//! `GET /api/v1/monitors/{name}` (state, last result, recent history, uptime), and
-//! `GET /api/v1/store` (database size and rows), `GET /api/v1/firewall`; the notification,
-//! healing, incident and listener reads live in `api_notify.rs`, `api_heal.rs`,
-//! `api_incidents.rs` and `api_listeners.rs`. `GET /api/v1/openapi.json` is the
-//! OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! response types' `ToSchema` derives (docs/api.md describes the API for people).
+//! The daemon's HTTP API on the `listen` address (127.0.0.1:9898 by default; HTTPS with
+//! `[daemon] tls_cert` and `tls_key`). This file holds what every endpoint shares: the state
+//! ([`ApiState`]), the errors ([`ApiError`], one place mapping them to a status and a JSON
+//! body), the [`router`] and [`serve`]. Data enters from the scheduler, the store, the event
+//! bus and the engines' handles in [`ApiShared`]; only the mutations and `/probe` act.
+//!
+//! Every endpoint, by file:
+//!
+//! - `health.rs`: `GET /healthz`, `GET /api/v1/store` (database size and rows),
+//!   `GET /api/v1/firewall` (the firewall guard's state).
+//! - `monitors.rs`: `GET /api/v1/monitors` (filters `state`, `tag`),
+//!   `GET /api/v1/monitors/{name}` (state, last result, recent history, uptime).
+//! - `control.rs`: `POST /api/v1/monitors/{name}/run|pause|resume|acknowledge`,
+//!   `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` (the mutations).
+//! - `notify.rs`: `GET /api/v1/notifications`, `GET /api/v1/silences`.
+//! - `heal.rs`: `GET /api/v1/actions`.
+//! - `incidents.rs`: `GET /api/v1/incidents`.
+//! - `listeners.rs`: `GET /api/v1/listeners`.
+//! - `events.rs`: `GET /api/v1/events` (server-sent events).
+//! - `openapi.rs`: `GET /api/v1/openapi.json` (the OpenAPI 3.1 document, generated from the
+//!   handlers' `#[utoipa::path]` annotations; docs/api.md describes the API for people).
+//! - `metrics.rs`: `GET /metrics` (Prometheus).
+//! - `web/`: `GET /`, `GET /assets/{file}` (the dashboard).
+//! - `blackbox/`: `GET /probe` (blackbox_exporter's contract, over the [`blackbox::ModuleTable`]
+//!   in the state; outside the auth middleware, it checks the token itself).
+//!
+//! And around them: `auth.rs` (the token and the middleware that asks for it), `server.rs`
+//! (accepting and serving connections within `[daemon] http_*` limits), `tls.rs` (the HTTPS
+//! server config).
 
 pub mod auth;
 pub mod blackbox;
@@ -166,7 +187,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Serves until `shutdown`; HTTPS when `tls` is given (`[daemon] tls_cert`, `tls_key`), within
-/// the connection `limits` (`[daemon] http_*`, see `api_server.rs`).
+/// the connection `limits` (`[daemon] http_*`, see `server.rs`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,

@@ -1,5 +1,5 @@
 //! HTTPS for the API (`[daemon] tls_cert` and `tls_key`, PEM files): rustls with the ring
-//! provider. The handshake runs in each connection's own task (`api_server.rs`), bounded in
+//! provider. The handshake runs in each connection's own task (`server.rs`), bounded in
 //! time by `[daemon] http_header_timeout` and in number by `http_max_connections`, so a slow or
 //! silent client never holds up the others.
 
