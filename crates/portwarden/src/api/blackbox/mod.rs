@@ -4,9 +4,9 @@
 //! Modules: the built-in `tcp_connect`, plus the `tcp` modules of a real `blackbox.yml` named
 //! by `[daemon] blackbox_config` ([`load`] at start, [`prepare`] on reload), held in a
 //! [`ModuleTable`] that the router is given (no process-wide table: two routers built with
-//! different tables answer each with its own). Each is translated once
-//! into a [`ProbeSpec`] template and, with TLS, a [`TlsClient`] (CA and client certificate
-//! files read at load, not per request); a request picks the address as blackbox's
+//! different tables answer each from its own). Each is translated once into a [`ProbeSpec`]
+//! template and, with TLS, a [`TlsClient`] (CA and client certificate files read at load,
+//! not per request); a request picks the address as blackbox's
 //! `chooseProtocol` does (preferred family, optional fallback), runs the engine against that
 //! address and answers with the same metric names, meanings and text format. Requests,
 //! status codes and messages follow blackbox 0.23 (`Unknown module "x"`, `Target parameter
