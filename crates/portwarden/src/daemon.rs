@@ -75,7 +75,7 @@ struct Loaded {
     read_token: bool,
     api_tls: Option<(PathBuf, PathBuf)>,
     /// `[daemon] http_*`.
-    http_limits: crate::api_server::HttpLimits,
+    http_limits: crate::api::server::HttpLimits,
     monitors: Vec<Monitor>,
     /// Names of monitors that run already with the same definition (reloads only).
     unchanged: Vec<String>,
@@ -187,13 +187,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         .unwrap_or_else(default_state_dir);
     let max_in_flight = loaded.max_in_flight;
     let loaded_http_limits = loaded.http_limits;
-    let api_auth = crate::api_control::ApiAuth::load(loaded.api_token.as_ref(), loaded.read_token)?;
+    let api_auth = crate::api::auth::ApiAuth::load(loaded.api_token.as_ref(), loaded.read_token)?;
     let api_tls = match &loaded.api_tls {
-        Some((cert, key)) => Some(crate::api_tls::server_config(cert, key)?),
+        Some((cert, key)) => Some(crate::api::tls::server_config(cert, key)?),
         None => None,
     };
     let scheme = if api_tls.is_some() { "https" } else { "http" };
-    crate::probe_http::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
+    let probe_modules =
+        crate::api::blackbox::load(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
     let file_limit = raise_file_limit();
     let needed = FileLimit::needed(max_in_flight, loaded.monitors.len());
     if file_limit.too_low(needed) {
@@ -277,7 +278,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     );
     let healer = tokio::spawn(healer.run(shutdown.child_token()));
     scheduler.apply(loaded.monitors, loaded.unchanged);
-    let metrics_events = tokio::spawn(crate::metrics::count_events(
+    let metrics_events = tokio::spawn(crate::api::metrics::count_events(
         bus.clone(),
         shutdown.child_token(),
     ));
@@ -315,7 +316,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         auth: api_auth,
         db_path: state_dir.join("portwarden.db"),
         stop: shutdown.child_token(),
-        listeners: crate::api_listeners::cache(),
+        probe_modules: probe_modules.clone(),
+        listeners: crate::api::listeners::cache(),
         sse_keep_alive: std::time::Duration::ZERO,
     };
     let api_shutdown = shutdown.child_token();
@@ -335,11 +337,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
                 // The reading runs in the blocking pool; a stop request wins over it.
                 let read = tokio::select! {
-                    read = read_off_runtime(&source, &scheduler) => read,
+                    read = read_off_runtime(&source, &scheduler, probe_modules.current()) => read,
                     _ = terminate.recv() => break,
                     _ = interrupt.recv() => break,
                 };
-                if let Some((settings, notify_settings)) = reload(read, &scheduler, &bus) {
+                if let Some((settings, notify_settings)) = reload(read, &scheduler, &bus, &probe_modules) {
                     notifications.reload(notify_settings).await;
                     if settings != firewall_guard.settings {
                         tracing::info!("[firewall] changed: restarting the firewall guard");
@@ -433,11 +435,13 @@ impl GuardTask {
 ///
 /// Monitors that already run unchanged come back as names only, so the reload never holds a
 /// second copy of every monitor. Weak: an abandoned reading must not keep the scheduler (and
-/// the record channel it holds) alive past shutdown.
+/// the record channel it holds) alive past shutdown. `/probe`'s modules are prepared against
+/// the `running` ones (a `blackbox.yml` that cannot be read keeps what came from it).
 async fn read_off_runtime(
     source: &Source,
     scheduler: &Arc<Scheduler>,
-) -> anyhow::Result<(Loaded, crate::probe_http::Modules)> {
+    running_modules: Arc<crate::api::blackbox::Modules>,
+) -> anyhow::Result<(Loaded, crate::api::blackbox::Modules)> {
     let source = source.clone();
     let scheduler = Arc::downgrade(scheduler);
     let task = tokio::task::spawn_blocking(move || {
@@ -447,8 +451,11 @@ async fn read_off_runtime(
                 .is_some_and(|s| s.runs(name, definition))
         };
         let loaded = load(&source, &running)?;
-        let modules =
-            crate::probe_http::prepare(loaded.blackbox_config.as_deref(), &loaded.probe_modules);
+        let modules = crate::api::blackbox::prepare(
+            loaded.blackbox_config.as_deref(),
+            &loaded.probe_modules,
+            &running_modules,
+        );
         Ok((loaded, modules))
     });
     match tokio::time::timeout(RELOAD_LIMIT, task).await {
@@ -463,20 +470,21 @@ async fn read_off_runtime(
 
 /// SIGHUP: a valid new config replaces the running one (unchanged monitors keep their
 /// state); an invalid one is logged and the running one stays. Returns the new `[firewall]`
-/// and notifier settings.
+/// and notifier settings; `/probe` serves the new modules from `probe_modules`.
 fn reload(
-    read: anyhow::Result<(Loaded, crate::probe_http::Modules)>,
+    read: anyhow::Result<(Loaded, crate::api::blackbox::Modules)>,
     scheduler: &Scheduler,
     bus: &EventBus,
+    probe_modules: &crate::api::blackbox::ModuleTable,
 ) -> Option<(config::FirewallSettings, notify::Settings)> {
     let mut firewall = None;
     match read {
         Ok((loaded, modules)) => {
-            crate::probe_http::install(modules);
+            probe_modules.replace(modules);
             firewall = Some((loaded.firewall, loaded.notify));
             let monitors = loaded.monitors.len() + loaded.unchanged.len();
             let s = scheduler.apply(loaded.monitors, loaded.unchanged);
-            crate::metrics::retire(&s.removed_names);
+            crate::api::metrics::retire(&s.removed_names);
             bus.publish(EventKind::ConfigReloaded {
                 monitors,
                 added: s.added,
@@ -517,9 +525,9 @@ async fn forward_records(mut rx: mpsc::Receiver<Record>, store: Store) {
                 reason,
                 duration,
             } => {
-                crate::metrics::observe_check(&monitor, status, duration);
+                crate::api::metrics::observe_check(&monitor, status, duration);
                 if reason == Some(probe::Reason::LocalResources) {
-                    crate::metrics::count_local_resource_error();
+                    crate::api::metrics::count_local_resource_error();
                 }
                 store
                     .record(CheckRecord {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use axum::http::{HeaderMap, HeaderValue, Uri};
 
-use crate::probe_http::Modules;
+use crate::api::blackbox::Modules;
 
 /// The config loader on one file's text: a refused config names at least one problem, and
 /// every problem is one line placed inside the text it was given.
@@ -114,7 +114,7 @@ pub fn probe_query(input: &[u8]) {
         headers.insert("X-Prometheus-Scrape-Timeout-Seconds", value);
     }
     let modules = probe_modules();
-    let Ok(request) = crate::probe_http::read_request(&uri, &headers, modules) else {
+    let Ok(request) = crate::api::blackbox::read_request(&uri, &headers, modules) else {
         return;
     };
     assert!(!request.timeout.is_zero(), "a probe with no time at all");

@@ -6,18 +6,10 @@
 //! ([`ownership`]); the [`state`] machine turns results into transitions; [`events`] carries
 //! them to every consumer: [`store`] keeps history, [`notify`] tells people (through a durable
 //! outbox), [`heal`] repairs; [`watch`] notices listener changes, [`guard`] keeps the host
-//! firewall on and as it was; [`api`] (with `api_*`), [`web`] (the dashboard) and [`metrics`]
-//! show it all. [`daemon`] wires them together; [`cli`] decides exit codes.
+//! firewall on and as it was; [`api`] (the HTTP API, the dashboard, `/metrics` and `/probe`)
+//! shows it all. [`daemon`] wires them together; [`cli`] decides exit codes.
 
 mod api;
-mod api_control;
-mod api_events;
-mod api_heal;
-mod api_incidents;
-mod api_listeners;
-mod api_notify;
-mod api_server;
-mod api_tls;
 pub mod cli;
 mod config;
 mod daemon;
@@ -27,13 +19,10 @@ mod events;
 pub mod fuzzing;
 mod guard;
 mod heal;
-mod metrics;
 mod monitor;
 mod notify;
 mod ownership;
-mod probe_http;
 mod schedule;
 mod state;
 mod store;
 mod watch;
-mod web;

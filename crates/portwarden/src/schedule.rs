@@ -30,7 +30,7 @@ use crate::ownership::{self, Freshness, ListingCache};
 use crate::state::{Outcome, Status, Tracker};
 
 /// Operator commands for one monitor. Sent through [`Scheduler::control`]; the API's
-/// token-guarded endpoints (`api_control`) expose them.
+/// token-guarded endpoints (`api::control`) expose them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     RunNow,

@@ -110,7 +110,7 @@ impl Client {
             ));
         }
         let token =
-            match crate::api_control::ApiAuth::load(daemon.api_token.as_ref(), daemon.read_token) {
+            match crate::api::auth::ApiAuth::load(daemon.api_token.as_ref(), daemon.read_token) {
                 Ok(auth) => auth.bearer().map(str::to_string),
                 // Reads need no token unless `read_token` is set: then it must be readable here.
                 Err(e) if daemon.read_token => {

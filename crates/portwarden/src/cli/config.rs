@@ -92,12 +92,11 @@ fn check(path: &Path) -> i32 {
 /// token (`api_token_env` / `api_token_file`) and the HTTPS certificate and key.
 fn startup_problems(daemon: &config::DaemonSettings) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(e) = crate::api_control::ApiAuth::load(daemon.api_token.as_ref(), daemon.read_token)
-    {
+    if let Err(e) = crate::api::auth::ApiAuth::load(daemon.api_token.as_ref(), daemon.read_token) {
         problems.push(format!("{e:#}"));
     }
     if let Some((cert, key)) = &daemon.tls {
-        if let Err(e) = crate::api_tls::server_config(cert, key) {
+        if let Err(e) = crate::api::tls::server_config(cert, key) {
             problems.push(format!("{e:#}"));
         }
     }

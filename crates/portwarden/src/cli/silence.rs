@@ -191,7 +191,7 @@ fn run_inner(cmd: SilenceCommand) -> Result<i32, String> {
             valid_pattern(&monitor)?;
             if !force {
                 let (names, source) = known_monitors(&place)?;
-                crate::api_control::matches_a_monitor(&monitor, &names, &source)
+                crate::api::control::matches_a_monitor(&monitor, &names, &source)
                     .map_err(|e| format!("{e} (--force silences it anyway)"))?;
             }
             let until = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));

@@ -86,7 +86,7 @@ pub struct DaemonSettings {
     /// `blackbox.yml` whose `tcp` modules `/probe` serves; `None`: only `tcp_connect`.
     pub blackbox_config: Option<PathBuf>,
     /// The API's connection limits.
-    pub http: crate::api_server::HttpLimits,
+    pub http: crate::api::server::HttpLimits,
 }
 
 impl Default for DaemonSettings {
@@ -100,7 +100,7 @@ impl Default for DaemonSettings {
             read_token: false,
             tls: None,
             blackbox_config: None,
-            http: crate::api_server::HttpLimits::default(),
+            http: crate::api::server::HttpLimits::default(),
         }
     }
 }

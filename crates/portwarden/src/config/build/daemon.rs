@@ -106,7 +106,7 @@ pub(super) fn daemon_settings(
     let max = &d.http_max_connections;
     if let Some(n) = count(max, "http_max_connections", 1, MAX_HTTP_CONNECTIONS, issues) {
         settings.http.max_connections =
-            usize::try_from(n).unwrap_or(crate::api_server::default_http_max_connections());
+            usize::try_from(n).unwrap_or(crate::api::server::default_http_max_connections());
     }
     settings
 }

@@ -53,7 +53,7 @@ fn api_tls_needs_a_certificate_and_a_key() {
 #[test]
 fn http_limits_have_defaults_and_are_checked() {
     let c = ok("");
-    assert_eq!(c.daemon.http, crate::api_server::HttpLimits::default());
+    assert_eq!(c.daemon.http, crate::api::server::HttpLimits::default());
     assert_eq!(c.daemon.http.header_timeout, Duration::from_secs(10));
     assert_eq!(c.daemon.http.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.daemon.http.max_connections, 1024);
@@ -63,7 +63,7 @@ fn http_limits_have_defaults_and_are_checked() {
     );
     assert_eq!(
         c.daemon.http,
-        crate::api_server::HttpLimits {
+        crate::api::server::HttpLimits {
             header_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(300),
             max_connections: 20,

@@ -1,5 +1,5 @@
 //! HTTPS for the API (`[daemon] tls_cert` and `tls_key`, PEM files): rustls with the ring
-//! provider. The handshake runs in each connection's own task (`api_server.rs`), bounded in
+//! provider. The handshake runs in each connection's own task (`server.rs`), bounded in
 //! time by `[daemon] http_header_timeout` and in number by `http_max_connections`, so a slow or
 //! silent client never holds up the others.
 
@@ -63,12 +63,18 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
-        let limits = crate::api_server::HttpLimits {
+        let limits = crate::api::server::HttpLimits {
             header_timeout: Duration::from_secs(1),
             ..Default::default()
         };
         let stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(crate::api_server::run(tcp, Some(config), app, limits, stop));
+        tokio::spawn(crate::api::server::run(
+            tcp,
+            Some(config),
+            app,
+            limits,
+            stop,
+        ));
 
         // A client that trusts exactly this certificate.
         let mut roots = rustls::RootCertStore::empty();

@@ -28,24 +28,24 @@ struct Asset {
 const INDEX: Asset = Asset {
     name: "index.html",
     content_type: "text/html; charset=utf-8",
-    body: include_bytes!("../../web/index.html"),
+    body: include_bytes!("../../../web/index.html"),
 };
 
 const ASSETS: &[Asset] = &[
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../web/app.js"),
+        body: include_bytes!("../../../web/app.js"),
     },
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../web/app.css"),
+        body: include_bytes!("../../../web/app.css"),
     },
     Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
-        body: include_bytes!("../../web/favicon.svg"),
+        body: include_bytes!("../../../web/favicon.svg"),
     },
 ];
 
