@@ -373,10 +373,23 @@ pub fn server_config(leaf: &Issued, client_roots: Option<RootCertStore>) -> Arc<
 
 /// A TLS server: handshake, then `banner`, then read until the client goes away.
 pub async fn tls_banner_server(config: Arc<ServerConfig>, banner: &'static [u8]) -> SocketAddr {
+    tls_banner_server_with(config, banner, false).await
+}
+
+/// [`tls_banner_server`], with Nagle's algorithm off when `nodelay`: the reference a test
+/// compares the usual server (Nagle on) with.
+pub async fn tls_banner_server_with(
+    config: Arc<ServerConfig>,
+    banner: &'static [u8],
+    nodelay: bool,
+) -> SocketAddr {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     serve(move |s| {
         let acceptor = acceptor.clone();
         async move {
+            if nodelay {
+                let _ = s.set_nodelay(true);
+            }
             let Ok(mut tls) = acceptor.accept(s).await else {
                 return;
             };
