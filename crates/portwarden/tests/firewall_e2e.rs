@@ -336,7 +336,7 @@ fn the_cli_shows_state_drift_and_restores() {
 
 #[test]
 fn a_reload_that_changes_firewall_settings_restarts_the_guard_and_the_api_shows_it() {
-    let Some(mut ns) = Netns::new("reload") else {
+    let Some(mut ns) = Netns::new("fw-reload") else {
         return;
     };
     ns.load(RULESET);
@@ -447,7 +447,7 @@ fn the_guard_restores_iptables_legacy_by_periodic_verification() {
 
 #[test]
 fn a_storm_of_changes_costs_few_verifications_and_a_flush_is_still_caught() {
-    let Some(mut ns) = Netns::new("storm") else {
+    let Some(mut ns) = Netns::new("fw-storm") else {
         return;
     };
     ns.load(RULESET);

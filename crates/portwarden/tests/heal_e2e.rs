@@ -343,7 +343,7 @@ fn a_killed_server_is_started_again_by_exec_verified_recorded_and_notified() {
 
 #[test]
 fn a_restart_storm_gives_up_after_exactly_max_actions() {
-    let dir = temp_dir("storm");
+    let dir = temp_dir("heal-storm");
     let receiver = Receiver::new(&dir);
     let fix = Fix::new(&dir, free_port());
     fix.start("serve");
@@ -402,7 +402,7 @@ fn a_restart_storm_gives_up_after_exactly_max_actions() {
 
 #[test]
 fn a_silenced_monitor_goes_down_and_nothing_runs() {
-    let dir = temp_dir("silence");
+    let dir = temp_dir("heal-silence");
     let receiver = Receiver::new(&dir);
     let fix = Fix::new(&dir, free_port());
     fix.start("serve");
