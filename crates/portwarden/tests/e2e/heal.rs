@@ -20,9 +20,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
-mod common;
+use crate::support;
 
-use common::{api_addr, free_port, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
+use crate::support::{api_addr, free_port, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -244,7 +244,7 @@ impl Healing for Daemon {
 
 /// A config: fast checks, the firewall left alone, every monitor notifying `ops`.
 fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
-    common::write_config(
+    support::write_config(
         dir,
         api,
         "",

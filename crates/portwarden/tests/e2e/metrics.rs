@@ -9,9 +9,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
-mod common;
-
-use common::{aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns};
+use crate::support::{
+    aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns,
+};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

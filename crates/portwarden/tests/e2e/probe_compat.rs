@@ -14,9 +14,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
-mod common;
+use crate::support;
 
-use common::free_port;
+use crate::support::free_port;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1047,7 +1047,7 @@ const LONG_LINE: &[u8] = &[b'x'; 70_000];
 #[test]
 fn probe_agrees_with_blackbox_exporter_on_smtp_starttls_against_aiosmtpd() {
     let Some(pair) = start_pair() else { return };
-    let Some(python) = common::aiosmtpd() else {
+    let Some(python) = support::aiosmtpd() else {
         return;
     };
     let dir = pair._dir.path();

@@ -16,9 +16,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
-mod common;
-
-use common::{
+use crate::support::{
     api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns, FAST_DEFAULTS,
 };
 

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
 
-mod common;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,7 +22,7 @@ fn links() -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // One directory per test: tests run in parallel and temp_dir starts each one empty.
-    let dir = common::temp_dir(&format!(
+    let dir = support::temp_dir(&format!(
         "plugin-links-{}",
         NEXT.fetch_add(1, Ordering::SeqCst)
     ));
@@ -130,7 +130,7 @@ impl Server {
             .spawn()
             .expect("start the server");
         let server = Server { child, port };
-        common::wait_until("the server to listen", 15, || {
+        support::wait_until("the server to listen", 15, || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         server
@@ -170,13 +170,13 @@ fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
 /// aiosmtpd on a free port; with `tls`, offering STARTTLS with a certificate 30 days from
 /// expiry.
 fn aiosmtpd(tls: bool) -> Option<Server> {
-    let python = common::aiosmtpd()?;
-    let port = common::free_port();
+    let python = support::aiosmtpd()?;
+    let port = support::free_port();
     let mut cmd = Command::new(python);
     cmd.args(["-m", "aiosmtpd", "-n", "-l"])
         .arg(format!("127.0.0.1:{port}"));
     if tls {
-        let dir = common::temp_dir(&format!("aiosmtpd-{port}"));
+        let dir = support::temp_dir(&format!("aiosmtpd-{port}"));
         let (cert, key) = write_certificate(&dir);
         cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
     }
@@ -196,8 +196,8 @@ fn sshd() -> Option<Server> {
     }
     // The privilege-separation directory sshd wants when it runs as root.
     let _ = std::fs::create_dir_all("/run/sshd");
-    let port = common::free_port();
-    let dir = common::temp_dir(&format!("sshd-{port}"));
+    let port = support::free_port();
+    let dir = support::temp_dir(&format!("sshd-{port}"));
     let key = dir.join("hostkey");
     let keygen = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])

@@ -14,7 +14,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
-mod common;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -189,7 +189,7 @@ fn readme_lists_every_command_that_help_shows() {
 
 #[test]
 fn ports_snapshot_creates_a_missing_parent_directory() {
-    let dir = common::temp_dir("snapshot-parent");
+    let dir = support::temp_dir("snapshot-parent");
     // As `/etc/portwarden/ports.json` on a host where nothing made `/etc/portwarden` yet.
     let file = dir.join("etc/portwarden/ports.json");
     let out = portwarden()
@@ -336,7 +336,7 @@ impl Sandbox {
             ));
             return None;
         }
-        let dir = common::temp_dir(tag);
+        let dir = support::temp_dir(tag);
         for d in [
             "etc-up/portwarden",
             "etc-work",

@@ -9,9 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
-mod common;
-
-use common::{api_addr, free_port, temp_dir, write_config, Daemon};
+use crate::support::{api_addr, free_port, temp_dir, write_config, Daemon};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -16,9 +16,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
-mod common;
+use crate::support;
 
-use common::{
+use crate::support::{
     aiosmtpd, api_addr, free_port, temp_dir, wait_until, Daemon, SmallDisk, FAST_DEFAULTS,
 };
 
@@ -176,7 +176,7 @@ impl Notifications for Daemon {
 
 /// A config: fast checks, the firewall left alone, every monitor notifying `ops`.
 fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
-    common::write_config(
+    support::write_config(
         dir,
         api,
         "",
