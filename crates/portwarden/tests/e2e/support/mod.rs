@@ -1,18 +1,21 @@
-//! Helpers every daemon end-to-end test file shares: ports, scratch directories, waiting, and
-//! a running daemon ([`Daemon`]).
+//! The harness every end-to-end module shares: ports, scratch directories, waiting, real
+//! servers' prerequisites, and the processes a test starts.
+//!
+//! - `mod.rs`: ports ([`free_port`]), scratch directories ([`temp_dir`]), polling
+//!   ([`wait_until`]), aiosmtpd's python ([`aiosmtpd`]);
+//! - `daemon.rs`: a running `portwarden run` ([`Daemon`]) and its config ([`write_config`]);
+//! - `netns.rs`: a network namespace of the test's own ([`Netns`]);
+//! - `small_disk.rs`: a tmpfs in a private mount namespace, to fill under a daemon
+//!   ([`SmallDisk`]).
 
-#![allow(dead_code)] // each test file uses part of it
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
 mod daemon;
 mod netns;
 mod small_disk;
 
-#[allow(unused_imports)] // each test file uses part of it
 pub use daemon::{api_addr, write_config, Daemon, FAST_DEFAULTS};
-#[allow(unused_imports)] // each test file uses part of it
 pub use netns::Netns;
-#[allow(unused_imports)] // each test file uses part of it
 pub use small_disk::SmallDisk;
 
 use std::net::TcpListener;
