@@ -7,7 +7,7 @@
 
 use crate::support;
 
-use crate::support::{free_port, temp_dir, Daemon, FAST_DEFAULTS};
+use crate::support::{free_port, temp_dir, Daemon, Killed, FAST_DEFAULTS};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -886,16 +886,6 @@ fn a_start_up_failure_is_printed_once() {
     assert_eq!(out.status.code(), Some(2));
     let (n, all) = count(&out, "cannot listen on");
     assert_eq!(n, 1, "{all}");
-}
-
-/// A process of the test's, killed (by its own handle) on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A Python listener on `addr` started inside `ns` through `argv` (its program first), once it

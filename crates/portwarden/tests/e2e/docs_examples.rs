@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
 
 use crate::support;
+use crate::support::text;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,15 +32,6 @@ fn repo() -> PathBuf {
 
 fn portwarden() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portwarden"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A fenced code block of a Markdown file.

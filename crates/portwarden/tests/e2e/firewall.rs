@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::Netns;
+use crate::support::{text, Netns};
 use serde_json::Value;
 
 const RULESET: &str = r#"
@@ -153,15 +153,6 @@ impl Log {
             thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

@@ -22,24 +22,17 @@
 
 use crate::support;
 
-use crate::support::{api_addr, free_port, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
+use crate::support::{api_addr, free_port, now_ms, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portwarden");
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// The server and the script that starts it, as an admin's fix script would: start the
 /// server in the background, wait until it listens (its PID file appears), exit 0.

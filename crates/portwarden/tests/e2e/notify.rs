@@ -19,7 +19,7 @@
 use crate::support;
 
 use crate::support::{
-    aiosmtpd, api_addr, free_port, temp_dir, wait_until, Daemon, SmallDisk, FAST_DEFAULTS,
+    aiosmtpd, api_addr, free_port, now_ms, temp_dir, wait_until, Daemon, SmallDisk, FAST_DEFAULTS,
 };
 
 use std::io::{BufRead, BufReader};
@@ -628,14 +628,6 @@ fn over_smtp_down_and_up_wait_for_a_server_that_starts_after_a_sigkill() {
     );
     drop(service);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Unix milliseconds now.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]

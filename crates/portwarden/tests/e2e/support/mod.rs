@@ -2,7 +2,8 @@
 //! servers' prerequisites, and the processes a test starts.
 //!
 //! - `mod.rs`: ports ([`free_port`]), scratch directories ([`temp_dir`]), polling
-//!   ([`wait_until`]), aiosmtpd's python ([`aiosmtpd`]);
+//!   ([`wait_until`]), aiosmtpd's python ([`aiosmtpd`]), a command's output for a message
+//!   ([`text`]), the time ([`now_ms`]), a child killed on drop ([`Killed`]);
 //! - `daemon.rs`: a running `portwarden run` ([`Daemon`]) and its config ([`write_config`]);
 //! - `netns.rs`: a network namespace of the test's own ([`Netns`]);
 //! - `small_disk.rs`: a tmpfs in a private mount namespace, to fill under a daemon
@@ -20,8 +21,9 @@ pub use small_disk::SmallDisk;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Child, Output};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A port no other test of this binary gets: counted up from a per-process base below the
 /// kernel's ephemeral range, so neither the kernel nor a parallel test hands it out again
@@ -75,4 +77,32 @@ pub fn aiosmtpd() -> Option<&'static str> {
         return None;
     }
     Some(python)
+}
+
+/// A command's exit code, stdout and stderr, for an assertion's message.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A child process killed (by its own handle) and reaped on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
