@@ -7,8 +7,6 @@
 //! event stream outliving the idle timeout).
 //! The daemons run with `[firewall] guard = false`: hands off the machine's firewall.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support::{api_addr, free_port, temp_dir, write_config, Daemon};
 
 use std::io::{Read, Write};

@@ -5,8 +5,6 @@
 //! date, not a Unix time; `config check` and `notify test` under zero-config say what they
 //! mean; `localhost:PORT` works wherever an address is taken.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

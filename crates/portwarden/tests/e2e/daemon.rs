@@ -3,8 +3,6 @@
 //! again → up; reloads (good and bad), SIGTERM mid-check, restart with history kept, and the
 //! zero-config default in a network namespace of its own.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support;
 
 use crate::support::{free_port, temp_dir, Daemon, Killed, FAST_DEFAULTS};

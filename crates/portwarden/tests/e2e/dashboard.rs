@@ -14,8 +14,6 @@
 //! `target/browser-test` (scripts/test installs all three). Without them it is skipped
 //! with a note, except under `CI=true`, where it fails.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support::{
     api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns, FAST_DEFAULTS,
 };

@@ -12,8 +12,6 @@
 //! are overlays whose writes land in the test's scratch directory, so `/etc/portwarden/…` in an
 //! example is written as the docs say without touching the machine's.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support;
 use crate::support::text;
 

@@ -2,8 +2,6 @@
 //! network namespace each test creates (`ip netns add`) and deletes: the machine's own firewall
 //! is never touched. The daemon and every command run inside the namespace.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

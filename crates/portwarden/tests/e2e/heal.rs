@@ -18,8 +18,6 @@
 //! namespace. Reboots are dry runs, and the daemon also gets the `act` crate's safety net
 //! (`PORTWARDEN_TEST_NO_HOST_REBOOT=1`).
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support;
 
 use crate::support::{api_addr, free_port, now_ms, temp_dir, wait_until, Daemon, FAST_DEFAULTS};

@@ -8,6 +8,8 @@
 //! id (a tag is used once in the whole binary), ports come from [`support::free_port`] or
 //! port 0, and nothing sets the process's environment.
 
+#![allow(clippy::unwrap_used)] // tests and their helpers may unwrap (STYLE.md)
+
 mod support;
 
 /// The HTTP API against the daemon: tokens, control, silences, errors, events, incidents,

@@ -7,8 +7,6 @@
 //! documented series, in the format each scraper's `Accept` asks for, which `promtool check
 //! metrics` and a real Prometheus accept.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support::{
     aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Killed, Netns,
 };

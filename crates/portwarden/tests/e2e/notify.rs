@@ -14,8 +14,6 @@
 //!   incident with its real times once there is room again, and its DOWN and UP, sent from
 //!   memory meanwhile, reach the outbox then and arrive once each after a SIGKILL.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support;
 
 use crate::support::{

@@ -4,8 +4,6 @@
 //! that answer wrongly): same exit code, same output apart from measured times.
 //! docs/check_tcp.md lists what still differs.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
-
 use crate::support;
 
 use std::io::{BufRead, BufReader, Write};

@@ -12,8 +12,6 @@
 //! Without the exporter the comparisons are skipped with a note, except under `CI=true`,
 //! where a missing binary fails loudly.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 use crate::support;
 
 use crate::support::free_port;

@@ -9,8 +9,6 @@
 //! - `small_disk.rs`: a tmpfs in a private mount namespace, to fill under a daemon
 //!   ([`SmallDisk`]).
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
 mod daemon;
 mod netns;
 mod small_disk;
