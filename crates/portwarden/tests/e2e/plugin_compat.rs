@@ -5,9 +5,10 @@
 //! docs/check_tcp.md lists what still differs.
 
 use crate::support;
+use crate::support::{closed_port, serve, silent};
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -221,18 +222,6 @@ fn sshd() -> Option<Server> {
     Some(Server::start(cmd, port))
 }
 
-/// A loopback server running `behaviour` on every connection; lives until the test ends.
-fn serve(behaviour: fn(TcpStream)) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            thread::spawn(move || behaviour(conn));
-        }
-    });
-    port.to_string()
-}
-
 /// An SMTP server that refuses service: a 554 greeting, 503 to whatever follows.
 fn refusing_smtp(mut c: TcpStream) {
     let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
@@ -270,17 +259,6 @@ fn xmpp(mut c: TcpStream) {
     let _ = c.write_all(
         b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' id='1' version='1.0'>",
     );
-}
-
-/// Accepts and says nothing.
-fn silent(c: TcpStream) {
-    thread::sleep(Duration::from_secs(4));
-    drop(c);
-}
-
-fn closed_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port().to_string()
 }
 
 #[test]
@@ -347,10 +325,10 @@ fn check_smtp_matches_the_plugin_with_starttls() {
 #[test]
 fn check_smtp_matches_the_plugin_on_failures() {
     let links = links();
-    let closed = closed_port();
+    let closed = closed_port().to_string();
     assert_same(&links, "check_smtp", &["-H", "127.0.0.1", "-p", &closed]);
     assert_same(&links, "check_smtp", &["-p", &closed, "-S"]);
-    let refusing = serve(refusing_smtp);
+    let refusing = serve(refusing_smtp).to_string();
     assert_same(&links, "check_smtp", &["-H", "127.0.0.1", "-p", &refusing]);
     assert_same(
         &links,
@@ -363,7 +341,7 @@ fn check_smtp_matches_the_plugin_on_failures() {
         &["-H", "127.0.0.1", "-p", &refusing, "-e", "503"],
     );
     // The plugins' alarm: CRITICAL - Socket timeout after 1 seconds.
-    let silent = serve(silent);
+    let silent = serve(silent).to_string();
     for plugin in ["check_smtp", "check_ssh"] {
         assert_same(
             &links,
@@ -429,9 +407,9 @@ fn check_ssh_matches_the_plugin() {
             &["-H", "127.0.0.1", "-p", &port, "-r", &software],
         );
     }
-    let banner = serve(smtp_banner);
+    let banner = serve(smtp_banner).to_string();
     assert_same(&links, "check_ssh", &["-H", "127.0.0.1", "-p", &banner]);
-    let closed = closed_port();
+    let closed = closed_port().to_string();
     assert_same(&links, "check_ssh", &["-H", "127.0.0.1", "-p", &closed]);
     // check_ssh has no default host and no -w.
     for args in [&["-p", "22"][..], &["-H", "127.0.0.1", "-w", "3"]] {
@@ -459,9 +437,9 @@ fn check_tcp_links_keep_their_service_defaults() {
         &["-H", "127.0.0.1", "-p", &port, "-M", "crit"],
     );
     // check_jabber sends a stream header and hides the answer; check_clamd sends PING.
-    let xmpp = serve(xmpp);
+    let xmpp = serve(xmpp).to_string();
     assert_same(&links, "check_jabber", &["-H", "127.0.0.1", "-p", &xmpp]);
-    let echo = serve(echo);
+    let echo = serve(echo).to_string();
     assert_same(&links, "check_clamd", &["-H", "127.0.0.1", "-p", &echo]);
     assert_same(
         &links,

@@ -3,7 +3,9 @@
 //!
 //! - `mod.rs`: ports ([`free_port`]), scratch directories ([`temp_dir`]), polling
 //!   ([`wait_until`]), aiosmtpd's python ([`aiosmtpd`]), a command's output for a message
-//!   ([`text`]), the time ([`now_ms`]), a child killed on drop ([`Killed`]);
+//!   ([`text`]), the time ([`now_ms`]), a child killed on drop ([`Killed`]), loopback servers
+//!   running a behaviour per connection ([`serve`], [`silent`]) and a closed port
+//!   ([`closed_port`]);
 //! - `daemon.rs`: a running `portwarden run` ([`Daemon`]) and its config ([`write_config`]);
 //! - `netns.rs`: a network namespace of the test's own ([`Netns`]);
 //! - `small_disk.rs`: a tmpfs in a private mount namespace, to fill under a daemon
@@ -17,7 +19,7 @@ pub use daemon::{api_addr, write_config, Daemon, FAST_DEFAULTS};
 pub use netns::Netns;
 pub use small_disk::SmallDisk;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::thread;
@@ -103,4 +105,29 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A loopback server whose every connection runs `behaviour` (in a thread of its own); lives
+/// until the test process ends. Its port.
+pub fn serve(behaviour: fn(TcpStream)) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            thread::spawn(move || behaviour(conn));
+        }
+    });
+    port
+}
+
+/// A [`serve`] behaviour: accepts and says nothing for 4 s.
+pub fn silent(c: TcpStream) {
+    thread::sleep(Duration::from_secs(4));
+    drop(c);
+}
+
+/// A loopback port nothing listens on (bound a moment, then released).
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
 }
