@@ -5,7 +5,7 @@
 
 use crate::support;
 
-use crate::support::{free_port, temp_dir, Daemon, Killed, FAST_DEFAULTS};
+use crate::support::{api_addr, free_port, temp_dir, Daemon, Killed, FAST_DEFAULTS};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -112,7 +112,7 @@ fn monitor_toml(name: &str, port: u16) -> String {
 #[test]
 fn a_stopped_listener_goes_down_and_comes_back_up() {
     let dir = temp_dir("updown");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let mut service = Service::start_on(free_port());
     let port = service.port;
     let config = write_config(&dir, api, &monitor_toml("web", port));
@@ -164,7 +164,7 @@ fn a_stopped_listener_goes_down_and_comes_back_up() {
 #[test]
 fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     let dir = temp_dir("reload");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let a = Service::start_on(free_port());
     let b = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("a", a.port));
@@ -213,7 +213,7 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
 #[test]
 fn reload_of_a_config_turned_into_dev_zero_keeps_the_old_one_and_sigterm_still_stops() {
     let dir = temp_dir("reload-dev-zero");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let a = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("a", a.port));
     let d = Daemon::start(&config, api);
@@ -240,7 +240,7 @@ fn reload_of_a_config_turned_into_dev_zero_keeps_the_old_one_and_sigterm_still_s
 #[test]
 fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
     let dir = temp_dir("restart");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     // A tarpit: accepts, never answers; its check is always in flight.
     let pit = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -288,7 +288,7 @@ fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
 #[test]
 fn status_command_prints_the_daemons_monitors() {
     let dir = temp_dir("status");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(
         &dir,
@@ -471,7 +471,7 @@ fn zero_config_watches_the_listeners_it_finds() {
 #[test]
 fn an_unwritable_store_never_stops_monitoring() {
     let dir = temp_dir("nostore");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("web", service.port));
     // A file where the state directory should be: the database can never open.
@@ -499,7 +499,7 @@ fn an_unwritable_store_never_stops_monitoring() {
 fn tells_systemd_when_it_is_ready_reloading_and_stopping() {
     use std::os::unix::net::UnixDatagram;
     let dir = temp_dir("notify");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("web", service.port));
     // What systemd listens on for Type=notify services.
@@ -528,7 +528,7 @@ fn tells_systemd_when_it_is_ready_reloading_and_stopping() {
 #[test]
 fn keeps_running_when_nobody_reads_its_log_any_more() {
     let dir = temp_dir("nolog");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("web", service.port));
     let mut child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
@@ -587,7 +587,7 @@ fn a_starved_prober_never_takes_healthy_monitors_down() {
     // Enough for the daemon itself (about 20), far too few for 100 checks of 300 ms a second.
     let limit: u32 = 48;
     let dir = temp_dir("starved");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
@@ -833,7 +833,7 @@ fn zero_config_without_rules_says_so_once_then_guards_rules_loaded_later() {
 #[test]
 fn a_down_is_logged_in_words() {
     let dir = temp_dir("down-words");
-    let api = support::api_addr();
+    let api = api_addr();
     // Nothing listens there: refused.
     let config = write_config(&dir, api, &monitor_toml("closed", free_port()));
     let d = Daemon::start(&config, api);
@@ -1021,7 +1021,7 @@ fn a_listener_with_a_hidden_owner_is_named_by_its_port_and_says_why() {
 #[test]
 fn with_a_config_a_new_listener_is_logged_with_how_to_watch_it() {
     let dir = temp_dir("config-new-listener");
-    let api = support::api_addr();
+    let api = api_addr();
     let d = Daemon::start(&write_config(&dir, api, ""), api);
     let late = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = late.local_addr().unwrap();
