@@ -1,4 +1,4 @@
-// The dashboard in headless Chromium, driven by playwright-core (run by tests/dashboard_e2e.rs).
+// The dashboard in headless Chromium, driven by playwright-core (run by tests/e2e/dashboard.rs).
 // Also the listeners panel (this script's own listener, its process and monitor) and incidents.
 // Environment: PW_URL (a daemon watching "web" on 127.0.0.1:PW_PORT, which this script serves,
 // stops and starts), PW_URL_10K (a daemon with 10,000 monitors), PW_OUT (screenshots),

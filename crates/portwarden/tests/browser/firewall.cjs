@@ -1,5 +1,5 @@
 // The firewall on the dashboard when the guard has found a violation, in headless Chromium
-// driven by playwright-core (run by tests/dashboard_e2e.rs inside the network namespace where
+// driven by playwright-core (run by tests/e2e/dashboard.rs inside the network namespace where
 // the daemon guards a real nftables ruleset). Environment: PW_URL (that daemon), PW_PHASE
 // (`violated`: the guard only alerts about a broken ruleset; `repaired`: it has restored the
 // baseline), PW_OUT (screenshots), PLAYWRIGHT_CORE (the module's directory), CHROMIUM (the

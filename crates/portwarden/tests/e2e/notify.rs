@@ -14,12 +14,10 @@
 //!   incident with its real times once there is room again, and its DOWN and UP, sent from
 //!   memory meanwhile, reach the outbox then and arrive once each after a SIGKILL.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+use crate::support;
 
-mod common;
-
-use common::{
-    aiosmtpd, api_addr, free_port, temp_dir, wait_until, Daemon, SmallDisk, FAST_DEFAULTS,
+use crate::support::{
+    aiosmtpd, api_addr, free_port, now_ms, temp_dir, wait_until, Daemon, SmallDisk, FAST_DEFAULTS,
 };
 
 use std::io::{BufRead, BufReader};
@@ -176,7 +174,7 @@ impl Notifications for Daemon {
 
 /// A config: fast checks, the firewall left alone, every monitor notifying `ops`.
 fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
-    common::write_config(
+    support::write_config(
         dir,
         api,
         "",
@@ -628,14 +626,6 @@ fn over_smtp_down_and_up_wait_for_a_server_that_starts_after_a_sigkill() {
     );
     drop(service);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Unix milliseconds now.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[test]

@@ -145,7 +145,8 @@ fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("valid JSON")
 }
 
-fn text(out: &Output) -> String {
+/// The command's stdout.
+fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -193,7 +194,7 @@ fn lists_each_listener_with_its_owner_on_every_address_kind() {
             .unwrap()
             .starts_with("/usr/bin/python3"));
     }
-    let table = text(&ns.portwarden(&["ports"]));
+    let table = stdout(&ns.portwarden(&["ports"]));
     assert!(table.starts_with("PROTO  PORT"), "{table}");
     assert!(table.contains(&format!("pw-web ({web})")), "{table}");
     assert!(table.contains("[::]"), "{table}");
@@ -234,7 +235,7 @@ fn a_socket_shared_by_forked_processes_lists_every_holder() {
     assert_eq!(pids.len(), 3, "{l}");
     assert!(pids.contains(&u64::from(parent)));
     assert_eq!(owner_names(l), vec!["pw-prefork"; 3]);
-    let table = text(&ns.portwarden(&["ports"]));
+    let table = stdout(&ns.portwarden(&["ports"]));
     assert!(table.contains(&format!("pw-prefork ({parent},")), "{table}");
 }
 
@@ -260,7 +261,7 @@ fn names_the_intruder_that_grabbed_the_port_first() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        text(&out).trim_end(),
+        stdout(&out).trim_end(),
         format!("TCP CRITICAL - port 9090 is held by pw-intruder (pid {intruder}), expected pw-expected")
     );
     let out = ns.portwarden(&[
@@ -290,7 +291,7 @@ fn names_the_intruder_that_grabbed_the_port_first() {
         "--owner",
         "pw-intruder",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let exe = ns.portwarden(&[
         "check",
         "tcp",
@@ -301,7 +302,7 @@ fn names_the_intruder_that_grabbed_the_port_first() {
         "--owner",
         "/usr/bin/python3.11",
     ]);
-    assert_eq!(exe.status.code(), Some(0), "{}", text(&exe));
+    assert_eq!(exe.status.code(), Some(0), "{}", stdout(&exe));
 }
 
 #[test]
@@ -320,7 +321,11 @@ fn a_listener_on_another_address_does_not_hold_this_one() {
     ]);
     // Nothing answers on 127.0.0.1: the probe's own failure stands.
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("Connection refused"), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("Connection refused"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -338,8 +343,8 @@ fn snapshot_and_diff_report_new_vanished_and_changed_owners() {
         String::from_utf8_lossy(&saved.stderr)
     );
     let same = ns.portwarden(&["ports", "diff", snap]);
-    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
-    assert!(text(&same).contains("no drift"));
+    assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+    assert!(stdout(&same).contains("no drift"));
 
     ns.stop(leaving);
     ns.stop(swapped);
@@ -354,7 +359,7 @@ fn snapshot_and_diff_report_new_vanished_and_changed_owners() {
     assert_eq!(d["owner_changed"][0]["local"], "127.0.0.1:7203");
     assert_eq!(d["owner_changed"][0]["before"][0]["name"], "pw-first");
     assert_eq!(d["owner_changed"][0]["after"][0]["name"], "pw-second");
-    let human = text(&ns.portwarden(&["ports", "diff", snap]));
+    let human = stdout(&ns.portwarden(&["ports", "diff", snap]));
     assert!(
         human.contains("+ new      tcp 127.0.0.1:7204 (pw-new)"),
         "{human}"
@@ -404,7 +409,7 @@ fn without_root_the_owner_is_unknown_and_the_output_says_why() {
         )
         .output()
         .unwrap();
-    let table = text(&out);
+    let table = stdout(&out);
     assert!(
         out.status.success(),
         "{}",
@@ -432,11 +437,11 @@ fn without_root_the_owner_is_unknown_and_the_output_says_why() {
         )
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
     assert!(
-        text(&out).contains("unknown owner (run as root to see it)"),
+        stdout(&out).contains("unknown owner (run as root to see it)"),
         "{}",
-        text(&out)
+        stdout(&out)
     );
 }
 

@@ -18,28 +18,19 @@
 //! namespace. Reboots are dry runs, and the daemon also gets the `act` crate's safety net
 //! (`PORTWARDEN_TEST_NO_HOST_REBOOT=1`).
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+use crate::support;
 
-mod common;
-
-use common::{api_addr, free_port, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
+use crate::support::{api_addr, free_port, now_ms, temp_dir, wait_until, Daemon, FAST_DEFAULTS};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portwarden");
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// The server and the script that starts it, as an admin's fix script would: start the
 /// server in the background, wait until it listens (its PID file appears), exit 0.
@@ -244,7 +235,7 @@ impl Healing for Daemon {
 
 /// A config: fast checks, the firewall left alone, every monitor notifying `ops`.
 fn write_config(dir: &Path, api: SocketAddr, rest: &str) -> PathBuf {
-    common::write_config(
+    support::write_config(
         dir,
         api,
         "",
@@ -343,7 +334,7 @@ fn a_killed_server_is_started_again_by_exec_verified_recorded_and_notified() {
 
 #[test]
 fn a_restart_storm_gives_up_after_exactly_max_actions() {
-    let dir = temp_dir("storm");
+    let dir = temp_dir("heal-storm");
     let receiver = Receiver::new(&dir);
     let fix = Fix::new(&dir, free_port());
     fix.start("serve");
@@ -402,7 +393,7 @@ fn a_restart_storm_gives_up_after_exactly_max_actions() {
 
 #[test]
 fn a_silenced_monitor_goes_down_and_nothing_runs() {
-    let dir = temp_dir("silence");
+    let dir = temp_dir("heal-silence");
     let receiver = Receiver::new(&dir);
     let fix = Fix::new(&dir, free_port());
     fix.start("serve");

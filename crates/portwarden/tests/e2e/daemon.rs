@@ -3,11 +3,9 @@
 //! again → up; reloads (good and bad), SIGTERM mid-check, restart with history kept, and the
 //! zero-config default in a network namespace of its own.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+use crate::support;
 
-mod common;
-
-use common::{free_port, temp_dir, Daemon, FAST_DEFAULTS};
+use crate::support::{api_addr, free_port, temp_dir, Daemon, Killed, FAST_DEFAULTS};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -95,7 +93,7 @@ impl Drop for Service {
 }
 
 fn write_config(dir: &Path, api: SocketAddr, monitors: &str) -> PathBuf {
-    common::write_config(
+    support::write_config(
         dir,
         api,
         "",
@@ -114,7 +112,7 @@ fn monitor_toml(name: &str, port: u16) -> String {
 #[test]
 fn a_stopped_listener_goes_down_and_comes_back_up() {
     let dir = temp_dir("updown");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let mut service = Service::start_on(free_port());
     let port = service.port;
     let config = write_config(&dir, api, &monitor_toml("web", port));
@@ -166,7 +164,7 @@ fn a_stopped_listener_goes_down_and_comes_back_up() {
 #[test]
 fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     let dir = temp_dir("reload");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let a = Service::start_on(free_port());
     let b = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("a", a.port));
@@ -215,7 +213,7 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
 #[test]
 fn reload_of_a_config_turned_into_dev_zero_keeps_the_old_one_and_sigterm_still_stops() {
     let dir = temp_dir("reload-dev-zero");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let a = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("a", a.port));
     let d = Daemon::start(&config, api);
@@ -242,7 +240,7 @@ fn reload_of_a_config_turned_into_dev_zero_keeps_the_old_one_and_sigterm_still_s
 #[test]
 fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
     let dir = temp_dir("restart");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     // A tarpit: accepts, never answers; its check is always in flight.
     let pit = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -290,7 +288,7 @@ fn sigterm_mid_check_stops_within_the_grace_and_history_survives_a_restart() {
 #[test]
 fn status_command_prints_the_daemons_monitors() {
     let dir = temp_dir("status");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(
         &dir,
@@ -473,7 +471,7 @@ fn zero_config_watches_the_listeners_it_finds() {
 #[test]
 fn an_unwritable_store_never_stops_monitoring() {
     let dir = temp_dir("nostore");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("web", service.port));
     // A file where the state directory should be: the database can never open.
@@ -501,7 +499,7 @@ fn an_unwritable_store_never_stops_monitoring() {
 fn tells_systemd_when_it_is_ready_reloading_and_stopping() {
     use std::os::unix::net::UnixDatagram;
     let dir = temp_dir("notify");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("web", service.port));
     // What systemd listens on for Type=notify services.
@@ -530,7 +528,7 @@ fn tells_systemd_when_it_is_ready_reloading_and_stopping() {
 #[test]
 fn keeps_running_when_nobody_reads_its_log_any_more() {
     let dir = temp_dir("nolog");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let service = Service::start_on(free_port());
     let config = write_config(&dir, api, &monitor_toml("web", service.port));
     let mut child = Command::new(env!("CARGO_BIN_EXE_portwarden"))
@@ -589,7 +587,7 @@ fn a_starved_prober_never_takes_healthy_monitors_down() {
     // Enough for the daemon itself (about 20), far too few for 100 checks of 300 ms a second.
     let limit: u32 = 48;
     let dir = temp_dir("starved");
-    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let api = api_addr();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
@@ -604,7 +602,7 @@ fn a_starved_prober_never_takes_healthy_monitors_down() {
     let monitors: String = (0..100)
         .map(|i| monitor_toml(&format!("m{i}"), port))
         .collect();
-    let config = common::write_config(
+    let config = support::write_config(
         &dir,
         api,
         "",
@@ -695,7 +693,7 @@ const ABSENT: &str = "no firewall rules are loaded on this host; portwarden will
 
 /// `portwarden run` with no config inside `ns` (API on 127.0.0.1:9898 there), started through
 /// `wrapper` (e.g. `setpriv …`, or nothing); its log, read on.
-fn start_zero_config(ns: &mut common::Netns, wrapper: &[&str]) -> Arc<Mutex<String>> {
+fn start_zero_config(ns: &mut support::Netns, wrapper: &[&str]) -> Arc<Mutex<String>> {
     let state = ns.dir.join("state");
     let bin = env!("CARGO_BIN_EXE_portwarden");
     let mut command = match wrapper.split_first() {
@@ -729,7 +727,7 @@ fn start_zero_config(ns: &mut common::Netns, wrapper: &[&str]) -> Arc<Mutex<Stri
 }
 
 /// GET `path` from the daemon inside `ns`, as JSON (Null while it does not answer).
-fn ns_get(ns: &common::Netns, path: &str) -> Value {
+fn ns_get(ns: &support::Netns, path: &str) -> Value {
     let out = ns
         .cmd("curl")
         .args(["-s", "--max-time", "5"])
@@ -775,12 +773,12 @@ fn bracket_depth(line: &str) -> usize {
 /// rules loaded later are guarded (ok), and flushing them is a violation, alerted.
 #[test]
 fn zero_config_without_rules_says_so_once_then_guards_rules_loaded_later() {
-    let Some(mut ns) = common::Netns::new("fw-absent") else {
+    let Some(mut ns) = support::Netns::new("fw-absent") else {
         return;
     };
     let log = start_zero_config(&mut ns, &[]);
-    let state = |ns: &common::Netns| ns_get(ns, "/api/v1/firewall")["state"].clone();
-    common::wait_until("the guard's state absent", 20, || state(&ns) == "absent");
+    let state = |ns: &support::Netns| ns_get(ns, "/api/v1/firewall")["state"].clone();
+    support::wait_until("the guard's state absent", 20, || state(&ns) == "absent");
     wait_logged(&log, "the change watcher", 10, |l| {
         l.contains("watching nftables changes")
     });
@@ -809,14 +807,14 @@ fn zero_config_without_rules_says_so_once_then_guards_rules_loaded_later() {
     ns.sh("nft 'add table inet pwtest; \
          add chain inet pwtest input { type filter hook input priority 0; policy accept; }; \
          add rule inet pwtest input tcp dport 22 accept'");
-    common::wait_until("the guard's state ok", 10, || state(&ns) == "ok");
+    support::wait_until("the guard's state ok", 10, || state(&ns) == "ok");
     wait_logged(&log, "rules loaded", 5, |l| {
         l.contains("firewall rules are loaded now")
     });
 
     // Flushed: now that is a violation, alerted (zero-config's on_violation is "alert").
     ns.sh("nft flush ruleset");
-    common::wait_until("the guard's state violated", 10, || {
+    support::wait_until("the guard's state violated", 10, || {
         state(&ns) == "violated"
     });
     wait_logged(&log, "the violation", 5, |l| {
@@ -835,7 +833,7 @@ fn zero_config_without_rules_says_so_once_then_guards_rules_loaded_later() {
 #[test]
 fn a_down_is_logged_in_words() {
     let dir = temp_dir("down-words");
-    let api = common::api_addr();
+    let api = api_addr();
     // Nothing listens there: refused.
     let config = write_config(&dir, api, &monitor_toml("closed", free_port()));
     let d = Daemon::start(&config, api);
@@ -888,19 +886,9 @@ fn a_start_up_failure_is_printed_once() {
     assert_eq!(n, 1, "{all}");
 }
 
-/// A process of the test's, killed (by its own handle) on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A Python listener on `addr` started inside `ns` through `argv` (its program first), once it
 /// listens.
-fn python_listener(ns: &common::Netns, argv: &[&str], host: &str, port: u16) -> Killed {
+fn python_listener(ns: &support::Netns, argv: &[&str], host: &str, port: u16) -> Killed {
     let script = format!(
         "import socket\ns=socket.socket()\ns.bind(('{host}',{port}))\ns.listen()\n\
          print('ready',flush=True)\nwhile True:\n  c,_=s.accept();c.close()\n"
@@ -921,7 +909,7 @@ fn python_listener(ns: &common::Netns, argv: &[&str], host: &str, port: u16) -> 
 }
 
 /// The monitor of that name in `GET /api/v1/monitors`, or Null.
-fn ns_monitor(ns: &common::Netns, name: &str) -> Value {
+fn ns_monitor(ns: &support::Netns, name: &str) -> Value {
     ns_get(ns, "/api/v1/monitors")
         .as_array()
         .and_then(|all| all.iter().find(|m| m["name"] == name).cloned())
@@ -932,18 +920,18 @@ fn ns_monitor(ns: &common::Netns, name: &str) -> Value {
 /// check, named as at start), logs it with its owner, and says when it goes away.
 #[test]
 fn zero_config_watches_a_listener_opened_later_with_its_owner() {
-    let Some(mut ns) = common::Netns::new("late") else {
+    let Some(mut ns) = support::Netns::new("late") else {
         return;
     };
     let log = start_zero_config(&mut ns, &[]);
-    common::wait_until("the API", 20, || !ns_get(&ns, "/healthz").is_null());
+    support::wait_until("the API", 20, || !ns_get(&ns, "/healthz").is_null());
     assert_eq!(ns_get(&ns, "/api/v1/monitors"), serde_json::json!([]));
     let holder = ns.dir.join("pw-late-svc");
     std::os::unix::fs::symlink("/usr/bin/python3", &holder).unwrap();
     let svc = python_listener(&ns, &[holder.to_str().unwrap()], "127.0.0.1", 7001);
     let name = "pw-late-svc@127.0.0.1:7001";
     // The watcher lists every 15 s.
-    common::wait_until("the new listener watched", 40, || {
+    support::wait_until("the new listener watched", 40, || {
         !ns_monitor(&ns, name).is_null()
     });
     let m = ns_monitor(&ns, name);
@@ -976,7 +964,7 @@ fn zero_config_watches_a_listener_opened_later_with_its_owner() {
 /// daemon not root) is named by port and address, not `unknown@…`, and says why.
 #[test]
 fn a_listener_with_a_hidden_owner_is_named_by_its_port_and_says_why() {
-    let Some(mut ns) = common::Netns::new("hidden") else {
+    let Some(mut ns) = support::Netns::new("hidden") else {
         return;
     };
     let nobody = [
@@ -1010,7 +998,7 @@ fn a_listener_with_a_hidden_owner_is_named_by_its_port_and_says_why() {
     ];
     let log = start_zero_config(&mut ns, &as_user);
     let name = "port-2024@0.0.0.0";
-    common::wait_until("the hidden listener listed", 20, || {
+    support::wait_until("the hidden listener listed", 20, || {
         !ns_monitor(&ns, name).is_null()
     });
     let m = ns_monitor(&ns, name);
@@ -1033,7 +1021,7 @@ fn a_listener_with_a_hidden_owner_is_named_by_its_port_and_says_why() {
 #[test]
 fn with_a_config_a_new_listener_is_logged_with_how_to_watch_it() {
     let dir = temp_dir("config-new-listener");
-    let api = common::api_addr();
+    let api = api_addr();
     let d = Daemon::start(&write_config(&dir, api, ""), api);
     let late = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = late.local_addr().unwrap();

@@ -7,28 +7,16 @@
 //! documented series, in the format each scraper's `Accept` asks for, which `promtool check
 //! metrics` and a real Prometheus accept.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
-mod common;
-
-use common::{aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns};
+use crate::support::{
+    aiosmtpd, api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Killed, Netns,
+};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A child killed (by its PID) on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;

@@ -4,12 +4,11 @@
 //! that answer wrongly): same exit code, same output apart from measured times.
 //! docs/check_tcp.md lists what still differs.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
-
-mod common;
+use crate::support;
+use crate::support::{closed_port, serve, silent};
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -22,7 +21,7 @@ fn links() -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // One directory per test: tests run in parallel and temp_dir starts each one empty.
-    let dir = common::temp_dir(&format!(
+    let dir = support::temp_dir(&format!(
         "plugin-links-{}",
         NEXT.fetch_add(1, Ordering::SeqCst)
     ));
@@ -130,7 +129,7 @@ impl Server {
             .spawn()
             .expect("start the server");
         let server = Server { child, port };
-        common::wait_until("the server to listen", 15, || {
+        support::wait_until("the server to listen", 15, || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         server
@@ -170,13 +169,13 @@ fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
 /// aiosmtpd on a free port; with `tls`, offering STARTTLS with a certificate 30 days from
 /// expiry.
 fn aiosmtpd(tls: bool) -> Option<Server> {
-    let python = common::aiosmtpd()?;
-    let port = common::free_port();
+    let python = support::aiosmtpd()?;
+    let port = support::free_port();
     let mut cmd = Command::new(python);
     cmd.args(["-m", "aiosmtpd", "-n", "-l"])
         .arg(format!("127.0.0.1:{port}"));
     if tls {
-        let dir = common::temp_dir(&format!("aiosmtpd-{port}"));
+        let dir = support::temp_dir(&format!("aiosmtpd-{port}"));
         let (cert, key) = write_certificate(&dir);
         cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
     }
@@ -196,8 +195,8 @@ fn sshd() -> Option<Server> {
     }
     // The privilege-separation directory sshd wants when it runs as root.
     let _ = std::fs::create_dir_all("/run/sshd");
-    let port = common::free_port();
-    let dir = common::temp_dir(&format!("sshd-{port}"));
+    let port = support::free_port();
+    let dir = support::temp_dir(&format!("sshd-{port}"));
     let key = dir.join("hostkey");
     let keygen = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -221,18 +220,6 @@ fn sshd() -> Option<Server> {
         .arg("-h")
         .arg(&key);
     Some(Server::start(cmd, port))
-}
-
-/// A loopback server running `behaviour` on every connection; lives until the test ends.
-fn serve(behaviour: fn(TcpStream)) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            thread::spawn(move || behaviour(conn));
-        }
-    });
-    port.to_string()
 }
 
 /// An SMTP server that refuses service: a 554 greeting, 503 to whatever follows.
@@ -278,17 +265,6 @@ fn xmpp(mut c: TcpStream) {
     );
     let mut buf = [0u8; 512];
     while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
-}
-
-/// Accepts and says nothing.
-fn silent(c: TcpStream) {
-    thread::sleep(Duration::from_secs(4));
-    drop(c);
-}
-
-fn closed_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port().to_string()
 }
 
 #[test]
@@ -355,10 +331,10 @@ fn check_smtp_matches_the_plugin_with_starttls() {
 #[test]
 fn check_smtp_matches_the_plugin_on_failures() {
     let links = links();
-    let closed = closed_port();
+    let closed = closed_port().to_string();
     assert_same(&links, "check_smtp", &["-H", "127.0.0.1", "-p", &closed]);
     assert_same(&links, "check_smtp", &["-p", &closed, "-S"]);
-    let refusing = serve(refusing_smtp);
+    let refusing = serve(refusing_smtp).to_string();
     assert_same(&links, "check_smtp", &["-H", "127.0.0.1", "-p", &refusing]);
     assert_same(
         &links,
@@ -371,7 +347,7 @@ fn check_smtp_matches_the_plugin_on_failures() {
         &["-H", "127.0.0.1", "-p", &refusing, "-e", "503"],
     );
     // The plugins' alarm: CRITICAL - Socket timeout after 1 seconds.
-    let silent = serve(silent);
+    let silent = serve(silent).to_string();
     for plugin in ["check_smtp", "check_ssh"] {
         assert_same(
             &links,
@@ -437,9 +413,9 @@ fn check_ssh_matches_the_plugin() {
             &["-H", "127.0.0.1", "-p", &port, "-r", &software],
         );
     }
-    let banner = serve(smtp_banner);
+    let banner = serve(smtp_banner).to_string();
     assert_same(&links, "check_ssh", &["-H", "127.0.0.1", "-p", &banner]);
-    let closed = closed_port();
+    let closed = closed_port().to_string();
     assert_same(&links, "check_ssh", &["-H", "127.0.0.1", "-p", &closed]);
     // check_ssh has no default host and no -w.
     for args in [&["-p", "22"][..], &["-H", "127.0.0.1", "-w", "3"]] {
@@ -467,9 +443,9 @@ fn check_tcp_links_keep_their_service_defaults() {
         &["-H", "127.0.0.1", "-p", &port, "-M", "crit"],
     );
     // check_jabber sends a stream header and hides the answer; check_clamd sends PING.
-    let xmpp = serve(xmpp);
+    let xmpp = serve(xmpp).to_string();
     assert_same(&links, "check_jabber", &["-H", "127.0.0.1", "-p", &xmpp]);
-    let echo = serve(echo);
+    let echo = serve(echo).to_string();
     assert_same(&links, "check_clamd", &["-H", "127.0.0.1", "-p", &echo]);
     assert_same(
         &links,

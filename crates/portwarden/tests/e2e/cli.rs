@@ -5,15 +5,11 @@
 //! date, not a Unix time; `config check` and `notify test` under zero-config say what they
 //! mean; `localhost:PORT` works wherever an address is taken.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
-
-mod common;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{free_port, temp_dir, Daemon, FAST_DEFAULTS};
+use crate::support::{free_port, temp_dir, Daemon, FAST_DEFAULTS};
 
 fn portwarden(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_portwarden"))

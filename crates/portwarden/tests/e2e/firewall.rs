@@ -2,10 +2,6 @@
 //! network namespace each test creates (`ip netns add`) and deletes: the machine's own firewall
 //! is never touched. The daemon and every command run inside the namespace.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::Netns;
+use crate::support::{text, Netns};
 use serde_json::Value;
 
 const RULESET: &str = r#"
@@ -155,15 +151,6 @@ impl Log {
             thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -336,7 +323,7 @@ fn the_cli_shows_state_drift_and_restores() {
 
 #[test]
 fn a_reload_that_changes_firewall_settings_restarts_the_guard_and_the_api_shows_it() {
-    let Some(mut ns) = Netns::new("reload") else {
+    let Some(mut ns) = Netns::new("fw-reload") else {
         return;
     };
     ns.load(RULESET);
@@ -447,7 +434,7 @@ fn the_guard_restores_iptables_legacy_by_periodic_verification() {
 
 #[test]
 fn a_storm_of_changes_costs_few_verifications_and_a_flush_is_still_caught() {
-    let Some(mut ns) = Netns::new("storm") else {
+    let Some(mut ns) = Netns::new("fw-storm") else {
         return;
     };
     ns.load(RULESET);

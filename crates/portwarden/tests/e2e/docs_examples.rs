@@ -12,9 +12,8 @@
 //! are overlays whose writes land in the test's scratch directory, so `/etc/portwarden/…` in an
 //! example is written as the docs say without touching the machine's.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
-mod common;
+use crate::support;
+use crate::support::text;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,15 +30,6 @@ fn repo() -> PathBuf {
 
 fn portwarden() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portwarden"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A fenced code block of a Markdown file.
@@ -189,7 +179,7 @@ fn readme_lists_every_command_that_help_shows() {
 
 #[test]
 fn ports_snapshot_creates_a_missing_parent_directory() {
-    let dir = common::temp_dir("snapshot-parent");
+    let dir = support::temp_dir("snapshot-parent");
     // As `/etc/portwarden/ports.json` on a host where nothing made `/etc/portwarden` yet.
     let file = dir.join("etc/portwarden/ports.json");
     let out = portwarden()
@@ -336,7 +326,7 @@ impl Sandbox {
             ));
             return None;
         }
-        let dir = common::temp_dir(tag);
+        let dir = support::temp_dir(tag);
         for d in [
             "etc-up/portwarden",
             "etc-work",

@@ -4,25 +4,15 @@
 //! (docs/check_tcp.md lists them).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
+use crate::support::{closed_port, serve, silent};
 
-/// A loopback server whose every connection runs `behaviour`; lives until the test ends.
-fn serve(behaviour: fn(TcpStream)) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            thread::spawn(move || behaviour(conn));
-        }
-    });
-    port
-}
+const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
 
 fn banner(mut c: TcpStream) {
     let _ = c.write_all(b"220 hello world\r\n");
@@ -47,16 +37,6 @@ fn echo(mut c: TcpStream) {
 }
 
 fn close_at_once(_c: TcpStream) {}
-
-fn silent(c: TcpStream) {
-    thread::sleep(Duration::from_secs(4));
-    drop(c);
-}
-
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 struct Outcome {
     code: i32,

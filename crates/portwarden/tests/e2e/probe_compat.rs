@@ -12,11 +12,9 @@
 //! Without the exporter the comparisons are skipped with a note, except under `CI=true`,
 //! where a missing binary fails loudly.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
+use crate::support;
 
-mod common;
-
-use common::free_port;
+use crate::support::api_addr;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -669,14 +667,14 @@ fn start_pair() -> Option<Pair> {
     let yml = dir.path().join("blackbox.yml");
     std::fs::write(&yml, blackbox_yml(&dir.path().join("ca.pem"))).unwrap();
 
-    let bb_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let bb_addr = api_addr();
     let mut bb = Command::new(binary);
     bb.arg(format!("--config.file={}", yml.display()))
         .arg(format!("--web.listen-address={bb_addr}"))
         .current_dir(dir.path());
     let blackbox = Proc::spawn(bb, bb_addr, "/-/healthy");
 
-    let our_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let our_addr = api_addr();
     let config = dir.path().join("portwarden.toml");
     let self_port = our_addr.port();
     std::fs::write(
@@ -1047,7 +1045,7 @@ const LONG_LINE: &[u8] = &[b'x'; 70_000];
 #[test]
 fn probe_agrees_with_blackbox_exporter_on_smtp_starttls_against_aiosmtpd() {
     let Some(pair) = start_pair() else { return };
-    let Some(python) = common::aiosmtpd() else {
+    let Some(python) = support::aiosmtpd() else {
         return;
     };
     let dir = pair._dir.path();
@@ -1170,7 +1168,7 @@ fn scrape_timeout_header_bounds_the_probe_like_blackbox() {
 /// A banner server for /metrics, with its port.
 fn metrics_daemon(up_port: u16, down_port: u16) -> (Proc, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr = api_addr();
     let config = dir.path().join("portwarden.toml");
     std::fs::write(
         &config,
@@ -1275,7 +1273,7 @@ fn keys_blackbox_0_23_refuses_are_refused_per_module_with_key_and_line() {
             "{key}: {log}"
         );
 
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr = api_addr();
         let config = dir.path().join(format!("{key}.toml"));
         std::fs::write(
             &config,

@@ -7,11 +7,7 @@
 //! event stream outliving the idle timeout).
 //! The daemons run with `[firewall] guard = false`: hands off the machine's firewall.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
-mod common;
-
-use common::{api_addr, free_port, temp_dir, write_config, Daemon};
+use crate::support::{api_addr, free_port, temp_dir, write_config, Daemon};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

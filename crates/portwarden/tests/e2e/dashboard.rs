@@ -14,11 +14,7 @@
 //! `target/browser-test` (scripts/test installs all three). Without them it is skipped
 //! with a note, except under `CI=true`, where it fails.
 
-#![allow(clippy::unwrap_used)] // test helpers may unwrap, as tests do (STYLE.md)
-
-mod common;
-
-use common::{
+use crate::support::{
     api_addr, free_port, temp_dir, wait_until, write_config, Daemon, Netns, FAST_DEFAULTS,
 };
 
