@@ -26,7 +26,10 @@ for block in re.findall(r"```toml\n(.*?)```", config_md, re.S):
     put("config", block)
 
 # blackbox_yml: the modules of the translation tests and of docs/metrics.md.
-for path in ["crates/portwarden/src/probe_http.rs", "crates/portwarden/tests/e2e/probe_compat.rs"]:
+blackbox_dir = "crates/portwarden/src/api/blackbox"
+for path in sorted(os.path.join(blackbox_dir, f) for f in os.listdir(os.path.join(ROOT, blackbox_dir))) + [
+    "crates/portwarden/tests/e2e/probe_compat.rs",
+]:
     text = read(os.path.join(ROOT, path)).decode()
     for block in re.findall(r'r#"\n?(modules:.*?)"#', text, re.S):
         put("blackbox_yml", block)
