@@ -163,6 +163,7 @@ pub(crate) struct NewSilence {
         (status = 400, description = "Bad body", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "No token configured", body = ErrorBody),
+        (status = 404, description = "No monitor of this daemon matches (without \"force\")", body = ErrorBody),
         (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape", body = ErrorBody),
@@ -177,7 +178,7 @@ pub(crate) async fn add_silence(
     if !new.force {
         let names: Vec<String> = s.scheduler.views().into_iter().map(|v| v.name).collect();
         matches_a_monitor(&new.monitor, &names, "this daemon").map_err(|e| {
-            ApiError::BadRequest(format!("monitor: {e} (\"force\": true silences it anyway)"))
+            ApiError::NotFound(format!("monitor: {e} (\"force\": true silences it anyway)"))
         })?;
     }
     let duration = match humantime::parse_duration(new.duration.trim()) {

@@ -277,7 +277,7 @@ fn mutations_need_the_right_token_and_act() {
         r#"{"monitor":"wbe","for":"1h"}"#,
     );
     assert_eq!(
-        assert_error(&typo, 400),
+        assert_error(&typo, 404),
         "monitor: no monitor named \"wbe\" in this daemon; did you mean \"web\"? (\"force\": \
          true silences it anyway)"
     );
