@@ -94,7 +94,7 @@ for line in read(os.path.join(DATA, "nft_monitor.txt")).decode().splitlines()[:4
     put("firewall_output", bytes([PARSER["nft_monitor"]]) + line.encode())
 put("firewall_output", bytes([PARSER["nft_monitor"]]) + b"# new generation 5 by process 7350 (nft)")
 
-# reply_parsers: first byte = preset index * 2 + STARTTLS (probe::presets::ALL order).
+# reply_parsers: first byte = preset index * 2 + STARTTLS (portwarden_probe::presets::ALL order).
 PRESETS = ["smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "ftp", "ssh",
            "http", "https", "nntp", "nntps", "ldap", "ldaps", "xmpp", "redis", "memcached",
            "postgres", "mysql", "clamd"]

@@ -1,8 +1,8 @@
-//! Test helper for `tests/reboot_pidns.rs`: issues a reboot through `act::run`. Never run it
-//! on its own: it refuses unless the test safety net is set (`PORTWARDEN_TEST_NO_HOST_REBOOT=1`
-//! and `PORTWARDEN_HOST_PIDNS`), and the `syscall` mode also unless it is PID 1 (the init of a
-//! private PID namespace, `unshare -p -f --mount-proc`), where `reboot(2)` only ends the
-//! namespace.
+//! Test helper for `tests/reboot_pidns.rs`: issues a reboot through `portwarden_act::run`. Never
+//! run it on its own: it refuses unless the test safety net is set
+//! (`PORTWARDEN_TEST_NO_HOST_REBOOT=1` and `PORTWARDEN_HOST_PIDNS`), and the `syscall` mode also
+//! unless it is PID 1 (the init of a private PID namespace, `unshare -p -f --mount-proc`), where
+//! `reboot(2)` only ends the namespace.
 //!
 //! ```text
 //! reboot_in_pidns syscall STATE_DIR          # reboot(2); init killed, unshare exits 129
@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use act::{ActionSpec, Context, RebootAction, RebootMethod};
+use portwarden_act::{ActionSpec, Context, RebootAction, RebootMethod};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -56,7 +56,7 @@ async fn main() {
         state_dir,
         ..Context::default()
     };
-    let out = act::run(&ActionSpec::Reboot(spec), &cx).await;
+    let out = portwarden_act::run(&ActionSpec::Reboot(spec), &cx).await;
     println!("ok={} summary={}", out.ok, out.summary);
     std::process::exit(if out.ok { 0 } else { 2 });
 }

@@ -15,6 +15,9 @@
 //! Every attempt is bounded by the entry's `timeout` (default 60 s), its `summary` is one line
 //! and its `output` at most 16 KiB. In a dry run ([`Context::dry_run`]) nothing is changed and
 //! the summary says what would be done.
+//!
+//! Its log lines keep the targets they had before the package was renamed `portwarden-act`
+//! (`act::systemd`, `act::reboot`), so log text and `PORTWARDEN_LOG` filters are as before.
 
 pub mod exec;
 pub mod reboot;

@@ -372,7 +372,7 @@ pub(crate) async fn run(a: &RebootAction, cx: &Context, timeout: Duration) -> Ou
     if let Err(e) = record_reboot(&cx.state_dir, SystemTime::now(), &current_boot_id()) {
         return done(false, format!("reboot refused: {e}"), String::new());
     }
-    tracing::warn!(monitor = %cx.monitor, "rebooting via {how}");
+    tracing::warn!(target: "act::reboot", monitor = %cx.monitor, "rebooting via {how}");
     let (ok, summary, output) = issue(a, timeout).await;
     done(ok, summary, output)
 }

@@ -156,7 +156,7 @@ async fn jobs(conn: &Connection, a: &UnitAction, unit: &str, verb: Verb) -> (boo
     };
     if let Err(e) = manager.subscribe().await {
         // Already subscribed on this connection is fine; anything else is worth saying.
-        tracing::debug!("systemd Subscribe: {}", dbus_error(&e));
+        tracing::debug!(target: "act::systemd", "systemd Subscribe: {}", dbus_error(&e));
     }
     let before = main_pid(conn, &manager, unit).await;
     let mut deps_note = String::new();

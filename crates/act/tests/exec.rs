@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use act::{run, ActionSpec, Context, ExecAction};
+use portwarden_act::{run, ActionSpec, Context, ExecAction};
 
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
@@ -211,7 +211,7 @@ fn unit_bounding_set() -> Vec<String> {
 #[test]
 fn the_shipped_unit_grants_what_user_and_group_need() {
     let set = unit_bounding_set();
-    for cap in act::exec::SWITCH_CAPABILITIES {
+    for cap in portwarden_act::exec::SWITCH_CAPABILITIES {
         assert!(
             set.iter().any(|c| c == cap),
             "packaging/portwarden.service: CapabilityBoundingSet lacks {cap}: {set:?}"
@@ -344,7 +344,7 @@ fn user_switch_under_the_units_bounding_set() {
 
     let without: Vec<String> = unit
         .into_iter()
-        .filter(|c| !act::exec::SWITCH_CAPABILITIES.contains(&c.as_str()))
+        .filter(|c| !portwarden_act::exec::SWITCH_CAPABILITIES.contains(&c.as_str()))
         .collect();
     let refused = exec_as_nobody_with_bounding_set(&without);
     assert_eq!(

@@ -18,7 +18,7 @@ fn helper() -> PathBuf {
     let p = profile_dir.join("examples").join("reboot_in_pidns");
     assert!(
         p.exists(),
-        "{} is missing: run `cargo test -p act` (builds examples) or `cargo build -p act --examples`",
+        "{} is missing: run `cargo test -p portwarden-act` (builds examples) or `cargo build -p portwarden-act --examples`",
         p.display()
     );
     p

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use act::{run, ActionSpec, BusKind, Context, ManagerKind, UnitAction};
+use portwarden_act::{run, ActionSpec, BusKind, Context, ManagerKind, UnitAction};
 
 const SYSTEMD: &str = "/lib/systemd/systemd";
 

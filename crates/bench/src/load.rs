@@ -26,7 +26,7 @@ use crate::{ports, sys};
 pub enum Mode {
     /// Minimal loop: connect, read until `220` (or EOF), check, SO_LINGER 0, drop.
     Raw,
-    /// `probe::Probe::run` with a prepared probe per port: expect prefix `220`.
+    /// `portwarden_probe::Probe::run` with a prepared probe per port: expect prefix `220`.
     Probe,
 }
 
@@ -162,7 +162,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
 #[derive(Debug, Clone)]
 enum Checker {
     Raw(Arc<[SocketAddr]>),
-    Probe(Arc<[probe::Probe]>),
+    Probe(Arc<[portwarden_probe::Probe]>),
 }
 
 impl Checker {
@@ -173,13 +173,17 @@ impl Checker {
                 let probes = targets
                     .iter()
                     .map(|addr| {
-                        let target = probe::Target::parse_with_default(&addr.to_string(), None)
-                            .with_context(|| format!("target {addr}"))?;
-                        let mut spec = probe::ProbeSpec::connect(target);
-                        spec.steps = vec![probe::Step::Expect(probe::Expectation::one(
-                            probe::Matcher::Prefix(b"220".to_vec()),
-                        ))];
-                        probe::Probe::new(spec).with_context(|| format!("probe of {addr}"))
+                        let target =
+                            portwarden_probe::Target::parse_with_default(&addr.to_string(), None)
+                                .with_context(|| format!("target {addr}"))?;
+                        let mut spec = portwarden_probe::ProbeSpec::connect(target);
+                        spec.steps = vec![portwarden_probe::Step::Expect(
+                            portwarden_probe::Expectation::one(portwarden_probe::Matcher::Prefix(
+                                b"220".to_vec(),
+                            )),
+                        )];
+                        portwarden_probe::Probe::new(spec)
+                            .with_context(|| format!("probe of {addr}"))
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 Checker::Probe(probes.into())
@@ -200,7 +204,7 @@ impl Checker {
             Checker::Raw(targets) => raw_check(targets[i]).await,
             Checker::Probe(probes) => {
                 let r = probes[i].run().await;
-                if r.state == probe::State::Ok {
+                if r.state == portwarden_probe::State::Ok {
                     Ok(())
                 } else {
                     Err(format!("{}: {}", r.state, r.message))

@@ -51,12 +51,12 @@ impl Baseline {
     }
 
     pub fn load(path: &Path) -> Result<Baseline, Error> {
-        let text = bounded_read::read_bounded(path, bounded_read::CONFIG_LIMIT).map_err(|e| {
-            Error::Baseline {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            }
-        })?;
+        let text =
+            portwarden_bounded_read::read_bounded(path, portwarden_bounded_read::CONFIG_LIMIT)
+                .map_err(|e| Error::Baseline {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
         Self::parse(&text).map_err(|message| Error::Baseline {
             path: path.display().to_string(),
             message,

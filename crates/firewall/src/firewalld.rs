@@ -186,6 +186,7 @@ pub async fn enable(runner: &Runner) -> Result<(), Error> {
         return Ok(());
     }
     tracing::warn!(
+        target: "firewall::firewalld",
         complaint = %first.complaint(),
         "firewall-cmd --reload did not bring `table {TABLE}` back; pre-creating it and reloading again"
     );

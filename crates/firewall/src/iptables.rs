@@ -502,7 +502,7 @@ fn legacy_tables_present(family: Family) -> Result<bool, Error> {
         }
     }
     if let Some((path, e)) = last_err {
-        tracing::debug!("no legacy iptables names file ({path}: {e})");
+        tracing::debug!(target: "firewall::iptables", "no legacy iptables names file ({path}: {e})");
     }
     Ok(false)
 }

@@ -5,6 +5,10 @@
 //! Linux backends shell out to the administrator's own tools (`nft`, `iptables-save`, `ufw`,
 //! `firewall-cmd`): same semantics the administrator sees, atomic `-f`/`-restore`, and every
 //! call testable inside a network namespace.
+//!
+//! Its log lines keep the targets they had before the package was renamed `portwarden-firewall`
+//! (`firewall::iptables`, `firewall::firewalld`), so log text and `PORTWARDEN_LOG` filters are as
+//! before.
 
 pub mod baseline;
 pub mod check;

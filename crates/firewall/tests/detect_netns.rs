@@ -5,8 +5,8 @@
 mod common;
 
 use common::{block_on, have, in_netns, sh};
-use firewall::detect::{detect_with, DetectPaths, Detection};
-use firewall::{BackendKind, Runner};
+use portwarden_firewall::detect::{detect_with, DetectPaths, Detection};
+use portwarden_firewall::{BackendKind, Runner};
 
 /// The paths of the test thread's own namespace: `/proc/net` follows the process's main
 /// thread, `/proc/thread-self/net` this thread.

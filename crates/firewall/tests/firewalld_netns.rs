@@ -11,7 +11,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{block_on, have, sh};
-use firewall::{BackendKind, Firewall, Runner};
+use portwarden_firewall::{BackendKind, Firewall, Runner};
 
 /// The processes this test started; killed by PID when it ends, also on panic.
 struct Daemons {

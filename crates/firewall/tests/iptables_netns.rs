@@ -6,7 +6,7 @@
 mod common;
 
 use common::{block_on, have, in_netns, sh};
-use firewall::{
+use portwarden_firewall::{
     assess, BackendKind, Baseline, Firewall, Policy, Requirement, Runner, ViolationKind,
 };
 
@@ -31,7 +31,7 @@ fn setup(v: &str) {
     ));
 }
 
-fn kinds(fw: &Firewall, baseline: &Baseline) -> (Vec<ViolationKind>, firewall::Drift) {
+fn kinds(fw: &Firewall, baseline: &Baseline) -> (Vec<ViolationKind>, portwarden_firewall::Drift) {
     let state = block_on(fw.inspect()).unwrap();
     let a = assess(&state, &policy(), Some(baseline));
     (
@@ -165,7 +165,10 @@ fn inspecting_legacy_without_tables_creates_none() {
         let baseline = block_on(fw.snapshot("h")).unwrap();
         assert_eq!(
             baseline.restore,
-            firewall::Restore::Iptables(firewall::iptables::Payload { v4: None, v6: None })
+            portwarden_firewall::Restore::Iptables(portwarden_firewall::iptables::Payload {
+                v4: None,
+                v6: None
+            })
         );
         assert_eq!(legacy_names("ip_tables_names"), "");
         assert_eq!(legacy_names("ip6_tables_names"), "");

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{block_on, have, in_netns, sh};
-use firewall::nftables::{self, Watch};
-use firewall::{
+use portwarden_firewall::nftables::{self, Watch};
+use portwarden_firewall::{
     assess, BackendKind, Baseline, Firewall, Policy, Requirement, Restore, Runner, State,
     ViolationKind,
 };

@@ -9,7 +9,9 @@ mod common;
 use std::path::PathBuf;
 
 use common::{block_on, have, sh};
-use firewall::{assess, BackendKind, Firewall, Policy, Requirement, Runner, State, ViolationKind};
+use portwarden_firewall::{
+    assess, BackendKind, Firewall, Policy, Requirement, Runner, State, ViolationKind,
+};
 
 /// Runs `f` on a thread with its own network and mount namespaces and private ufw files.
 /// Returns `None` (after saying why) when that cannot be set up and `CI` is not set.

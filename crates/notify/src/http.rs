@@ -53,8 +53,11 @@ fn rustls_config(tls: &TlsOptions<'_>) -> Result<rustls::ClientConfig, String> {
     } else {
         let mut roots = native_roots().clone();
         if let Some(path) = tls.ca_file {
-            let pem = bounded_read::read_bounded_bytes(path.as_ref(), bounded_read::PEM_LIMIT)
-                .map_err(|e| format!("ca_file: cannot read {path}: {e}"))?;
+            let pem = portwarden_bounded_read::read_bounded_bytes(
+                path.as_ref(),
+                portwarden_bounded_read::PEM_LIMIT,
+            )
+            .map_err(|e| format!("ca_file: cannot read {path}: {e}"))?;
             let mut added = 0;
             for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
                 let cert: CertificateDer<'static> =

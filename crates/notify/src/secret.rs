@@ -84,7 +84,10 @@ impl Secret {
                 ))),
             },
             Secret::File { key, path } => {
-                match bounded_read::read_bounded(path.as_ref(), bounded_read::SECRET_LIMIT) {
+                match portwarden_bounded_read::read_bounded(
+                    path.as_ref(),
+                    portwarden_bounded_read::SECRET_LIMIT,
+                ) {
                     Ok(v) => {
                         let v = v.trim_end_matches(['\r', '\n']).to_string();
                         if v.is_empty() {

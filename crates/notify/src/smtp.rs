@@ -212,8 +212,11 @@ impl SmtpNotifier {
         let ca = match &spec.ca_file {
             None => None,
             Some(path) => {
-                let pem = bounded_read::read_bounded_bytes(path.as_ref(), bounded_read::PEM_LIMIT)
-                    .map_err(|e| format!("ca_file: cannot read {path}: {e}"))?;
+                let pem = portwarden_bounded_read::read_bounded_bytes(
+                    path.as_ref(),
+                    portwarden_bounded_read::PEM_LIMIT,
+                )
+                .map_err(|e| format!("ca_file: cannot read {path}: {e}"))?;
                 Some(Certificate::from_pem(&pem).map_err(|e| format!("ca_file: {path}: {e}"))?)
             }
         };

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{have_tool, notifier, single};
-use notify::Kind;
+use portwarden_notify::Kind;
 use serde_json::{json, Value};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{grouped, notifier, single};
-use notify::{Kind, Notification};
+use portwarden_notify::{Kind, Notification};
 use serde_json::json;
 
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {

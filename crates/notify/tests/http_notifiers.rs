@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{grouped, notifier, single, Behaviour, Receiver};
-use notify::{Kind, Notification};
+use portwarden_notify::{Kind, Notification};
 use serde_json::json;
 
 #[tokio::test]
@@ -37,7 +37,7 @@ async fn webhook_posts_the_notification_as_json_with_headers_and_a_verifiable_si
     assert_eq!(back, sent);
     assert_eq!(
         r.header("x-portwarden-signature").map(str::to_string),
-        Some(notify::webhook::signature(b"s3cret", &r.body))
+        Some(portwarden_notify::webhook::signature(b"s3cret", &r.body))
     );
 }
 
@@ -450,8 +450,8 @@ async fn broken_templates_and_bad_urls_are_refused_when_built() {
             "timeout: ",
         ),
     ] {
-        let spec: notify::NotifierSpec = serde_json::from_value(spec).expect("parses");
-        let e = notify::Notifier::new("t", spec).unwrap_err();
+        let spec: portwarden_notify::NotifierSpec = serde_json::from_value(spec).expect("parses");
+        let e = portwarden_notify::Notifier::new("t", spec).unwrap_err();
         assert!(e.starts_with(want), "{e:?} should start with {want:?}");
     }
 }

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{grouped, have_tool, notifier, single};
-use notify::Kind;
+use portwarden_notify::Kind;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -79,7 +79,7 @@ struct Loaded {
     monitors: Vec<Monitor>,
     /// Names of monitors that run already with the same definition (reloads only).
     unchanged: Vec<String>,
-    listing: Option<sockets::Listing>,
+    listing: Option<portwarden_sockets::Listing>,
     firewall: config::FirewallSettings,
     notify: notify::Settings,
     blackbox_config: Option<PathBuf>,
@@ -123,7 +123,7 @@ fn load(source: &Source, running: &config::RunningCheck<'_>) -> anyhow::Result<L
             })
         }
         Source::ZeroConfig => {
-            let listing = sockets::list(sockets::ListOptions::default())
+            let listing = portwarden_sockets::list(portwarden_sockets::ListOptions::default())
                 .context("zero-config mode lists this host's listeners")?;
             let defaults = config::DaemonSettings::default();
             Ok(Loaded {
@@ -153,7 +153,7 @@ fn load(source: &Source, running: &config::RunningCheck<'_>) -> anyhow::Result<L
 /// `/var/lib/portwarden` as root, else `$XDG_STATE_HOME/portwarden`
 /// (`~/.local/state/portwarden`).
 pub fn default_state_dir() -> PathBuf {
-    if sockets::sees_all_owners() {
+    if portwarden_sockets::sees_all_owners() {
         return PathBuf::from("/var/lib/portwarden");
     }
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
@@ -526,7 +526,7 @@ async fn forward_records(mut rx: mpsc::Receiver<Record>, store: Store) {
                 duration,
             } => {
                 crate::api::metrics::observe_check(&monitor, status, duration);
-                if reason == Some(probe::Reason::LocalResources) {
+                if reason == Some(portwarden_probe::Reason::LocalResources) {
                     crate::api::metrics::count_local_resource_error();
                 }
                 store

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use probe::{Probe, ProbeSpec, Target};
-use sockets::owner::ExpectedOwner;
-use sockets::{Listing, Protocol};
+use portwarden_probe::{Probe, ProbeSpec, Target};
+use portwarden_sockets::owner::ExpectedOwner;
+use portwarden_sockets::{Listing, Protocol};
 
 use crate::monitor::{Fingerprint, Monitor, Origin, Policy};
 
@@ -42,7 +42,7 @@ pub fn monitors(listing: &Listing) -> Vec<Monitor> {
             None => ExpectedOwner::Name(o.name.clone()),
         });
         let mut spec = ProbeSpec::connect(Target {
-            host: probe::Host::Ip(target.ip()),
+            host: portwarden_probe::Host::Ip(target.ip()),
             port: target.port(),
         });
         spec.limits.deadline = TIMEOUT;
@@ -83,8 +83,8 @@ pub fn name(process: Option<&str>, local: SocketAddr) -> String {
 }
 
 /// Why the holder of `l` is not known, for people.
-fn owner_unknown(listing: &Listing, l: &sockets::Listener) -> String {
-    if listing.unreadable_processes > 0 && !sockets::sees_all_owners() {
+fn owner_unknown(listing: &Listing, l: &portwarden_sockets::Listener) -> String {
+    if listing.unreadable_processes > 0 && !portwarden_sockets::sees_all_owners() {
         format!(
             "the socket belongs to uid {}, and portwarden (uid {}, not root) cannot read the \
              processes of other users ({} unreadable); run it as root to check the owner",
@@ -120,7 +120,7 @@ pub(crate) fn reachable(local: SocketAddr) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sockets::{Listener, Owner};
+    use portwarden_sockets::{Listener, Owner};
 
     fn listener(addr: &str, owner: Option<(&str, u32)>) -> Listener {
         Listener {

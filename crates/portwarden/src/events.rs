@@ -148,7 +148,7 @@ pub struct MonitorChange {
     pub monitor: String,
     pub from: Status,
     pub to: Status,
-    pub reason: Option<probe::Reason>,
+    pub reason: Option<portwarden_probe::Reason>,
     pub message: String,
     /// On recovery: how long the outage lasted, in seconds.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_secs")]
@@ -184,7 +184,7 @@ impl MonitorChange {
 /// A listening socket that appeared, vanished or changed hands.
 #[derive(Debug, Clone, Serialize)]
 pub struct ListenerChange {
-    pub protocol: sockets::Protocol,
+    pub protocol: portwarden_sockets::Protocol,
     pub local: SocketAddr,
     /// Process names before (vanished, owner changed).
     pub before: Vec<String>,

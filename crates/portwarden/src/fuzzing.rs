@@ -90,7 +90,7 @@ pub fn nagios_args(input: &[u8]) {
         .map(|a| OsString::from(String::from_utf8_lossy(a).into_owned()))
         .collect();
     if let Some(target) = crate::cli::parse_only(args) {
-        if let Err(e) = target.parse::<probe::Target>() {
+        if let Err(e) = target.parse::<portwarden_probe::Target>() {
             panic!("the check's target {target:?} does not read back: {e}");
         }
     }
@@ -126,7 +126,7 @@ pub fn probe_query(input: &[u8]) {
         "a budget of {:?} runs past the end of time",
         request.timeout
     );
-    let _ = probe::Target::parse_with_default(&request.target, None);
+    let _ = portwarden_probe::Target::parse_with_default(&request.target, None);
 }
 
 /// `tcp_connect` and a module without a timeout (only the scrape header bounds it).

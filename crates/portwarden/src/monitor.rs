@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use portwarden_sockets::owner::ExpectedOwner;
 use serde::Serialize;
-use sockets::owner::ExpectedOwner;
 
 /// How results turn into states (see [`crate::state`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,7 +51,7 @@ pub enum Origin {
 pub struct Monitor {
     /// Unique among monitors.
     pub name: String,
-    pub probe: probe::Probe,
+    pub probe: portwarden_probe::Probe,
     /// The local socket on the port must belong to this program.
     pub owner: Option<ExpectedOwner>,
     /// Why a discovered listener has no owner check: its holder could not be seen.
@@ -101,7 +101,7 @@ impl Default for Heal {
 /// One rung of the ladder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    pub action: act::ActionSpec,
+    pub action: portwarden_act::ActionSpec,
     /// Tries of this step before escalating to the next. Default 1.
     pub attempts: u32,
     /// After the action, the service has this long to answer again. Default 10 s.

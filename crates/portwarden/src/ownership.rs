@@ -12,14 +12,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use probe::{ProbeResult, Reason, State};
-use sockets::owner::{self, ExpectedOwner, OwnerVerdict};
-use sockets::{ListOptions, Listing, SocketsError};
+use portwarden_probe::{ProbeResult, Reason, State};
+use portwarden_sockets::owner::{self, ExpectedOwner, OwnerVerdict};
+use portwarden_sockets::{ListOptions, Listing, SocketsError};
 use tokio::time::Instant;
 
 /// Lists the sockets now and folds the owner verdict into `result` (the one-shot CLI).
 pub fn apply(result: &mut ProbeResult, expected: &ExpectedOwner) -> Option<OwnerVerdict> {
-    let listing = sockets::list(ListOptions::default());
+    let listing = portwarden_sockets::list(ListOptions::default());
     judge(result, expected, listing.as_ref())
 }
 
@@ -103,7 +103,7 @@ fn proves_match(listed: &Listed, addr: std::net::SocketAddr, expected: &Expected
     }
 }
 
-/// What takes a listing: `sockets::list`, or a script in tests.
+/// What takes a listing: `portwarden_sockets::list`, or a script in tests.
 type Lister = Arc<dyn Fn(ListOptions) -> Result<Listing, SocketsError> + Send + Sync>;
 
 /// A listing, or why there is none; shared between checks.
@@ -152,7 +152,7 @@ impl Listed {
 
 impl ListingCache {
     pub fn new(max_age: Duration, options: ListOptions) -> Self {
-        Self::with_lister(max_age, options, Arc::new(sockets::list))
+        Self::with_lister(max_age, options, Arc::new(portwarden_sockets::list))
     }
 
     fn with_lister(max_age: Duration, options: ListOptions, lister: Lister) -> Self {
@@ -237,12 +237,12 @@ mod tests {
     /// A listing with `web` on 127.0.0.1:8080, or with nothing.
     fn listing(web_listens: bool) -> Listing {
         let listeners = if web_listens {
-            vec![sockets::Listener {
-                protocol: sockets::Protocol::Tcp,
+            vec![portwarden_sockets::Listener {
+                protocol: portwarden_sockets::Protocol::Tcp,
                 local: PORT.parse().unwrap(),
                 inode: 1,
                 uid: 0,
-                owners: vec![sockets::Owner {
+                owners: vec![portwarden_sockets::Owner {
                     pid: 42,
                     name: "web".into(),
                     exe: None,

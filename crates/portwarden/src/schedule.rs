@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use portwarden_sockets::ListOptions;
 use serde::Serialize;
-use sockets::ListOptions;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,7 @@ pub enum Record {
         monitor: Arc<str>,
         at: SystemTime,
         status: Status,
-        reason: Option<probe::Reason>,
+        reason: Option<portwarden_probe::Reason>,
         duration: Duration,
     },
     Transition {
@@ -76,7 +76,7 @@ pub enum Record {
         at: SystemTime,
         from: Status,
         to: Status,
-        reason: Option<probe::Reason>,
+        reason: Option<portwarden_probe::Reason>,
         message: String,
     },
 }
@@ -90,10 +90,10 @@ pub struct LastCheck {
     pub at: SystemTime,
     /// The probe's verdict (`ok`, `warning`, `down`, `unknown`).
     #[schema(value_type = String)]
-    pub state: probe::State,
-    /// A `probe::Reason` name.
+    pub state: portwarden_probe::State,
+    /// A `portwarden_probe::Reason` name.
     #[schema(value_type = Option<String>)]
-    pub reason: Option<probe::Reason>,
+    pub reason: Option<portwarden_probe::Reason>,
     pub message: String,
     /// Seconds.
     #[serde(with = "crate::monitor::secs")]
@@ -575,10 +575,10 @@ impl MonitorTask {
             .await;
         }
         let status = match result.state {
-            probe::State::Ok => Status::Ok,
-            probe::State::Warning => Status::Warning,
-            probe::State::Critical => Status::Down,
-            probe::State::Unknown => Status::Unknown,
+            portwarden_probe::State::Ok => Status::Ok,
+            portwarden_probe::State::Warning => Status::Warning,
+            portwarden_probe::State::Critical => Status::Down,
+            portwarden_probe::State::Unknown => Status::Unknown,
         };
         let outcome = Outcome {
             verdict: result.state,
@@ -705,7 +705,7 @@ mod tests {
     }
     use crate::events::EventKind;
     use crate::monitor::Policy;
-    use probe::{Probe, ProbeSpec, Target};
+    use portwarden_probe::{Probe, ProbeSpec, Target};
     use std::net::SocketAddr;
     use tokio::io::AsyncWriteExt;
 
@@ -714,9 +714,9 @@ mod tests {
             ProbeSpec::connect(Target::parse_with_default(&addr.to_string(), None).unwrap());
         spec.limits.deadline = deadline;
         spec.limits.connect_timeout = deadline;
-        spec.steps = vec![probe::Step::Expect(probe::Expectation::one(
-            probe::Matcher::Prefix(b"hi".to_vec()),
-        ))];
+        spec.steps = vec![portwarden_probe::Step::Expect(
+            portwarden_probe::Expectation::one(portwarden_probe::Matcher::Prefix(b"hi".to_vec())),
+        )];
         Monitor {
             name: name.into(),
             probe: Probe::new(spec).unwrap(),
@@ -934,7 +934,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let ev = events.try_recv().unwrap();
         assert!(
-            matches!(&ev.kind, EventKind::MonitorDown(c) if c.monitor == "gone" && c.reason == Some(probe::Reason::Refused)),
+            matches!(&ev.kind, EventKind::MonitorDown(c) if c.monitor == "gone" && c.reason == Some(portwarden_probe::Reason::Refused)),
             "{ev:?}"
         );
         assert!(events.try_recv().is_err(), "one event only");

@@ -52,8 +52,8 @@ impl std::fmt::Display for Status {
 /// What one check said, as the state machine needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub verdict: probe::State,
-    pub reason: Option<probe::Reason>,
+    pub verdict: portwarden_probe::State,
+    pub reason: Option<portwarden_probe::Reason>,
     pub message: String,
 }
 
@@ -63,7 +63,7 @@ pub struct Transition {
     pub from: Status,
     pub to: Status,
     /// The reason of the result that caused it.
-    pub reason: Option<probe::Reason>,
+    pub reason: Option<portwarden_probe::Reason>,
     pub message: String,
     /// On leaving Down: how long it was down.
     pub down_for: Option<Duration>,
@@ -113,17 +113,17 @@ impl Tracker {
         // monitors would otherwise flip to unknown and back (and a warning be announced again)
         // each time the prober is starved; the starvation is reported on its own (log,
         // `/healthz`, `portwarden_local_resource_errors_total`).
-        if outcome.reason == Some(probe::Reason::LocalResources) {
+        if outcome.reason == Some(portwarden_probe::Reason::LocalResources) {
             return None;
         }
-        let failed = outcome.verdict == probe::State::Critical;
+        let failed = outcome.verdict == portwarden_probe::State::Critical;
         let memory = self
             .policy
             .window
             .unwrap_or(self.policy.fail_after.max(self.policy.recover_after))
             .max(1);
         // An undecided result is neither a failure nor a success.
-        if outcome.verdict != probe::State::Unknown {
+        if outcome.verdict != portwarden_probe::State::Unknown {
             self.recent.push_back(failed);
         }
         while self.recent.len() > memory as usize {
@@ -166,7 +166,7 @@ impl Tracker {
         self.change(shown, outcome, down_for)
     }
 
-    fn next_underlying(&self, verdict: probe::State) -> Status {
+    fn next_underlying(&self, verdict: portwarden_probe::State) -> Status {
         let fails = |n: u32| -> bool {
             match self.policy.window {
                 Some(_) => self.recent.iter().filter(|f| **f).count() >= n as usize,
@@ -186,18 +186,18 @@ impl Tracker {
             }
         };
         let answered = match verdict {
-            probe::State::Warning => Status::Warning,
-            probe::State::Unknown => Status::Unknown,
+            portwarden_probe::State::Warning => Status::Warning,
+            portwarden_probe::State::Unknown => Status::Unknown,
             _ => Status::Ok,
         };
         match (self.underlying, verdict) {
-            (Status::Down, probe::State::Critical) => Status::Down,
-            (Status::Down, probe::State::Unknown) => Status::Down,
+            (Status::Down, portwarden_probe::State::Critical) => Status::Down,
+            (Status::Down, portwarden_probe::State::Unknown) => Status::Down,
             (Status::Down, _) if successes(self.policy.recover_after) => answered,
             (Status::Down, _) => Status::Down,
-            (_, probe::State::Critical) if fails(self.policy.fail_after) => Status::Down,
+            (_, portwarden_probe::State::Critical) if fails(self.policy.fail_after) => Status::Down,
             // A failure short of fail_after leaves the state as it was.
-            (current, probe::State::Critical) => current,
+            (current, portwarden_probe::State::Critical) => current,
             (_, _) => answered,
         }
     }
@@ -224,7 +224,7 @@ impl Tracker {
     /// Stops evaluating results (the scheduler stops checking too).
     pub fn pause(&mut self) -> Option<Transition> {
         let outcome = Outcome {
-            verdict: probe::State::Unknown,
+            verdict: portwarden_probe::State::Unknown,
             reason: None,
             message: "paused".into(),
         };
@@ -244,7 +244,7 @@ impl Tracker {
             Status::Unknown
         };
         let outcome = Outcome {
-            verdict: probe::State::Unknown,
+            verdict: portwarden_probe::State::Unknown,
             reason: None,
             message: "resumed".into(),
         };
@@ -266,16 +266,17 @@ mod tests {
         }
     }
 
-    fn result(verdict: probe::State) -> Outcome {
+    fn result(verdict: portwarden_probe::State) -> Outcome {
         Outcome {
             verdict,
-            reason: (verdict != probe::State::Ok).then_some(probe::Reason::Refused),
+            reason: (verdict != portwarden_probe::State::Ok)
+                .then_some(portwarden_probe::Reason::Refused),
             message: format!("{verdict}"),
         }
     }
 
     /// Feeds verdicts 10 s apart; returns the status after each.
-    fn run(t: &mut Tracker, start: Instant, verdicts: &[probe::State]) -> Vec<Status> {
+    fn run(t: &mut Tracker, start: Instant, verdicts: &[portwarden_probe::State]) -> Vec<Status> {
         verdicts
             .iter()
             .enumerate()
@@ -286,7 +287,7 @@ mod tests {
             .collect()
     }
 
-    use probe::State::{Critical as C, Ok as O, Unknown as U, Warning as W};
+    use portwarden_probe::State::{Critical as C, Ok as O, Unknown as U, Warning as W};
 
     #[test]
     fn goes_down_after_fail_after_in_a_row_and_up_after_recover_after() {
@@ -308,7 +309,7 @@ mod tests {
         }
         let down = &transitions[1];
         assert_eq!((down.from, down.to), (Status::Ok, Status::Down));
-        assert_eq!(down.reason, Some(probe::Reason::Refused));
+        assert_eq!(down.reason, Some(portwarden_probe::Reason::Refused));
         let up = &transitions[2];
         assert_eq!((up.from, up.to), (Status::Down, Status::Ok));
         // Down at the 3rd failure (t=30 s), up at the 2nd success (t=60 s).
@@ -345,7 +346,7 @@ mod tests {
     fn local_resource_unknowns_never_take_a_monitor_down_nor_change_its_state() {
         let starved = Outcome {
             verdict: U,
-            reason: Some(probe::Reason::LocalResources),
+            reason: Some(portwarden_probe::Reason::LocalResources),
             message: "out of descriptors".into(),
         };
         let start = Instant::now();

@@ -5,8 +5,8 @@
 use std::sync::Weak;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sockets::inventory::{self, Entry, Snapshot};
-use sockets::{ListOptions, Listing};
+use portwarden_sockets::inventory::{self, Entry, Snapshot};
+use portwarden_sockets::{ListOptions, Listing};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, EventKind, ListenerChange};
@@ -124,7 +124,7 @@ fn now_unix() -> u64 {
 
 /// This host's listeners, without the daemon's own (its API is no news).
 async fn list() -> Option<Listing> {
-    match tokio::task::spawn_blocking(|| sockets::list(ListOptions::default())).await {
+    match tokio::task::spawn_blocking(|| portwarden_sockets::list(ListOptions::default())).await {
         Ok(Ok(l)) => Some(without_own(l)),
         Ok(Err(e)) => {
             tracing::warn!("cannot list listening sockets: {e}");
@@ -178,10 +178,13 @@ mod tests {
     async fn publishes_a_listener_that_appears() {
         let bus = EventBus::new();
         let mut events = bus.subscribe();
-        let before = Snapshot::capture(&sockets::list(ListOptions::default()).unwrap(), 0);
+        let before = Snapshot::capture(
+            &portwarden_sockets::list(ListOptions::default()).unwrap(),
+            0,
+        );
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let now = sockets::list(ListOptions::default()).unwrap();
+        let now = portwarden_sockets::list(ListOptions::default()).unwrap();
         assert!(publish_drift(&before, &now, &bus, None) >= 1);
         let mut seen = false;
         while let Ok(ev) = events.try_recv() {

@@ -15,6 +15,9 @@
 //! - [`presets`]: protocol presets, one module per protocol family.
 //! - [`spec`] / [`result`]: what a probe does / what it found.
 //! - `engine`: the connection itself; `tls`: rustls set-up and certificate details.
+//!
+//! Its log lines keep the targets they had before the package was renamed `portwarden-probe`
+//! (`probe::tls`), so log text and `PORTWARDEN_LOG` filters are as before.
 
 pub mod escape;
 pub mod expect;

@@ -104,8 +104,11 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<(Arc<ClientConfig>, Arc<An
         Verify::CaFile(path) => {
             let mut roots = RootCertStore::empty();
             let mut file_anchors = Anchors::default();
-            let pem = bounded_read::read_bounded_bytes(path, bounded_read::PEM_LIMIT)
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            let pem = portwarden_bounded_read::read_bounded_bytes(
+                path,
+                portwarden_bounded_read::PEM_LIMIT,
+            )
+            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
                 file_anchors.add(cert.as_ref());
@@ -129,8 +132,11 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<(Arc<ClientConfig>, Arc<An
     let config = match &spec.client_cert {
         None => builder.with_no_client_auth(),
         Some(cc) => {
-            let cert_pem = bounded_read::read_bounded_bytes(&cc.cert, bounded_read::PEM_LIMIT)
-                .map_err(|e| format!("client certificate {}: {e}", cc.cert.display()))?;
+            let cert_pem = portwarden_bounded_read::read_bounded_bytes(
+                &cc.cert,
+                portwarden_bounded_read::PEM_LIMIT,
+            )
+            .map_err(|e| format!("client certificate {}: {e}", cc.cert.display()))?;
             let certs = CertificateDer::pem_slice_iter(&cert_pem)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("client certificate {}: {e}", cc.cert.display()))?;
@@ -140,8 +146,11 @@ pub(crate) fn client_config(spec: &TlsSpec) -> Result<(Arc<ClientConfig>, Arc<An
                     cc.cert.display()
                 ));
             }
-            let key_pem = bounded_read::read_bounded_bytes(&cc.key, bounded_read::PEM_LIMIT)
-                .map_err(|e| format!("client key {}: {e}", cc.key.display()))?;
+            let key_pem = portwarden_bounded_read::read_bounded_bytes(
+                &cc.key,
+                portwarden_bounded_read::PEM_LIMIT,
+            )
+            .map_err(|e| format!("client key {}: {e}", cc.key.display()))?;
             let key = PrivateKeyDer::from_pem_slice(&key_pem)
                 .map_err(|e| format!("client key {}: {e}", cc.key.display()))?;
             builder
@@ -166,7 +175,7 @@ fn system_roots() -> (Arc<RootCertStore>, Arc<Anchors>) {
         .get_or_init(|| {
             let found = rustls_native_certs::load_native_certs();
             for e in &found.errors {
-                tracing::warn!(error = %e, "could not load some system root certificates");
+                tracing::warn!(target: "probe::tls", error = %e, "could not load some system root certificates");
             }
             let mut anchors = Anchors::default();
             for cert in &found.certs {
@@ -174,7 +183,7 @@ fn system_roots() -> (Arc<RootCertStore>, Arc<Anchors>) {
             }
             let mut roots = RootCertStore::empty();
             let (added, ignored) = roots.add_parsable_certificates(found.certs);
-            tracing::debug!(added, ignored, "loaded system root certificates");
+            tracing::debug!(target: "probe::tls", added, ignored, "loaded system root certificates");
             (Arc::new(roots), Arc::new(anchors))
         })
         .clone()

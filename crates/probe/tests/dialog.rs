@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use probe::expect::ReplyParser;
-use probe::{
+use portwarden_probe::expect::ReplyParser;
+use portwarden_probe::{
     DialogEvent, ExpectEnd, Expectation, Matcher, Probe, ProbeResult, ProbeSpec, Reason, StartTls,
     State, Step,
 };
@@ -124,7 +124,7 @@ fn send(text: &str) -> Step {
     Step::Send(text.as_bytes().to_vec())
 }
 
-fn reply(name: &'static str, parse: fn(&[u8]) -> probe::Verdict) -> Step {
+fn reply(name: &'static str, parse: fn(&[u8]) -> portwarden_probe::Verdict) -> Step {
     expect(Matcher::Reply(ReplyParser { name, parse }))
 }
 
@@ -278,8 +278,8 @@ async fn reply_parsers_use_up_only_their_reply() {
         dialog(
             addr,
             vec![
-                reply("smtp greeting 220", probe::reply::code_is::<220>),
-                reply("smtp reply 250", probe::reply::code_is::<250>),
+                reply("smtp greeting 220", portwarden_probe::reply::code_is::<220>),
+                reply("smtp reply 250", portwarden_probe::reply::code_is::<250>),
             ],
         )
     })
@@ -296,7 +296,10 @@ async fn starttls_negotiation_replies_are_read_however_they_are_cut() {
         answers(b"220 2.0.0 Ready to start TLS\r\n"),
     ];
     let results = run_each_split(&script, Then::StayOpen, |addr| {
-        let mut steps = vec![reply("smtp greeting 220", probe::reply::code_is::<220>)];
+        let mut steps = vec![reply(
+            "smtp greeting 220",
+            portwarden_probe::reply::code_is::<220>,
+        )];
         steps.extend(StartTls::Smtp.negotiation());
         dialog(addr, steps)
     })

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use probe::expect::ReplyParser;
-use probe::{
+use portwarden_probe::expect::ReplyParser;
+use portwarden_probe::{
     CertDays, ClientCert, Expectation, Family, Matcher, Probe, ProbeResult, ProbeSpec, Reason,
     SpecError, StartTls, State, Step, Thresholds, TlsClient, TlsSpec, TlsVersion, Verify,
 };
@@ -58,7 +58,7 @@ fn assert_failed(r: &ProbeResult, state: State, reason: Reason) {
     );
 }
 
-fn smtp_reply(name: &'static str, parse: fn(&[u8]) -> probe::Verdict) -> Matcher {
+fn smtp_reply(name: &'static str, parse: fn(&[u8]) -> portwarden_probe::Verdict) -> Matcher {
     Matcher::Reply(ReplyParser { name, parse })
 }
 
@@ -316,7 +316,7 @@ async fn reply_parser_decides_on_the_final_line_of_a_split_banner() {
     .await;
     let mut spec = expecting(
         addr,
-        smtp_reply("smtp reply 220", probe::reply::code_is::<220>),
+        smtp_reply("smtp reply 220", portwarden_probe::reply::code_is::<220>),
     );
     spec.limits.idle_timeout = Duration::from_secs(1);
     let (r, took) = run_timed(spec).await;
@@ -919,7 +919,7 @@ async fn smtp_server(
 fn starttls_spec(addr: SocketAddr, pki: &Pki) -> ProbeSpec {
     let mut spec = expecting(
         addr,
-        smtp_reply("smtp reply 220", probe::reply::code_is::<220>),
+        smtp_reply("smtp reply 220", portwarden_probe::reply::code_is::<220>),
     );
     spec.steps.push(Step::StartTls(StartTls::Smtp));
     spec.tls = pki.tls_spec();
@@ -1289,7 +1289,7 @@ fn rejects_an_expect_step_without_matchers() {
         Step::Send(b"x".to_vec()),
         Step::Expect(Expectation {
             matchers: vec![],
-            mode: probe::MatchMode::All,
+            mode: portwarden_probe::MatchMode::All,
         }),
     ];
     let err = Probe::new(spec).unwrap_err();

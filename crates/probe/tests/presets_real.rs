@@ -29,8 +29,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use probe::presets::{self, Preset};
-use probe::{Host, Probe, ProbeResult, ProbeSpec, Reason, State, Target, Verify};
+use portwarden_probe::presets::{self, Preset};
+use portwarden_probe::{Host, Probe, ProbeResult, ProbeSpec, Reason, State, Target, Verify};
 use tokio::time::{sleep, timeout, Instant};
 
 /// Longest wait for a daemon to accept connections.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use notify::{Item, Kind, Notification};
+use portwarden_notify::{Item, Kind, Notification};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -239,7 +239,7 @@ async fn serve(
 }
 
 /// A notifier from a TOML-like JSON table.
-pub fn notifier(spec: serde_json::Value) -> notify::Notifier {
-    let spec: notify::NotifierSpec = serde_json::from_value(spec).expect("spec parses");
-    notify::Notifier::new("test", spec).expect("notifier builds")
+pub fn notifier(spec: serde_json::Value) -> portwarden_notify::Notifier {
+    let spec: portwarden_notify::NotifierSpec = serde_json::from_value(spec).expect("spec parses");
+    portwarden_notify::Notifier::new("test", spec).expect("notifier builds")
 }

@@ -1,4 +1,4 @@
-"""A real SMTP server for the notify crate's tests (aiosmtpd, Debian's python3-aiosmtpd).
+"""A real SMTP server for the portwarden-notify crate's tests (aiosmtpd, Debian's python3-aiosmtpd).
 
 Listens on 127.0.0.1 at a free port, prints "READY <port>", then records each message as one
 JSON line in --out (envelope, decoded headers and body) and answers "250 2.0.0 Ok: queued as

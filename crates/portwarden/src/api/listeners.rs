@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use portwarden_sockets::{ListOptions, Protocol};
 use serde::Serialize;
-use sockets::{ListOptions, Protocol};
 
 use crate::api::{ApiError, ApiState};
 use crate::ownership::ListingCache;
@@ -99,7 +99,7 @@ pub(crate) async fn listeners(State(s): State<ApiState>) -> Result<Json<Listener
         Err(e) => return Err(ApiError::Unavailable(format!("cannot list sockets: {e}"))),
     };
     let targets = Targets::new(&s.scheduler.views());
-    let sees_all_owners = sockets::sees_all_owners();
+    let sees_all_owners = portwarden_sockets::sees_all_owners();
     let owners_incomplete = listing.owners_incomplete();
     let note = (!sees_all_owners && owners_incomplete).then(|| {
         format!(
@@ -172,7 +172,7 @@ impl Targets {
     }
 
     /// Names of the monitors whose target reaches `l`, sorted, each once.
-    fn reaching(&self, l: &sockets::Listener) -> Vec<String> {
+    fn reaching(&self, l: &portwarden_sockets::Listener) -> Vec<String> {
         let Some(candidates) = self.by_port.get(&l.port()) else {
             return Vec::new();
         };
@@ -228,8 +228,8 @@ fn target_addrs(target: &str) -> Vec<SocketAddr> {
 mod tests {
     use super::*;
 
-    fn listener(addr: &str) -> sockets::Listener {
-        sockets::Listener {
+    fn listener(addr: &str) -> portwarden_sockets::Listener {
+        portwarden_sockets::Listener {
             protocol: Protocol::Tcp,
             local: addr.parse().unwrap(),
             inode: 1,

@@ -349,7 +349,7 @@ async fn scrape(s: &ApiState) -> Registry {
             // A check portwarden's own host could not run says nothing about the target:
             // the monitor's status (which such a check leaves alone) answers instead.
             // (absent while the status has no verdict either).
-            let ok = if last.reason == Some(probe::Reason::LocalResources) {
+            let ok = if last.reason == Some(portwarden_probe::Reason::LocalResources) {
                 match v.status {
                     Status::Ok | Status::Warning => Some(true),
                     Status::Down | Status::Flapping => Some(false),
@@ -358,7 +358,7 @@ async fn scrape(s: &ApiState) -> Registry {
             } else {
                 Some(matches!(
                     last.state,
-                    probe::State::Ok | probe::State::Warning
+                    portwarden_probe::State::Ok | portwarden_probe::State::Warning
                 ))
             };
             if let Some(ok) = ok {

@@ -9,15 +9,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use probe::escape::{parse_hex, unescape};
-use probe::presets::{self, Preset};
-use probe::{
+use portwarden_probe::escape::{parse_hex, unescape};
+use portwarden_probe::presets::{self, Preset};
+use portwarden_probe::{
     CertDays, ClientCert, Expectation, Family, Host, MatchMode, Matcher, Probe, ProbeSpec, Reason,
     State, Step, Target, Verify,
 };
 
+use portwarden_sockets::owner::{ExpectedOwner, OwnerVerdict};
 use serde::Serialize;
-use sockets::owner::{ExpectedOwner, OwnerVerdict};
 
 use super::nagios;
 use super::plugin::{TcpService, TCP_SERVICES};
@@ -189,7 +189,7 @@ pub(super) struct Report {
 #[derive(Serialize)]
 struct CheckOutput<'a> {
     #[serde(flatten)]
-    result: &'a probe::ProbeResult,
+    result: &'a portwarden_probe::ProbeResult,
     #[serde(skip_serializing_if = "Option::is_none")]
     owner: Option<OwnerVerdict>,
 }
@@ -528,7 +528,7 @@ fn user_expectation(o: &CheckOptions) -> Result<Option<Expectation>, Invalid> {
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
-    probe::target::parse_port(text).map_err(|e| e.to_string())
+    portwarden_probe::target::parse_port(text).map_err(|e| e.to_string())
 }
 
 fn parse_state(text: &str) -> Result<State, String> {

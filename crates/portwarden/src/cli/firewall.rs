@@ -10,7 +10,7 @@ use std::time::Duration;
 use anstream::println;
 use anstyle::{AnsiColor, Style};
 use clap::{Args, Subcommand};
-use firewall::{assess, Assessment, BackendKind, Baseline, Firewall, Runner, State};
+use portwarden_firewall::{assess, Assessment, BackendKind, Baseline, Firewall, Runner, State};
 
 use super::{FAILURE, SUCCESS, USAGE};
 use crate::config::{self, FirewallSettings};
@@ -451,7 +451,7 @@ async fn diff(common: &Common, json: bool) -> Result<i32, String> {
         ));
     };
     let state = cx.firewall.inspect().await.map_err(|e| e.to_string())?;
-    let drift = firewall::drift(base, &state);
+    let drift = portwarden_firewall::drift(base, &state);
     let code = if drift.is_empty() { SUCCESS } else { FAILURE };
     if json {
         println!(

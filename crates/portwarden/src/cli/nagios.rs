@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use probe::{ProbeResult, Reason};
+use portwarden_probe::{ProbeResult, Reason};
 
 use super::check::Report;
 

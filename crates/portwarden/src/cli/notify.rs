@@ -33,9 +33,9 @@ enum NotifyAction {
 }
 
 /// The test notification: one item of kind `test`, about portwarden itself.
-pub fn test_notification(host: &str, at_ms: i64) -> notify::Notification {
-    let item = notify::Item {
-        kind: notify::Kind::Test,
+pub fn test_notification(host: &str, at_ms: i64) -> portwarden_notify::Notification {
+    let item = portwarden_notify::Item {
+        kind: portwarden_notify::Kind::Test,
         subject: "portwarden".into(),
         target: None,
         status: "test".into(),
@@ -91,7 +91,7 @@ pub fn run(cmd: NotifyCommand) -> i32 {
         );
         return USAGE;
     };
-    let notifier = match notify::Notifier::new(&nc.name, nc.spec.clone()) {
+    let notifier = match portwarden_notify::Notifier::new(&nc.name, nc.spec.clone()) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("portwarden notify test: notifier {name:?}: {e}");

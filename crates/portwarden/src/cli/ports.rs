@@ -9,9 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anstream::println;
 use anstyle::{AnsiColor, Style};
 use clap::{Args, Subcommand};
-use sockets::inventory::{self, Drift, Entry, Snapshot};
-use sockets::owner::ExpectedOwner;
-use sockets::{ListOptions, Listener, Listing, Protocol};
+use portwarden_sockets::inventory::{self, Drift, Entry, Snapshot};
+use portwarden_sockets::owner::ExpectedOwner;
+use portwarden_sockets::{ListOptions, Listener, Listing, Protocol};
 
 use super::{FAILURE, SUCCESS};
 
@@ -71,7 +71,7 @@ pub fn run(cmd: PortsCommand) -> i32 {
 }
 
 fn read_listing(udp: bool) -> Result<Listing, i32> {
-    sockets::list(ListOptions { udp }).map_err(|e| {
+    portwarden_sockets::list(ListOptions { udp }).map_err(|e| {
         eprintln!("portwarden ports: {e}");
         FAILURE
     })

@@ -72,12 +72,12 @@ pub fn run(cmd: RebootCommand) -> i32 {
 }
 
 /// Creates the cancel file when a reboot is pending; `None`: none is, nothing is written.
-fn cancel(place: &Place) -> Result<Option<(PathBuf, act::PendingReboot)>, String> {
+fn cancel(place: &Place) -> Result<Option<(PathBuf, portwarden_act::PendingReboot)>, String> {
     let dir = state_dir(place)?;
-    let Some(pending) = act::pending(&dir, SystemTime::now()) else {
+    let Some(pending) = portwarden_act::pending(&dir, SystemTime::now()) else {
         return Ok(None);
     };
-    let file = act::cancel_file(&dir);
+    let file = portwarden_act::cancel_file(&dir);
     std::fs::write(&file, b"").map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Some((file, pending)))
 }

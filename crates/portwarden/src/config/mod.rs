@@ -63,7 +63,7 @@ pub struct Config {
 pub struct ProbeModule {
     pub name: String,
     /// The probe as built; its target is a stand-in replaced by each request's.
-    pub spec: probe::ProbeSpec,
+    pub spec: portwarden_probe::ProbeSpec,
 }
 
 /// `[daemon]`.
@@ -123,8 +123,8 @@ pub const DEFAULT_BASELINE: &str = "/etc/portwarden/firewall.baseline";
 pub struct FirewallSettings {
     pub guard: bool,
     /// `None`: auto-detect (or the baseline's backend).
-    pub backend: Option<firewall::BackendKind>,
-    pub policy: firewall::Policy,
+    pub backend: Option<portwarden_firewall::BackendKind>,
+    pub policy: portwarden_firewall::Policy,
     /// nftables tables to manage; `None`: the baseline's, else every native table.
     pub tables: Option<Vec<String>>,
     pub baseline: PathBuf,
@@ -142,7 +142,7 @@ impl Default for FirewallSettings {
         Self {
             guard: true,
             backend: None,
-            policy: firewall::Policy::default(),
+            policy: portwarden_firewall::Policy::default(),
             tables: None,
             baseline: PathBuf::from(DEFAULT_BASELINE),
             on_violation: None,
@@ -171,7 +171,7 @@ pub enum OnViolation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifierConfig {
     pub name: String,
-    pub spec: notify::NotifierSpec,
+    pub spec: portwarden_notify::NotifierSpec,
     /// Repeat a problem while it lasts; `None`: never.
     pub remind_every: Option<std::time::Duration>,
     /// After a message, later ones within this window go out together as one grouped message
@@ -187,7 +187,7 @@ pub struct NotifierConfig {
 pub const DEFAULT_GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Default `group_window`: Alertmanager groups itself, so its notifiers send at once.
-pub fn default_group_window(spec: &notify::NotifierSpec) -> std::time::Duration {
+pub fn default_group_window(spec: &portwarden_notify::NotifierSpec) -> std::time::Duration {
     match spec.kind() {
         "alertmanager" | "log" => std::time::Duration::ZERO,
         _ => std::time::Duration::from_secs(30),
@@ -196,7 +196,7 @@ pub fn default_group_window(spec: &notify::NotifierSpec) -> std::time::Duration 
 
 /// Default `remind_every`: Alertmanager forgets an alert that is not re-sent (its
 /// `resolve_timeout`), so active alerts are repeated every minute; others never by default.
-pub fn default_remind_every(spec: &notify::NotifierSpec) -> Option<std::time::Duration> {
+pub fn default_remind_every(spec: &portwarden_notify::NotifierSpec) -> Option<std::time::Duration> {
     match spec.kind() {
         "alertmanager" => Some(std::time::Duration::from_secs(60)),
         _ => None,

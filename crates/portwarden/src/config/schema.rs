@@ -29,11 +29,11 @@ pub fn default_timeout() -> std::time::Duration {
 }
 /// Default for `idle_timeout` (the probe engine's).
 pub fn default_idle_timeout() -> std::time::Duration {
-    probe::Limits::default().idle_timeout
+    portwarden_probe::Limits::default().idle_timeout
 }
 /// Default for `max_bytes` (the probe engine's, 64 KiB).
 pub fn default_max_bytes() -> usize {
-    probe::Limits::default().max_bytes
+    portwarden_probe::Limits::default().max_bytes
 }
 /// Default for `fail_after` (the state machine's).
 pub fn default_fail_after() -> u32 {
@@ -145,7 +145,7 @@ pub struct DefaultsSection {
     /// Most bytes read from a server in one check. Default: 65536.
     pub max_bytes: Option<Spanned<i64>>,
     /// Address family to connect over: `"any"`, `"v4"`, `"v6"`. Default: `"any"`.
-    pub family: Option<probe::Family>,
+    pub family: Option<portwarden_probe::Family>,
     /// Failed checks (in a row, or within `window`) before a monitor is DOWN. Default: 3.
     pub fail_after: Option<Spanned<i64>>,
     /// Self-healing limits for every monitor (see `[[monitor]]`). Defaults: 3, "10m", "30s", "10m".
@@ -203,7 +203,7 @@ pub struct MonitorSection {
     /// Wait this long after connecting before the dialog starts. Default: `"0s"`.
     pub send_delay: Option<Spanned<HumanDuration>>,
     /// Address family: `"any"`, `"v4"`, `"v6"`. Default: `[defaults]`, else `"any"`.
-    pub family: Option<probe::Family>,
+    pub family: Option<portwarden_probe::Family>,
     /// Local address to connect from. Default: chosen by the system.
     pub source: Option<Spanned<String>>,
     /// Time allowed for one check. Default: `[defaults]`, else `"5s"`.

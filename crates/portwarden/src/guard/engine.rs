@@ -1,6 +1,6 @@
 //! The guard's decisions: when to look (at start, every `verify_every`, on nftables changes,
-//! a burst folded into one look), what a look means (`firewall::assess` against the policy
-//! and the baseline; zero-config's "nothing to guard yet"), what to do about a violation
+//! a burst folded into one look), what a look means (`portwarden_firewall::assess` against the
+//! policy and the baseline; zero-config's "nothing to guard yet"), what to do about a violation
 //! ([`choose_repair`], then the pause file and the hourly limit), and what to report: a
 //! standing problem once, a repair with the verification after it, a recovery.
 //!
@@ -12,7 +12,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use firewall::{assess, Assessment, BackendKind, Baseline, State};
+use portwarden_firewall::{assess, Assessment, BackendKind, Baseline, State};
 use tokio_util::sync::CancellationToken;
 
 use super::status::set;
@@ -30,14 +30,14 @@ pub trait Firewall: Send + Sync + 'static {
     /// Manage only these nftables tables from now on (a baseline picked up while running).
     fn set_tables(&mut self, tables: Option<Vec<String>>);
     /// Reads the current state. Read-only.
-    fn inspect(&self) -> impl Future<Output = Result<State, firewall::Error>> + Send;
+    fn inspect(&self) -> impl Future<Output = Result<State, portwarden_firewall::Error>> + Send;
     /// Switches the firewall on with the backend's own means.
-    fn enable(&self) -> impl Future<Output = Result<(), firewall::Error>> + Send;
+    fn enable(&self) -> impl Future<Output = Result<(), portwarden_firewall::Error>> + Send;
     /// Puts the baseline back, atomically where the backend can.
     fn restore(
         &self,
         baseline: &Baseline,
-    ) -> impl Future<Output = Result<(), firewall::Error>> + Send;
+    ) -> impl Future<Output = Result<(), portwarden_firewall::Error>> + Send;
 }
 
 /// Wait before restarting a change watcher that ended or could not start; doubled after each
@@ -187,7 +187,7 @@ impl<F: Firewall> Guard<F> {
         self.verify(Trigger::Start).await;
         loop {
             if want_watch && watch.is_none() && Instant::now() >= watch_retry {
-                match firewall::nftables::Watch::start().await {
+                match portwarden_firewall::nftables::Watch::start().await {
                     Ok(w) => {
                         tracing::info!("firewall guard: watching nftables changes");
                         watch = Some(w);
@@ -510,7 +510,7 @@ impl<F: Firewall> Guard<F> {
 /// Folds a burst of changes into one verification: waits out the rest of the minimum gap
 /// since the last change-triggered verification, then takes every change already queued (a
 /// flush is one transaction, but fail2ban may add hundreds of set elements a second).
-async fn coalesce(watch: &mut firewall::nftables::Watch, last: Instant) {
+async fn coalesce(watch: &mut portwarden_firewall::nftables::Watch, last: Instant) {
     let ready = last + MIN_CHANGE_GAP;
     tokio::time::sleep_until(ready.into()).await;
     // Bounded in time too: a steady stream must not postpone the verification.
@@ -584,8 +584,8 @@ fn choose_repair(
 
 /// The next change from the watcher, or never when there is none.
 async fn next_change(
-    watch: &mut Option<firewall::nftables::Watch>,
-) -> Option<firewall::nftables::Change> {
+    watch: &mut Option<portwarden_firewall::nftables::Watch>,
+) -> Option<portwarden_firewall::nftables::Change> {
     match watch {
         Some(w) => w.next().await,
         None => std::future::pending().await,
@@ -594,10 +594,10 @@ async fn next_change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use firewall::{Drift, Violation, ViolationKind};
+    use portwarden_firewall::{Drift, Violation, ViolationKind};
 
     fn assessment(kind: ViolationKind, drifted: bool) -> Assessment {
-        let rule = firewall::Rule {
+        let rule = portwarden_firewall::Rule {
             scope: "inet filter input".into(),
             text: "tcp dport 22 accept".into(),
             simple: None,

@@ -9,9 +9,9 @@
 //!
 //! Data flow: [`run`] picks the backend (configured, the baseline's, or detected) → the
 //! [`engine`] looks at the firewall at start, every `verify_every` and on every nftables change,
-//! judges what it sees against the policy and the baseline (`firewall::assess`), and decides:
-//! nothing, report once, or repair and verify again → events on the bus (`firewall_violation`,
-//! `firewall_repaired`, `firewall_repair_failed`, `firewall_recovered`,
+//! judges what it sees against the policy and the baseline (`portwarden_firewall::assess`), and
+//! decides: nothing, report once, or repair and verify again → events on the bus
+//! (`firewall_violation`, `firewall_repaired`, `firewall_repair_failed`, `firewall_recovered`,
 //! `firewall_unreadable`) and the [`GuardStatus`] the API, the dashboard, the metrics and
 //! `portwarden status` read.
 //!
@@ -33,7 +33,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use firewall::{BackendKind, Baseline, Runner};
+use portwarden_firewall::{BackendKind, Baseline, Runner};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{FirewallSettings, OnViolation};
@@ -77,7 +77,7 @@ fn unix_ms() -> u64 {
 
 /// Loads the baseline if the file exists; a broken file is reported and treated as absent
 /// (the guard then alerts instead of restoring garbage).
-pub fn load_baseline(path: &Path) -> Result<Option<Baseline>, firewall::Error> {
+pub fn load_baseline(path: &Path) -> Result<Option<Baseline>, portwarden_firewall::Error> {
     if !path.exists() {
         return Ok(None);
     }
@@ -87,7 +87,7 @@ pub fn load_baseline(path: &Path) -> Result<Option<Baseline>, firewall::Error> {
         .and_then(|text| Baseline::parse(&text));
     baseline
         .map(Some)
-        .map_err(|message| firewall::Error::Baseline {
+        .map_err(|message| portwarden_firewall::Error::Baseline {
             path: path.display().to_string(),
             message,
         })
@@ -98,14 +98,14 @@ pub async fn choose_backend(
     configured: Option<BackendKind>,
     baseline: Option<&Baseline>,
     runner: &Runner,
-) -> Result<(BackendKind, String), firewall::Error> {
+) -> Result<(BackendKind, String), portwarden_firewall::Error> {
     if let Some(kind) = configured {
         return Ok((kind, "configured".into()));
     }
     if let Some(b) = baseline {
         return Ok((b.backend, "from the baseline".into()));
     }
-    let d = firewall::detect::detect(runner).await?;
+    let d = portwarden_firewall::detect::detect(runner).await?;
     Ok((d.backend, d.why))
 }
 
@@ -141,8 +141,9 @@ pub async fn run(
         .tables
         .clone()
         .or_else(|| baseline.as_ref().and_then(Baseline::nft_tables));
-    let firewall =
-        world::HostFirewall::new(firewall::Firewall::new(kind, runner).with_tables(tables));
+    let firewall = world::HostFirewall::new(
+        portwarden_firewall::Firewall::new(kind, runner).with_tables(tables),
+    );
     let how = format!(
         "verifying every {}{}; on violation: {}",
         humantime::format_duration(settings.verify_every),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use firewall::BackendKind;
+use portwarden_firewall::BackendKind;
 use serde::Serialize;
 
 use crate::config::OnViolation;
@@ -44,9 +44,9 @@ pub struct GuardStatus {
     /// Verifications since the guard started (periodic, on change, after repairs).
     pub verifications: u64,
     #[schema(value_type = Vec<Object>)]
-    pub violations: Vec<firewall::Violation>,
+    pub violations: Vec<portwarden_firewall::Violation>,
     #[schema(value_type = Option<Object>)]
-    pub drift: Option<firewall::Drift>,
+    pub drift: Option<portwarden_firewall::Drift>,
     #[schema(value_type = Option<String>)]
     pub baseline: Option<PathBuf>,
     #[schema(value_type = Option<String>)]

@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use firewall::nftables::{Payload, SavedTable};
-use firewall::{BackendKind, Baseline, Restore, Rule, State};
+use portwarden_firewall::nftables::{Payload, SavedTable};
+use portwarden_firewall::{BackendKind, Baseline, Restore, Rule, State};
 use tokio::sync::broadcast;
 
 use super::engine::{Firewall, Guard, Trigger};
@@ -62,12 +62,12 @@ impl Firewall for FakeFirewall {
 
     fn set_tables(&mut self, _tables: Option<Vec<String>>) {}
 
-    fn inspect(&self) -> impl Future<Output = Result<State, firewall::Error>> + Send {
+    fn inspect(&self) -> impl Future<Output = Result<State, portwarden_firewall::Error>> + Send {
         let state = self.host.lock().unwrap().state.clone();
-        async move { state.map_err(|detail| firewall::Error::malformed("nft", detail)) }
+        async move { state.map_err(|detail| portwarden_firewall::Error::malformed("nft", detail)) }
     }
 
-    fn enable(&self) -> impl Future<Output = Result<(), firewall::Error>> + Send {
+    fn enable(&self) -> impl Future<Output = Result<(), portwarden_firewall::Error>> + Send {
         let mut h = self.host.lock().unwrap();
         h.enables += 1;
         let works = h.enable_works;
@@ -80,7 +80,7 @@ impl Firewall for FakeFirewall {
     fn restore(
         &self,
         baseline: &Baseline,
-    ) -> impl Future<Output = Result<(), firewall::Error>> + Send {
+    ) -> impl Future<Output = Result<(), portwarden_firewall::Error>> + Send {
         let mut h = self.host.lock().unwrap();
         h.restores += 1;
         h.state = Ok(State {
@@ -114,7 +114,7 @@ fn state(backend: BackendKind, enabled: bool, rules: &[&str]) -> State {
 
 fn nft_baseline(rules: &[&str]) -> Baseline {
     Baseline {
-        format: firewall::baseline::FORMAT,
+        format: portwarden_firewall::baseline::FORMAT,
         backend: BackendKind::Nftables,
         saved_at: 0,
         host: "test".into(),

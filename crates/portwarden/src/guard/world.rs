@@ -3,16 +3,16 @@
 
 use std::future::Future;
 
-use firewall::{BackendKind, Baseline, State};
+use portwarden_firewall::{BackendKind, Baseline, State};
 
 use super::engine::Firewall;
 
 /// The host's firewall, as detected or configured.
 #[derive(Debug, Clone)]
-pub struct HostFirewall(firewall::Firewall);
+pub struct HostFirewall(portwarden_firewall::Firewall);
 
 impl HostFirewall {
-    pub fn new(firewall: firewall::Firewall) -> Self {
+    pub fn new(firewall: portwarden_firewall::Firewall) -> Self {
         Self(firewall)
     }
 }
@@ -26,18 +26,18 @@ impl Firewall for HostFirewall {
         self.0.tables = tables;
     }
 
-    fn inspect(&self) -> impl Future<Output = Result<State, firewall::Error>> + Send {
+    fn inspect(&self) -> impl Future<Output = Result<State, portwarden_firewall::Error>> + Send {
         self.0.inspect()
     }
 
-    fn enable(&self) -> impl Future<Output = Result<(), firewall::Error>> + Send {
+    fn enable(&self) -> impl Future<Output = Result<(), portwarden_firewall::Error>> + Send {
         self.0.enable()
     }
 
     fn restore(
         &self,
         baseline: &Baseline,
-    ) -> impl Future<Output = Result<(), firewall::Error>> + Send {
+    ) -> impl Future<Output = Result<(), portwarden_firewall::Error>> + Send {
         self.0.restore(baseline)
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use act::ActionSpec;
+use portwarden_act::ActionSpec;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -46,7 +46,7 @@ pub struct Seen {
     pub finished: SystemTime,
     /// The service answered (ok or warning).
     pub answered: bool,
-    pub reason: Option<probe::Reason>,
+    pub reason: Option<portwarden_probe::Reason>,
     pub message: String,
 }
 
@@ -80,16 +80,17 @@ pub trait Runner: Send + Sync + 'static {
     fn run(
         &self,
         spec: &ActionSpec,
-        cx: &act::Context,
-    ) -> impl Future<Output = act::Outcome> + Send;
+        cx: &portwarden_act::Context,
+    ) -> impl Future<Output = portwarden_act::Outcome> + Send;
     /// The reboot guard (uptime, reboots per day): `Err(why)` refuses the reboot.
-    fn reboot_allowed(&self, spec: &ActionSpec, cx: &act::Context) -> Result<(), String>;
+    fn reboot_allowed(&self, spec: &ActionSpec, cx: &portwarden_act::Context)
+        -> Result<(), String>;
     /// `portwarden reboot cancel` was given for the pending reboot.
     fn reboot_cancelled(&self, state_dir: &Path) -> bool;
     /// Forgets a cancel (before a new hold-off, and once it has cancelled one).
     fn clear_reboot_cancel(&self, state_dir: &Path);
     /// Says a reboot is held off (`Some`) or no longer (`None`), for `portwarden reboot cancel`.
-    fn reboot_pending(&self, state_dir: &Path, pending: Option<act::PendingReboot>);
+    fn reboot_pending(&self, state_dir: &Path, pending: Option<portwarden_act::PendingReboot>);
 }
 
 /// The engine's settings (daemon-wide; per-monitor limits are in each monitor's [`Heal`]).
@@ -500,7 +501,7 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
             };
             let step = &heal.steps[index];
             let base = self.report(name, &target, Some((index, step)), attempt);
-            let cx = act::Context {
+            let cx = portwarden_act::Context {
                 monitor: name.to_string(),
                 target: target.clone(),
                 reason: seen
@@ -773,8 +774,8 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
     async fn reboot_hold_off(
         &self,
         name: &str,
-        r: &act::spec::RebootAction,
-        cx: &act::Context,
+        r: &portwarden_act::spec::RebootAction,
+        cx: &portwarden_act::Context,
         base: &ActionReport,
         stop: &CancellationToken,
     ) -> bool {
@@ -787,7 +788,7 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
         let hold_off = r
             .hold_off
             .as_deref()
-            .and_then(|t| act::spec::parse_duration(t).ok())
+            .and_then(|t| portwarden_act::spec::parse_duration(t).ok())
             .unwrap_or_default();
         // A cancel left from an earlier reboot must not cancel this one.
         self.runner.clear_reboot_cancel(&self.settings.state_dir);
@@ -807,7 +808,7 @@ impl<M: Monitors, R: Runner> Inner<M, R> {
         let until = SystemTime::now() + hold_off;
         self.runner.reboot_pending(
             &self.settings.state_dir,
-            Some(act::PendingReboot {
+            Some(portwarden_act::PendingReboot {
                 monitor: name.to_string(),
                 until: until
                     .duration_since(SystemTime::UNIX_EPOCH)

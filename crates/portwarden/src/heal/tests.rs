@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use act::spec::{ExecAction, RebootAction, UnitAction};
-use act::ActionSpec;
+use portwarden_act::spec::{ExecAction, RebootAction, UnitAction};
+use portwarden_act::ActionSpec;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +57,7 @@ struct State {
     max_running: usize,
     cancelled: bool,
     /// What the engine says is pending (the pending-reboot file of the real world).
-    pending: Option<act::PendingReboot>,
+    pending: Option<portwarden_act::PendingReboot>,
     reboot_refused: Option<String>,
 }
 
@@ -141,7 +141,7 @@ impl World {
                 started: now,
                 finished: now,
                 answered,
-                reason: (!answered).then_some(probe::Reason::Refused),
+                reason: (!answered).then_some(portwarden_probe::Reason::Refused),
                 message: if answered { "ok" } else { "connection refused" }.into(),
             });
             let to = if answered { Status::Ok } else { Status::Down };
@@ -231,7 +231,11 @@ fn program(spec: &ActionSpec) -> String {
 }
 
 impl Runner for World {
-    async fn run(&self, spec: &ActionSpec, cx: &act::Context) -> act::Outcome {
+    async fn run(
+        &self,
+        spec: &ActionSpec,
+        cx: &portwarden_act::Context,
+    ) -> portwarden_act::Outcome {
         let p = program(spec);
         let effect = {
             let mut s = self.state.lock().unwrap();
@@ -253,7 +257,7 @@ impl Runner for World {
             }
             Effect::Nothing | Effect::Fails => {}
         }
-        act::Outcome {
+        portwarden_act::Outcome {
             ok: effect != Effect::Fails,
             summary: format!("ran {p}"),
             output: String::new(),
@@ -261,7 +265,7 @@ impl Runner for World {
         }
     }
 
-    fn reboot_allowed(&self, _: &ActionSpec, _: &act::Context) -> Result<(), String> {
+    fn reboot_allowed(&self, _: &ActionSpec, _: &portwarden_act::Context) -> Result<(), String> {
         match &self.state.lock().unwrap().reboot_refused {
             Some(why) => Err(why.clone()),
             None => Ok(()),
@@ -276,7 +280,7 @@ impl Runner for World {
         self.state.lock().unwrap().cancelled = false;
     }
 
-    fn reboot_pending(&self, _: &Path, pending: Option<act::PendingReboot>) {
+    fn reboot_pending(&self, _: &Path, pending: Option<portwarden_act::PendingReboot>) {
         self.state.lock().unwrap().pending = pending;
     }
 }

@@ -12,7 +12,7 @@ pub enum Effect {
     /// Answering again this long after the action was issued.
     Fixed(Duration),
     /// Still failing after the grace; the reason of the last check, when one ran.
-    NotFixed(Option<probe::Reason>),
+    NotFixed(Option<portwarden_probe::Reason>),
     /// The action itself failed.
     Failed,
     /// Not verified: the daemon is stopping.
@@ -39,8 +39,8 @@ pub fn position(r: &ActionReport) -> String {
 }
 
 /// How a failing check reads after "still".
-fn still(reason: Option<probe::Reason>) -> &'static str {
-    use probe::Reason::*;
+fn still(reason: Option<portwarden_probe::Reason>) -> &'static str {
+    use portwarden_probe::Reason::*;
     match reason {
         Some(Refused) => "refuses",
         Some(ConnectTimeout | ReadTimeout) => "does not answer",
@@ -53,7 +53,12 @@ fn still(reason: Option<probe::Reason>) -> &'static str {
 }
 
 /// The sentence of one attempt.
-pub fn attempt(outcome: &act::Outcome, target: &str, effect: &Effect, grace: Duration) -> String {
+pub fn attempt(
+    outcome: &portwarden_act::Outcome,
+    target: &str,
+    effect: &Effect,
+    grace: Duration,
+) -> String {
     let summary = if outcome.summary.is_empty() {
         "action ran"
     } else {
@@ -77,8 +82,8 @@ pub fn attempt(outcome: &act::Outcome, target: &str, effect: &Effect, grace: Dur
 mod tests {
     use super::*;
 
-    fn outcome(summary: &str) -> act::Outcome {
-        act::Outcome {
+    fn outcome(summary: &str) -> portwarden_act::Outcome {
+        portwarden_act::Outcome {
             ok: true,
             summary: summary.into(),
             output: String::new(),
@@ -102,7 +107,7 @@ mod tests {
             attempt(
                 &o,
                 "127.0.0.1:80",
-                &Effect::NotFixed(Some(probe::Reason::Refused)),
+                &Effect::NotFixed(Some(portwarden_probe::Reason::Refused)),
                 Duration::from_secs(10)
             ),
             "restarted nginx.service (job done) but 127.0.0.1:80 still refuses after 10 s"

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Weak};
 
-use act::ActionSpec;
+use portwarden_act::ActionSpec;
 
 use super::engine::{Monitors, Observed, Runner, Seen};
 use crate::monitor::Heal;
@@ -43,7 +43,10 @@ impl Monitors for DaemonMonitors {
             last: v.last_check.map(|c| Seen {
                 started: c.at,
                 finished: c.at + c.duration,
-                answered: matches!(c.state, probe::State::Ok | probe::State::Warning),
+                answered: matches!(
+                    c.state,
+                    portwarden_probe::State::Ok | portwarden_probe::State::Warning
+                ),
                 reason: c.reason,
                 message: c.message,
             }),
@@ -90,44 +93,52 @@ impl Monitors for DaemonMonitors {
 pub struct ActRunner;
 
 impl Runner for ActRunner {
-    async fn run(&self, spec: &ActionSpec, cx: &act::Context) -> act::Outcome {
-        act::run(spec, cx).await
+    async fn run(
+        &self,
+        spec: &ActionSpec,
+        cx: &portwarden_act::Context,
+    ) -> portwarden_act::Outcome {
+        portwarden_act::run(spec, cx).await
     }
 
-    fn reboot_allowed(&self, spec: &ActionSpec, cx: &act::Context) -> Result<(), String> {
+    fn reboot_allowed(
+        &self,
+        spec: &ActionSpec,
+        cx: &portwarden_act::Context,
+    ) -> Result<(), String> {
         let ActionSpec::Reboot(r) = spec else {
             return Ok(());
         };
         // No uptime to read: zero, so a `min_uptime` refuses (act's rule).
-        let uptime = act::reboot::current_uptime().unwrap_or_default();
-        act::reboot_allowed(
+        let uptime = portwarden_act::reboot::current_uptime().unwrap_or_default();
+        portwarden_act::reboot_allowed(
             r,
             &cx.state_dir,
             std::time::SystemTime::now(),
             uptime,
-            &act::reboot::current_boot_id(),
+            &portwarden_act::reboot::current_boot_id(),
         )
     }
 
     fn reboot_cancelled(&self, state_dir: &Path) -> bool {
-        act::cancelled(state_dir)
+        portwarden_act::cancelled(state_dir)
     }
 
     fn clear_reboot_cancel(&self, state_dir: &Path) {
-        if let Err(e) = act::clear_cancel(state_dir) {
+        if let Err(e) = portwarden_act::clear_cancel(state_dir) {
             tracing::warn!(error = %e, "the reboot cancel file cannot be removed");
         }
     }
 
-    fn reboot_pending(&self, state_dir: &Path, pending: Option<act::PendingReboot>) {
+    fn reboot_pending(&self, state_dir: &Path, pending: Option<portwarden_act::PendingReboot>) {
         let done = match &pending {
-            Some(p) => act::mark_pending(state_dir, p),
-            None => act::clear_pending(state_dir),
+            Some(p) => portwarden_act::mark_pending(state_dir, p),
+            None => portwarden_act::clear_pending(state_dir),
         };
         if let Err(e) = done {
             tracing::warn!(
                 error = %e,
-                file = %act::pending_file(state_dir).display(),
+                file = %portwarden_act::pending_file(state_dir).display(),
                 "the pending-reboot file cannot be written: `portwarden reboot cancel` may \
                  say no reboot is pending"
             );

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::{Delivery, Kind, Notification, SendError};
+use portwarden_notify::{Delivery, Kind, Notification, SendError};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -52,15 +52,16 @@ const RESYNC_EVERY: Duration = Duration::from_secs(1);
 /// A boxed send in flight.
 pub type SendFuture = Pin<Box<dyn Future<Output = Result<Delivery, SendError>> + Send>>;
 
-/// Something that delivers a notification: a real [`notify::Notifier`], or a fake in tests.
+/// Something that delivers a notification: a real [`portwarden_notify::Notifier`], or a fake in
+/// tests.
 pub trait Deliver: Send + Sync + std::fmt::Debug {
     /// One attempt.
     fn deliver(self: Arc<Self>, notification: Notification) -> SendFuture;
 }
 
-impl Deliver for notify::Notifier {
+impl Deliver for portwarden_notify::Notifier {
     fn deliver(self: Arc<Self>, notification: Notification) -> SendFuture {
-        Box::pin(async move { notify::Notifier::send(&self, &notification).await })
+        Box::pin(async move { portwarden_notify::Notifier::send(&self, &notification).await })
     }
 }
 
@@ -69,7 +70,7 @@ pub type Build = Arc<dyn Fn(&NotifierConfig) -> Result<Arc<dyn Deliver>, String>
 
 /// The real notifiers of the `notify` crate.
 pub fn build_notifier(config: &NotifierConfig) -> Result<Arc<dyn Deliver>, String> {
-    notify::Notifier::new(&config.name, config.spec.clone())
+    portwarden_notify::Notifier::new(&config.name, config.spec.clone())
         .map(|n| Arc::new(n) as Arc<dyn Deliver>)
 }
 
@@ -193,7 +194,7 @@ impl Lane {
 #[derive(Debug)]
 struct DownMonitor {
     /// The DOWN item, restated by each reminder.
-    item: notify::Item,
+    item: portwarden_notify::Item,
     since_ms: i64,
     /// Last reminder (or the DOWN itself) per notifier.
     last: HashMap<String, i64>,

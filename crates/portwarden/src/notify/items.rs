@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use notify::{Item, Kind, Notification};
+use portwarden_notify::{Item, Kind, Notification};
 
 use crate::events::{humanize, ActionReport, Event, EventKind, FirewallReport, MonitorChange};
 
@@ -281,7 +281,7 @@ mod tests {
             monitor: name.into(),
             from,
             to,
-            reason: Some(probe::Reason::Refused),
+            reason: Some(portwarden_probe::Reason::Refused),
             message: "connection refused".into(),
             down_for: down_for.map(Duration::from_secs),
         }

@@ -2,7 +2,7 @@
 //! never lost.
 //!
 //! Data flow: events from the bus ([`crate::events`]) → [`items`] (an event becomes a
-//! `notify::Notification` and a list of notifiers: the monitor's `notify`, or
+//! `portwarden_notify::Notification` and a list of notifiers: the monitor's `notify`, or
 //! `[firewall] notify`) → silences (held, logged) → one outbox row per notifier, committed to
 //! the store before anything is sent → [`dispatch`] (one lane per notifier: strict order, one
 //! attempt at a time, retries with backoff across restarts, reminders while a monitor stays

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use notify::{Kind, Notification, SendError};
+use portwarden_notify::{Kind, Notification, SendError};
 
 use crate::store::{OutboxRow, RowState, RowUpdate};
 
@@ -159,7 +159,7 @@ pub fn update_of(r: &OutboxRow) -> RowUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::Item;
+    use portwarden_notify::Item;
 
     /// The `group_wait` these tests use.
     const GATHER_MS: i64 = 50;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::{Delivery, Kind, Notification, SendError};
+use portwarden_notify::{Delivery, Kind, Notification, SendError};
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{Deliver, SendFuture, NOT_CONFIGURED};
@@ -65,7 +65,7 @@ impl Deliver for FakeNotifier {
 fn notifier(name: &str, window_ms: u64, remind_ms: Option<u64>) -> NotifierConfig {
     NotifierConfig {
         name: name.into(),
-        spec: notify::NotifierSpec::Log(Default::default()),
+        spec: portwarden_notify::NotifierSpec::Log(Default::default()),
         remind_every: remind_ms.map(Duration::from_millis),
         group_window: Duration::from_millis(window_ms),
         group_wait: Duration::from_millis(50),
@@ -163,7 +163,7 @@ impl Harness {
             monitor: monitor.into(),
             from,
             to,
-            reason: Some(probe::Reason::Refused),
+            reason: Some(portwarden_probe::Reason::Refused),
             message: "connection refused".into(),
             down_for: (to == Status::Ok).then(|| Duration::from_secs(1)),
         };
@@ -543,7 +543,7 @@ async fn record_transition(store: &Store, monitor: &str, at: std::time::SystemTi
                 Status::Down
             },
             to,
-            reason: Some(probe::Reason::Refused),
+            reason: Some(portwarden_probe::Reason::Refused),
             message: "connection refused".into(),
         })
         .await;

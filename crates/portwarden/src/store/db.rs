@@ -242,7 +242,10 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn reason_id(&mut self, reason: Option<probe::Reason>) -> rusqlite::Result<Option<i64>> {
+    fn reason_id(
+        &mut self,
+        reason: Option<portwarden_probe::Reason>,
+    ) -> rusqlite::Result<Option<i64>> {
         let Some(reason) = reason else {
             return Ok(None);
         };

@@ -31,7 +31,7 @@ pub struct Incident {
     pub open: bool,
     /// Seconds (until now while open).
     pub duration: f64,
-    /// The `probe::Reason` name of the result that opened it, when it had one.
+    /// The `portwarden_probe::Reason` name of the result that opened it, when it had one.
     pub reason: Option<String>,
     /// What that result said (shortened).
     pub message: String,

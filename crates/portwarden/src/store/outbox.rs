@@ -61,7 +61,7 @@ pub struct OutboxRow {
     /// Delivery order (per notifier, rows go out in `seq` order).
     pub seq: i64,
     pub notifier: String,
-    pub notification: notify::Notification,
+    pub notification: portwarden_notify::Notification,
     pub created_ms: i64,
     pub attempts: u32,
     pub next_attempt_ms: i64,
@@ -223,13 +223,13 @@ pub(crate) fn apply(conn: &Connection, op: &OutboxOp) -> rusqlite::Result<()> {
 }
 
 /// What a monitor's DOWN or UP row tells: (monitor, outage start, whether DOWN).
-fn told(n: &notify::Notification) -> Option<(&str, i64, bool)> {
+fn told(n: &portwarden_notify::Notification) -> Option<(&str, i64, bool)> {
     let [item] = n.items.as_slice() else {
         return None;
     };
     let down = match item.kind {
-        notify::Kind::Down => true,
-        notify::Kind::Up => false,
+        portwarden_notify::Kind::Down => true,
+        portwarden_notify::Kind::Up => false,
         _ => return None,
     };
     let since = i64::try_from(item.since_ms?).ok()?;
@@ -459,7 +459,7 @@ pub(crate) fn overview(
 }
 
 /// The snake_case name of a notification kind (`firewall_violation`).
-pub fn kind_name(kind: notify::Kind) -> String {
+pub fn kind_name(kind: portwarden_notify::Kind) -> String {
     serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -581,14 +581,14 @@ impl SilenceFile {
 mod tests {
     use super::*;
 
-    fn note(id: &str) -> notify::Notification {
-        notify::Notification {
+    fn note(id: &str) -> portwarden_notify::Notification {
+        portwarden_notify::Notification {
             id: id.into(),
-            kind: notify::Kind::Down,
+            kind: portwarden_notify::Kind::Down,
             host: "h".into(),
             at_ms: 1,
-            items: vec![notify::Item {
-                kind: notify::Kind::Down,
+            items: vec![portwarden_notify::Item {
+                kind: portwarden_notify::Kind::Down,
                 subject: "web".into(),
                 target: None,
                 status: "down".into(),

@@ -46,7 +46,7 @@ pub struct HistoryResult {
     /// Unix milliseconds.
     pub at: i64,
     pub status: Status,
-    /// A `probe::Reason` name.
+    /// A `portwarden_probe::Reason` name.
     pub reason: Option<String>,
     /// Seconds.
     pub duration: f64,

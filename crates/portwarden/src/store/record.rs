@@ -14,7 +14,7 @@ pub struct CheckRecord {
     pub at: SystemTime,
     /// The probe's verdict mapped to a state: `Ok`, `Warning`, `Down` (critical) or `Unknown`.
     pub status: Status,
-    pub reason: Option<probe::Reason>,
+    pub reason: Option<portwarden_probe::Reason>,
     pub duration: Duration,
 }
 
@@ -28,7 +28,7 @@ pub struct TransitionRecord {
     pub from: Status,
     pub to: Status,
     /// The reason of the result that caused the change.
-    pub reason: Option<probe::Reason>,
+    pub reason: Option<portwarden_probe::Reason>,
     /// What the result said; kept (shortened) as the message of an incident it opens.
     pub message: String,
 }

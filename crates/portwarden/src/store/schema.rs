@@ -26,7 +26,7 @@ const MIGRATIONS: &[&str] = &[
         detail_from_state INTEGER NOT NULL,
         open_incident_ms INTEGER
     );
-    -- probe::Reason names, stored once.
+    -- portwarden_probe::Reason names, stored once.
     CREATE TABLE reasons (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE
@@ -112,7 +112,7 @@ const MIGRATIONS: &[&str] = &[
     // 2: notifications (see `outbox.rs`).
     "
     -- One row per notification per notifier until it is delivered; `seq` is the delivery
-    -- order, `body` the JSON of notify::Notification, `state` pending or failing.
+    -- order, `body` the JSON of portwarden_notify::Notification, `state` pending or failing.
     CREATE TABLE outbox (
         seq INTEGER PRIMARY KEY,
         notifier TEXT NOT NULL,

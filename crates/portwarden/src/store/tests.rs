@@ -30,7 +30,7 @@ fn rec(
     monitor: &str,
     at_ms: i64,
     status: Status,
-    reason: Option<probe::Reason>,
+    reason: Option<portwarden_probe::Reason>,
     ms: u64,
 ) -> CheckRecord {
     CheckRecord {
@@ -48,7 +48,7 @@ fn change(monitor: &str, at_ms: i64, from: Status, to: Status) -> TransitionReco
         at: system_time(at_ms),
         from,
         to,
-        reason: (to == Status::Down).then_some(probe::Reason::Refused),
+        reason: (to == Status::Down).then_some(portwarden_probe::Reason::Refused),
         message: format!("{} -> {}", from.as_str(), to.as_str()),
     }
 }
@@ -255,7 +255,7 @@ async fn records_then_flush_then_history_returns_them() {
     let run = Running::start(dir.path().join("state/history.db"), opts(&clock));
     for i in 0..5 {
         let (status, reason) = if i == 3 {
-            (Status::Down, Some(probe::Reason::ConnectTimeout))
+            (Status::Down, Some(portwarden_probe::Reason::ConnectTimeout))
         } else {
             (Status::Ok, None)
         };
@@ -520,7 +520,7 @@ fn a_year_of_ten_second_results_stays_under_256_kib() {
             )));
         }
         let (status, reason) = if down {
-            (Status::Down, Some(probe::Reason::Refused))
+            (Status::Down, Some(portwarden_probe::Reason::Refused))
         } else {
             (Status::Ok, None)
         };
@@ -817,7 +817,7 @@ async fn an_outage_while_the_store_cannot_open_is_written_when_it_recovers() {
         "web",
         t0 + 59_000,
         Status::Down,
-        Some(probe::Reason::Refused),
+        Some(portwarden_probe::Reason::Refused),
         1,
     ))
     .await;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use probe::{Expectation, Limits, MatchMode, Matcher, ProbeSpec, Step, Target};
+use portwarden_probe::{Expectation, Limits, MatchMode, Matcher, ProbeSpec, Step, Target};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 
-use probe::{ClientCert, Expectation, Matcher, Step, TlsClient, TlsSpec, TlsVersion, Verify};
+use portwarden_probe::{
+    ClientCert, Expectation, Matcher, Step, TlsClient, TlsSpec, TlsVersion, Verify,
+};
 use serde::Deserialize;
 
 use super::locate::{self, Seg};

@@ -15,14 +15,15 @@
 //!
 //! Translated as blackbox 0.23 runs them: `query_response` `expect` (a regex tested line by
 //! line, lines without their `\n` or `\r\n`, each entry starting after the line the entry
-//! before matched: [`probe::Matcher::Line`]),
-//! `send` (with the expect's capture groups expanded into it: [`probe::Step::SendExpanded`]),
-//! `starttls` (the connection is upgraded in place after that entry's expect and send:
-//! [`probe::Step::Tls`]), `tls`, and `tls_config` `ca_file`, `cert_file` + `key_file`,
-//! `server_name`, `insecure_skip_verify`, `min_version` / `max_version` (TLS12, TLS13).
-//! Relative file names are resolved against the working directory, as blackbox opens them.
-//! With TLS the gauges include `probe_ssl_last_chain_info` (leaf SHA-256, subject and issuer
-//! as Go writes them, DNS names) and the last chain expiry over the verified chains.
+//! before matched: [`portwarden_probe::Matcher::Line`]),
+//! `send` (with the expect's capture groups expanded into it:
+//! [`portwarden_probe::Step::SendExpanded`]), `starttls` (the connection is upgraded in place
+//! after that entry's expect and send: [`portwarden_probe::Step::Tls`]), `tls`, and `tls_config`
+//! `ca_file`, `cert_file` + `key_file`, `server_name`, `insecure_skip_verify`, `min_version` /
+//! `max_version` (TLS12, TLS13). Relative file names are resolved against the working directory,
+//! as blackbox opens them. With TLS the gauges include `probe_ssl_last_chain_info` (leaf SHA-256,
+//! subject and issuer as Go writes them, DNS names) and the last chain expiry over the verified
+//! chains.
 //!
 //! Refused at load, one warning per problem naming the module, the key and its line, the
 //! module then answering 400 while the others run: keys 0.23 does not know (it refuses the
@@ -49,7 +50,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use probe::{Family, Host, ProbeSpec, Target, TlsClient};
+use portwarden_probe::{Family, Host, ProbeSpec, Target, TlsClient};
 
 use crate::config::ProbeModule;
 

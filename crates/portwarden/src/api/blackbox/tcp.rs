@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use probe::{DialogEvent, ExpectEnd, Family, Host, Probe, Target};
+use portwarden_probe::{DialogEvent, ExpectEnd, Family, Host, Probe, Target};
 
 use super::exposition::{Outcome, TlsGauges};
 use super::TcpModule;
@@ -102,7 +102,10 @@ pub(super) async fn run(
     out.note(|| message);
     // A warning (a native module's response-time or certificate-age threshold) still
     // answered correctly: blackbox has no warning state, so it counts as success.
-    out.success = matches!(result.state, probe::State::Ok | probe::State::Warning);
+    out.success = matches!(
+        result.state,
+        portwarden_probe::State::Ok | portwarden_probe::State::Warning
+    );
     // Set only when the answer itself proved an expectation wrong: blackbox's line reader
     // reached the end of the connection without a matching line (or a native module's
     // matcher decided the data can no longer match); a deadline, a reset or a TLS failure

@@ -21,7 +21,7 @@ mod tls;
 use std::ffi::OsString;
 use std::path::Path;
 
-use probe::State;
+use portwarden_probe::State;
 
 /// The options every reproduced plugin ends with.
 #[derive(Debug, clap::Args)]
@@ -192,7 +192,7 @@ impl Plugin {
             "smtp" => Some(Plugin::Smtp),
             "ssh" => Some(Plugin::Ssh),
             n if NOT_REPRODUCED.contains(&n) => Some(Plugin::NotReproduced(name)),
-            n if probe::presets::find(n).is_some() => Some(Plugin::Preset(name)),
+            n if portwarden_probe::presets::find(n).is_some() => Some(Plugin::Preset(name)),
             _ => None,
         }
     }

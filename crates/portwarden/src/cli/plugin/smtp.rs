@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use probe::State;
+use portwarden_probe::State;
 
 use super::net::{self, Conn, ConnectError, Family, IoError};
 use super::tls::{self, CertDays};
@@ -144,7 +144,7 @@ pub(super) fn run(args: Vec<OsString>) -> i32 {
         .clone()
         .or_else(|| a.tail.positional.first().cloned())
         .unwrap_or_else(|| "127.0.0.1".into());
-    if probe::Host::parse(&host).is_err() {
+    if portwarden_probe::Host::parse(&host).is_err() {
         println!("check_smtp: Invalid hostname/address - {host}");
         return State::Unknown.exit_code();
     }

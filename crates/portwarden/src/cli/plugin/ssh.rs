@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use probe::State;
+use portwarden_probe::State;
 
 use super::net::{self, ConnectError, Family, IoError};
 
@@ -78,11 +78,11 @@ pub(super) fn run(args: Vec<OsString>) -> i32 {
     let host = match a.hostname.clone() {
         Some(h) => h,
         None => match rest.next() {
-            Some(h) if probe::Host::parse(h).is_ok() => h.clone(),
+            Some(h) if portwarden_probe::Host::parse(h).is_ok() => h.clone(),
             _ => return usage(),
         },
     };
-    if probe::Host::parse(&host).is_err() {
+    if portwarden_probe::Host::parse(&host).is_err() {
         println!("check_ssh: Invalid hostname/address - {host}");
         return State::Unknown.exit_code();
     }

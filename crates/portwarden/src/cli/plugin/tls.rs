@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use probe::{AcceptAnyCertificate, State};
+use portwarden_probe::{AcceptAnyCertificate, State};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection};
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use probe::{CertDays, Family, Thresholds};
+use portwarden_probe::{CertDays, Family, Thresholds};
 use toml::Spanned;
 
 use super::heal::heal_limits;

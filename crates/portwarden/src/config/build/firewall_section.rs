@@ -30,10 +30,10 @@ pub(super) fn firewall_settings(
     if let Some(name) = &f.backend {
         match name.get_ref().as_str() {
             "auto" => {}
-            other => match firewall::BackendKind::from_name(other) {
+            other => match portwarden_firewall::BackendKind::from_name(other) {
                 Some(kind) => out.backend = Some(kind),
                 None => {
-                    let names = firewall::BackendKind::ALL.map(|k| k.name());
+                    let names = portwarden_firewall::BackendKind::ALL.map(|k| k.name());
                     let hint = crate::config::parse::suggest(other, names.iter().copied())
                         .map(|s| format!("did you mean {s:?}? "))
                         .unwrap_or_default();
@@ -52,7 +52,7 @@ pub(super) fn firewall_settings(
     if let Some(list) = &f.require {
         out.policy.require.clear();
         for (i, item) in list.get_ref().iter().enumerate() {
-            match item.get_ref().parse::<firewall::Requirement>() {
+            match item.get_ref().parse::<portwarden_firewall::Requirement>() {
                 Ok(r) if !out.policy.require.contains(&r) => out.policy.require.push(r),
                 Ok(_) => {}
                 Err(e) => issues.add(item.span(), format!("require[{i}]"), e),
@@ -61,7 +61,7 @@ pub(super) fn firewall_settings(
     }
     if let Some(list) = &f.rules {
         for (i, item) in list.get_ref().iter().enumerate() {
-            match item.get_ref().parse::<firewall::RequiredRule>() {
+            match item.get_ref().parse::<portwarden_firewall::RequiredRule>() {
                 Ok(r) => out.policy.rules.push(r),
                 Err(e) => issues.add(item.span(), format!("rules[{i}]"), e),
             }

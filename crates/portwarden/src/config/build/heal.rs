@@ -98,20 +98,21 @@ pub(super) fn heal_steps(
             );
             continue;
         }
-        let action =
-            match <act::ActionSpec as serde::Deserialize>::deserialize(toml::Value::Table(table)) {
-                Ok(a) => a,
-                Err(e) => {
-                    issues.add(
-                        list.span(),
-                        path.clone(),
-                        e.message()
-                            .replace("unknown variant", "unknown action type"),
-                    );
-                    continue;
-                }
-            };
-        if let Err(e) = act::validate(&action) {
+        let action = match <portwarden_act::ActionSpec as serde::Deserialize>::deserialize(
+            toml::Value::Table(table),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                issues.add(
+                    list.span(),
+                    path.clone(),
+                    e.message()
+                        .replace("unknown variant", "unknown action type"),
+                );
+                continue;
+            }
+        };
+        if let Err(e) = portwarden_act::validate(&action) {
             issues.add(list.span(), path.clone(), e);
             continue;
         }

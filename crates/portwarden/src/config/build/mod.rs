@@ -1,9 +1,9 @@
 //! From typed sections to what the daemon runs: checks every value (all problems, each with
 //! its place), applies `[defaults]` and the built-in defaults, and builds a prepared
-//! [`probe::Probe`] and a [`Monitor`](crate::monitor::Monitor) for each `[[monitor]]`.
+//! [`portwarden_probe::Probe`] and a [`Monitor`](crate::monitor::Monitor) for each `[[monitor]]`.
 //!
-//! Checking is pure; only the last step, [`Probe::new`](probe::Probe::new), touches files
-//! (CA and client certificates), and only for monitors that passed every other check.
+//! Checking is pure; only the last step, [`Probe::new`](portwarden_probe::Probe::new), touches
+//! files (CA and client certificates), and only for monitors that passed every other check.
 //!
 //! [`assemble`] takes `[daemon]`, `[[notifier]]`, `[defaults]`, each `[[monitor]]`,
 //! `[firewall]` and `[[probe_module]]`, in that order; each problem is collected as an

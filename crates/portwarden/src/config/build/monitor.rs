@@ -9,9 +9,9 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use probe::presets::{self, Preset};
-use probe::{Family, Host, Probe, ProbeSpec, SpecError, State, Step, Target};
-use sockets::owner::ExpectedOwner;
+use portwarden_probe::presets::{self, Preset};
+use portwarden_probe::{Family, Host, Probe, ProbeSpec, SpecError, State, Step, Target};
+use portwarden_sockets::owner::ExpectedOwner;
 use toml::Spanned;
 
 use super::defaults::Defaults;
@@ -398,7 +398,7 @@ fn timing(m: &MonitorSection, d: &Defaults, spec: &mut ProbeSpec, issues: &mut I
     let max_bytes = count(&m.max_bytes, "max_bytes", 1, MAX_BYTES, issues)
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(d.max_bytes);
-    spec.limits = probe::Limits {
+    spec.limits = portwarden_probe::Limits {
         connect_timeout,
         deadline: timeout,
         idle_timeout,
@@ -611,7 +611,7 @@ fn target(
     preset_known: bool,
     issues: &mut Issues,
 ) -> Option<Target> {
-    use probe::target::TargetError;
+    use portwarden_probe::target::TargetError;
     match Target::parse_with_default(t.get_ref(), preset.map(|p| p.default_port)) {
         Ok(target) => Some(target),
         // An unknown protocol is reported already; its default port is what is missing.

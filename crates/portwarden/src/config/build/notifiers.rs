@@ -109,9 +109,9 @@ fn notifier_config(
     let group_window = duration("group_window");
     let group_wait = duration("group_wait");
     table.insert("type".into(), toml::Value::String(kind.get_ref().clone()));
-    let spec = match <notify::NotifierSpec as serde::Deserialize>::deserialize(toml::Value::Table(
-        table,
-    )) {
+    let spec = match <portwarden_notify::NotifierSpec as serde::Deserialize>::deserialize(
+        toml::Value::Table(table),
+    ) {
         Ok(spec) => spec,
         Err(e) => {
             // serde's own words name the key and list the valid ones ("unknown field `colour`,
@@ -130,7 +130,7 @@ fn notifier_config(
             return None;
         }
     };
-    if let Err(e) = notify::Notifier::new(name, spec.clone()) {
+    if let Err(e) = portwarden_notify::Notifier::new(name, spec.clone()) {
         issues.add(kind.span(), "", e);
         return None;
     }

@@ -4,9 +4,9 @@
 use std::ops::Range;
 use std::path::Path;
 
-use probe::escape::parse_hex;
-use probe::presets::{self, Preset};
-use probe::{
+use portwarden_probe::escape::parse_hex;
+use portwarden_probe::presets::{self, Preset};
+use portwarden_probe::{
     CertDays, ClientCert, Expectation, MatchMode, Matcher, ProbeSpec, StartTls, State, Step,
     Thresholds, Verify,
 };

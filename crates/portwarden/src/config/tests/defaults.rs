@@ -54,7 +54,7 @@ must_be_closed = false
     assert_eq!(s.limits.connect_timeout, Duration::from_secs(1));
     assert_eq!(s.limits.idle_timeout, Duration::from_millis(500));
     assert_eq!(s.limits.max_bytes, 1024);
-    assert_eq!(s.family, probe::Family::V4);
+    assert_eq!(s.family, portwarden_probe::Family::V4);
     assert_eq!(a.policy.fail_after, 5);
     assert_eq!(a.policy.recover_after, 4);
     assert_eq!(a.policy.window, Some(10));
@@ -64,7 +64,7 @@ must_be_closed = false
     assert_eq!(s.response_time.critical, Some(Duration::from_secs(1)));
     assert_eq!(
         s.tls.cert_days,
-        Some(probe::CertDays {
+        Some(portwarden_probe::CertDays {
             warning: 14,
             critical: 7
         })
@@ -79,7 +79,7 @@ must_be_closed = false
         Duration::from_secs(1),
         "from [defaults]"
     );
-    assert_eq!(s.family, probe::Family::Any);
+    assert_eq!(s.family, portwarden_probe::Family::Any);
     assert_eq!(b.policy.fail_after, 1);
     assert_eq!(b.policy.window, Some(3));
     assert!(b.notify.is_empty());

@@ -91,8 +91,8 @@ fn design_sketch_loads() {
     assert_eq!(
         c.firewall.policy.require,
         vec![
-            firewall::Requirement::Enabled,
-            firewall::Requirement::InboundDefaultDeny
+            portwarden_firewall::Requirement::Enabled,
+            portwarden_firewall::Requirement::InboundDefaultDeny
         ]
     );
     assert_eq!(c.firewall.notify, vec!["ops-mail".to_string()]);

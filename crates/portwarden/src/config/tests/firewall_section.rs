@@ -9,7 +9,7 @@ fn firewall_section_defaults_and_every_option() {
     assert_eq!(none.firewall.on_violation, None);
     assert_eq!(
         none.firewall.policy.require,
-        vec![firewall::Requirement::Enabled]
+        vec![portwarden_firewall::Requirement::Enabled]
     );
     assert_eq!(none.firewall.verify_every, Duration::from_secs(30));
     let c = ok(r#"
@@ -26,7 +26,7 @@ watch = false
 max_repairs_per_hour = 2
 "#);
     let f = &c.firewall;
-    assert_eq!(f.backend, Some(firewall::BackendKind::Nftables));
+    assert_eq!(f.backend, Some(portwarden_firewall::BackendKind::Nftables));
     assert_eq!(f.policy.rules.len(), 2);
     assert_eq!(
         f.policy.rules[0].to_string(),

@@ -21,7 +21,7 @@ mod reporting;
 
 use std::time::Duration;
 
-use probe::{MatchMode, Matcher, StartTls, State, Step, Verify};
+use portwarden_probe::{MatchMode, Matcher, StartTls, State, Step, Verify};
 
 use super::*;
 

@@ -30,7 +30,9 @@ fn bad_owner_is_pinned() {
     let c = ok("[[monitor]]\nname = \"a\"\ntarget = \"h:1\"\nowner = \"unit:nginx\"\n");
     assert_eq!(
         c.monitors[0].owner,
-        Some(sockets::owner::ExpectedOwner::Unit("nginx.service".into()))
+        Some(portwarden_sockets::owner::ExpectedOwner::Unit(
+            "nginx.service".into()
+        ))
     );
 }
 

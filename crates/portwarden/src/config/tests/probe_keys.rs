@@ -58,7 +58,7 @@ protocol = "imaps"
     assert_eq!(mail.tls.verify, Verify::Insecure);
     assert_eq!(
         mail.tls.cert_days,
-        Some(probe::CertDays {
+        Some(portwarden_probe::CertDays {
             warning: 20,
             critical: 5
         })
@@ -71,7 +71,7 @@ protocol = "imaps"
 
 #[test]
 fn every_preset_loads_with_its_default_port() {
-    for preset in probe::presets::ALL {
+    for preset in portwarden_probe::presets::ALL {
         let c = ok(&format!(
             "[[monitor]]\nname = \"m\"\ntarget = \"127.0.0.1\"\nprotocol = \"{}\"\n",
             preset.name.to_ascii_uppercase()
