@@ -167,7 +167,7 @@ pub enum OnViolation {
 }
 
 /// A `[[notifier]]`: its name, the dispatcher's settings, and the notifier's own (checked by
-/// the `notify` crate's types).
+/// the `portwarden-notify` crate's types).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifierConfig {
     pub name: String,

@@ -17,7 +17,7 @@
 //!
 //! - [`engine`]: the verify / repair decisions and the loop that triggers them, over the small
 //!   [`engine::Firewall`] trait (inspect, enable, restore), so tests drive it with a fake.
-//! - [`world`]: that trait implemented with the `firewall` crate and its command runner.
+//! - [`world`]: that trait implemented with the `portwarden-firewall` crate and its command runner.
 //! - [`pause`]: the maintenance pause file, written by `portwarden firewall pause`.
 //! - [`status`]: what the guard shows of itself.
 //! - `tests`: the verify / repair loop against a fake firewall.

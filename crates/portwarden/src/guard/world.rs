@@ -1,5 +1,5 @@
-//! The guard's firewall on this host: the `firewall` crate's backend, run through its command
-//! runner (explicit argv, timeouts, capped output).
+//! The guard's firewall on this host: the `portwarden-firewall` crate's backend, run through its
+//! command runner (explicit argv, timeouts, capped output).
 
 use std::future::Future;
 

@@ -74,7 +74,7 @@ pub trait Monitors: Send + Sync + 'static {
     fn record(&self, row: ActionRecord) -> impl Future<Output = ()> + Send;
 }
 
-/// What runs actions: the `act` crate, or scripted fakes in tests.
+/// What runs actions: the `portwarden-act` crate, or scripted fakes in tests.
 pub trait Runner: Send + Sync + 'static {
     /// One bounded attempt.
     fn run(

@@ -6,7 +6,7 @@
 //! failing monitor, one action at a time each, a global cap on actions at once) → the
 //! monitor's ladder of `on_down` steps ([`ladder`]) under its limits ([`limits`]: at most
 //! `max_actions` within `window`, `cooldown` between two, everything forgotten after
-//! `reset_after` of health) → the `act` crate runs the action → the engine asks the
+//! `reset_after` of health) → the `portwarden-act` crate runs the action → the engine asks the
 //! [`crate::schedule::Scheduler`] for re-checks within the step's `grace` → every attempt goes
 //! into the store's `actions` table and out as an event (`action_taken`, `action_failed`,
 //! `gave_up`, `reboot_pending`), which the notification dispatcher turns into messages

@@ -1,5 +1,6 @@
 //! The engine's view of the running daemon: monitors and their checks from the
-//! [`Scheduler`], silences and the record from the [`Store`], actions from the `act` crate.
+//! [`Scheduler`], silences and the record from the [`Store`], actions from the `portwarden-act`
+//! crate.
 
 use std::path::Path;
 use std::sync::{Arc, Weak};

@@ -68,7 +68,7 @@ impl Deliver for portwarden_notify::Notifier {
 /// Builds a notifier from its config.
 pub type Build = Arc<dyn Fn(&NotifierConfig) -> Result<Arc<dyn Deliver>, String> + Send + Sync>;
 
-/// The real notifiers of the `notify` crate.
+/// The real notifiers of the `portwarden-notify` crate.
 pub fn build_notifier(config: &NotifierConfig) -> Result<Arc<dyn Deliver>, String> {
     portwarden_notify::Notifier::new(&config.name, config.spec.clone())
         .map(|n| Arc::new(n) as Arc<dyn Deliver>)

@@ -7,7 +7,7 @@
 //! the store before anything is sent → [`dispatch`] (one lane per notifier: strict order, one
 //! attempt at a time, retries with backoff across restarts, reminders while a monitor stays
 //! down) → [`plan`] decides when a lane sends and which rows go together (storm grouping) →
-//! the `notify` crate's senders. Delivered rows leave the outbox for the delivery log
+//! the `portwarden-notify` crate's senders. Delivered rows leave the outbox for the delivery log
 //! (`GET /api/v1/notifications`).
 
 pub mod dispatch;

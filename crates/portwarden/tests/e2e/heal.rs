@@ -15,8 +15,8 @@
 //!   outcome recorded, nothing rebooted; and `portwarden reboot cancel` stops a pending one.
 //!
 //! Every config has `[firewall] guard = false`: these daemons run in the machine's own
-//! namespace. Reboots are dry runs, and the daemon also gets the `act` crate's safety net
-//! (`PORTWARDEN_TEST_NO_HOST_REBOOT=1`).
+//! namespace. Reboots are dry runs, and the daemon also gets the `portwarden-act` crate's safety
+//! net (`PORTWARDEN_TEST_NO_HOST_REBOOT=1`).
 
 use crate::support;
 

@@ -1,5 +1,5 @@
 //! Self-healing: `on_down` into the heal ladder's steps (the engine's keys taken out, the
-//! rest checked by the `act` crate), and the ladder's limits over `[defaults]`.
+//! rest checked by the `portwarden-act` crate), and the ladder's limits over `[defaults]`.
 
 use std::time::Duration;
 
@@ -31,7 +31,8 @@ pub(super) fn heal_limits(
 }
 
 /// `on_down` into ladder steps: the engine's keys (`attempts`, `grace`,
-/// `after_failed_restarts`) are taken out, the rest is the `act` crate's action, checked by it.
+/// `after_failed_restarts`) are taken out, the rest is the `portwarden-act` crate's action,
+/// checked by it.
 pub(super) fn heal_steps(
     list: &Spanned<Vec<toml::Table>>,
     issues: &mut Issues,

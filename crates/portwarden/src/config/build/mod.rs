@@ -10,8 +10,8 @@
 //! [`Issue`] with its key path and reported with its section's place. The modules:
 //!
 //! - [`daemon`]: `[daemon]` into [`DaemonSettings`];
-//! - [`notifiers`]: `[[notifier]]`s into the `notify` crate's specs, and every `notify` list
-//!   checked against their names;
+//! - [`notifiers`]: `[[notifier]]`s into the `portwarden-notify` crate's specs, and every
+//!   `notify` list checked against their names;
 //! - [`defaults`]: `[defaults]` over the built-in defaults;
 //! - [`monitor`]: each `[[monitor]]` into a [`Monitor`], step by step (name, protocol,
 //!   target, probe dialog, TLS, timing, owner, policy, notify, heal ladder);

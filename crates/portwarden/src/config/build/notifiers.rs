@@ -1,5 +1,5 @@
-//! `[[notifier]]`s into the `notify` crate's specs (names unique, the dispatcher's own keys
-//! taken out first), and every `notify = [...]` list checked against their names.
+//! `[[notifier]]`s into the `portwarden-notify` crate's specs (names unique, the dispatcher's own
+//! keys taken out first), and every `notify = [...]` list checked against their names.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -76,7 +76,7 @@ pub(super) fn check_notifiers(
     out
 }
 
-/// The notifier's own keys into the `notify` crate's types; the dispatcher's keys
+/// The notifier's own keys into the `portwarden-notify` crate's types; the dispatcher's keys
 /// (`remind_every`, `group_window`, `group_wait`) are taken out first.
 fn notifier_config(
     name: &str,
