@@ -1,5 +1,8 @@
 //! `exec` with real scripts written to a temporary directory.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test file: its helpers outside #[test] may unwrap too (STYLE.md)"
+)]
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;

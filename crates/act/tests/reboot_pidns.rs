@@ -1,7 +1,6 @@
 //! The real reboot path, made harmless: `reboot(2)` issued by the init of a private PID
 //! namespace (`unshare -p -f --mount-proc`) only ends that namespace. And the safety net: with
 //! `PORTWARDEN_TEST_NO_HOST_REBOOT=1`, a reboot in the host's PID namespace is refused.
-#![allow(clippy::unwrap_used)]
 #![cfg(target_os = "linux")]
 
 use std::path::PathBuf;

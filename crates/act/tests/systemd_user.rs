@@ -4,7 +4,10 @@
 //! socket live in a temporary directory under /tmp, which this process reaches directly.
 //! Nothing of the host's systemd or buses is touched. Without the privileges or the programs
 //! this needs, the test fails under `CI=true` and says SKIPPED loudly otherwise.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test file: its helpers outside #[test] may unwrap too (STYLE.md)"
+)]
 #![cfg(target_os = "linux")]
 
 use std::path::{Path, PathBuf};

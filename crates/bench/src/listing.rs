@@ -105,7 +105,10 @@ pub fn measure(args: &MeasureArgs) -> anyhow::Result<()> {
 }
 
 /// Peak RSS of the largest child waited for, in KiB.
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "getrusage(RUSAGE_CHILDREN): no safe wrapper in std"
+)]
 fn children_peak_rss_kib() -> u64 {
     // SAFETY: getrusage only writes into the zeroed struct we own; RUSAGE_CHILDREN is valid.
     let usage = unsafe {

@@ -1096,7 +1096,10 @@ fn prefill_store(
     Ok(prefill)
 }
 
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "pre_exec: the daemon gets SIGTERM when the harness dies"
+)]
 pub(crate) fn spawn_daemon(portwarden: &Path, config: &Path, log: File) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(portwarden);

@@ -2,8 +2,6 @@
 //! namespaces: a private `/run` (its own system bus from `dbus-daemon --system`) and a private
 //! copy of `/etc/firewalld`, so nothing of the host's firewalld, bus or config is touched.
 
-#![allow(clippy::unwrap_used)] // a test file; helpers outside #[test] may unwrap too
-
 mod common;
 
 use std::path::{Path, PathBuf};

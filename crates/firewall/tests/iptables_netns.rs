@@ -1,7 +1,10 @@
 //! iptables (nf_tables and legacy backends) against the real tools, each run in its own network
 //! namespace: inspect, snapshot, three kinds of tampering, restore.
 
-#![allow(clippy::unwrap_used)] // a test file; helpers outside #[test] may unwrap too
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test file; helpers outside #[test] may unwrap too"
+)]
 
 mod common;
 

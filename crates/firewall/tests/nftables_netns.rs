@@ -2,7 +2,10 @@
 //! inspect, snapshot, three kinds of tampering, restore next to other tools' tables, a refused
 //! corrupt baseline, and the change watch.
 
-#![allow(clippy::unwrap_used)] // a test file; helpers outside #[test] may unwrap too
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test file; helpers outside #[test] may unwrap too"
+)]
 
 mod common;
 

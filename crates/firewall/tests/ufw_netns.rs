@@ -2,7 +2,10 @@
 //! copies of `/etc/ufw` and `/etc/default/ufw` and a tmpfs `/run` hide the host's: ufw writes
 //! its configuration, and the host's must never change.
 
-#![allow(clippy::unwrap_used)] // a test file; helpers outside #[test] may unwrap too
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test file; helpers outside #[test] may unwrap too"
+)]
 
 mod common;
 

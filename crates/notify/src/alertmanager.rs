@@ -200,7 +200,10 @@ impl AlertmanagerNotifier {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one alert is built from the notification and one item's fields"
+    )]
     fn alert(
         &self,
         n: &Notification,

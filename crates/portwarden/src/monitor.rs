@@ -59,7 +59,6 @@ pub struct Monitor {
     pub interval: Duration,
     pub policy: Policy,
     /// Notifier names (used by the notification issue).
-    #[allow(dead_code)]
     pub notify: Vec<String>,
     pub tags: Vec<String>,
     /// What to do when it goes DOWN (`on_down`), and the limits around it.

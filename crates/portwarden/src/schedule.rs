@@ -237,7 +237,6 @@ struct Shared {
 struct Slot {
     monitor: Arc<Monitor>,
     view: Arc<Mutex<MonitorView>>,
-    #[allow(dead_code)]
     control: Arc<ControlCell>,
     cancel: CancellationToken,
 }
@@ -440,7 +439,6 @@ impl Scheduler {
     }
 
     /// Sends an operator command; `false` if there is no such monitor.
-    #[allow(dead_code)]
     pub fn control(&self, name: &str, command: Control) -> bool {
         let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
         match slots.get(name) {

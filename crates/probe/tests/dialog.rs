@@ -4,7 +4,10 @@
 
 // Helpers and server closures are not `#[test]` functions, but a panic there is the
 // test's failure report all the same.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test file: its helpers outside #[test] may unwrap too (STYLE.md)"
+)]
 
 mod common;
 

@@ -3,7 +3,7 @@
 //! machine's. Root (CAP_NET_ADMIN) is required; without it a test fails loudly under `CI=true`
 //! and says why otherwise.
 
-#![allow(dead_code)] // each test file uses part of it
+#![allow(dead_code, reason = "each test file uses part of it")]
 
 use std::future::Future;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Shared by the integration tests: sample notifications, a recording HTTP receiver on
 //! 127.0.0.1, and the rule for missing tools (FAIL under `CI=true`, loud SKIPPED otherwise).
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses part of it")]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -281,7 +281,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

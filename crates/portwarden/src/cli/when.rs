@@ -61,7 +61,7 @@ fn local_offset_secs(unix_secs: i64) -> i64 {
     }
     #[allow(
         clippy::useless_conversion,
-        reason = "c_long is 32 bits on some targets"
+        reason = "c_long is 64 bits here, 32 bits on some targets"
     )]
     i64::from(tm.tm_gmtoff)
 }

@@ -66,13 +66,19 @@ impl ConfigErrors {
     }
 
     /// Never true for an error returned by [`super::load`]; here for clippy's `len_without_is_empty`.
-    #[allow(dead_code)] // pairs with len()
+    #[expect(dead_code, reason = "pairs with len()")]
     pub fn is_empty(&self) -> bool {
         self.problems.is_empty()
     }
 
     /// Whether the only problem is that the config path does not exist.
-    #[allow(dead_code)] // for callers that fall back when the file is missing
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "for callers that fall back when the file is missing; tests use it"
+        )
+    )]
     pub fn is_not_found(&self) -> bool {
         self.not_found
     }

@@ -49,7 +49,6 @@ pub struct Config {
     pub unchanged: Vec<String>,
     /// `[[probe_module]]`s, served by `/probe?module=NAME`.
     pub probe_modules: Vec<ProbeModule>,
-    #[allow(dead_code)] // read by the notification, firewall and action issues
     pub notifiers: Vec<NotifierConfig>,
     /// `[firewall]`, or its defaults when absent.
     pub firewall: FirewallSettings,
@@ -133,7 +132,6 @@ pub struct FirewallSettings {
     pub verify_every: std::time::Duration,
     pub watch: bool,
     pub max_repairs_per_hour: u32,
-    #[allow(dead_code)] // read by the notification issue
     pub notify: Vec<String>,
 }
 

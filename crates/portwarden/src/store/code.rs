@@ -52,7 +52,13 @@ pub(crate) fn counts_as_down(code: i64) -> bool {
 }
 
 /// Parses the lowercase name of a state ([`Status::as_str`]).
-#[allow(dead_code)] // the inverse of status codes, kept with them
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the inverse of status codes, kept with them; tests use it"
+    )
+)]
 pub(crate) fn parse_status(name: &str) -> Option<Status> {
     [
         Status::Unknown,

@@ -57,15 +57,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use actions::{read_file as read_actions, ActionRecord};
 pub use error::StoreError;
-pub use incidents::{Incident, IncidentQuery};
-// The API names these when it builds responses; until then nothing outside does.
-#[allow(unused_imports)]
 pub use health::{StoreHealth, StoreState};
+pub use incidents::{Incident, IncidentQuery};
 pub use outbox::{
     kind_name, Carried, Delivered, NotifierQueue, OutboxRow, Reminded, ReminderMark, RowState,
     RowUpdate, Silence, SilenceFile,
 };
-#[allow(unused_imports)]
+#[expect(
+    unused_imports,
+    reason = "the store's query types, named by its tests only"
+)]
 pub use query::{HistoryIncident, HistoryResult, MonitorHistory, StoreStats, Uptime};
 pub use record::{CheckRecord, TransitionRecord};
 
@@ -152,7 +153,7 @@ impl Store {
     /// Waits until everything queued so far is committed, rollups of the current buckets
     /// included (a barrier for tests; at shutdown the task drains by itself). Returns at once
     /// if the task is gone.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(not(test), expect(dead_code, reason = "a barrier for tests"))]
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {

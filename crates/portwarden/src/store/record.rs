@@ -24,7 +24,10 @@ pub struct TransitionRecord {
     pub monitor: Arc<str>,
     pub at: SystemTime,
     /// The state before; informational (the store knows it from the previous change).
-    #[allow(dead_code)]
+    #[expect(
+        dead_code,
+        reason = "informational: the store knows it from the previous change"
+    )]
     pub from: Status,
     pub to: Status,
     /// The reason of the result that caused the change.

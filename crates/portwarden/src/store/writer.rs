@@ -26,7 +26,6 @@ pub(crate) enum Msg {
     Record(CheckRecord),
     Transition(TransitionRecord),
     /// Answered once everything queued before it is committed (or dropped, while failed).
-    #[cfg_attr(not(test), allow(dead_code))]
     Flush(oneshot::Sender<()>),
     /// A change to the notification outbox, answered once committed (or with why not).
     Outbox(super::outbox::OutboxOp, oneshot::Sender<Result<(), String>>),

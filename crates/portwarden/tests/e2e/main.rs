@@ -8,7 +8,10 @@
 //! id (a tag is used once in the whole binary), ports come from [`support::free_port`] or
 //! port 0, and nothing sets the process's environment.
 
-#![allow(clippy::unwrap_used)] // tests and their helpers may unwrap (STYLE.md)
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests and their helpers may unwrap (STYLE.md)"
+)]
 
 mod support;
 

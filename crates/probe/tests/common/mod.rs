@@ -6,7 +6,11 @@
 
 // Each test binary uses its own subset of these helpers, and a helper that cannot set up
 // its server should fail the test on the spot: a panic is the report.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "each test file uses part of it; test helpers may unwrap (STYLE.md)"
+)]
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

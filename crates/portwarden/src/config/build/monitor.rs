@@ -567,7 +567,7 @@ fn prepared_probe(
 /// The canonical rendering of a monitor: everything that decides what it does, after
 /// defaults and presets were applied.
 #[derive(Debug)]
-#[allow(dead_code)] // read through Debug only
+#[expect(dead_code, reason = "read through Debug only")]
 struct Definition<'a> {
     name: &'a str,
     spec: &'a ProbeSpec,
