@@ -6,10 +6,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::checker::{echo, normalise, run, Outcome};
 use crate::support::{closed_port, serve, silent};
 
 const CHECK_TCP: &str = "/usr/lib/nagios/plugins/check_tcp";
@@ -28,34 +28,7 @@ fn multi_line(mut c: TcpStream) {
     thread::sleep(Duration::from_secs(3));
 }
 
-fn echo(mut c: TcpStream) {
-    let mut buf = [0u8; 256];
-    if let Ok(n) = c.read(&mut buf) {
-        let _ = c.write_all(&buf[..n]);
-    }
-    thread::sleep(Duration::from_secs(3));
-}
-
 fn close_at_once(_c: TcpStream) {}
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    elapsed: Duration,
-}
-
-fn run(program: &str, args: &[&str]) -> Outcome {
-    let started = Instant::now();
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .expect("run checker");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
-        elapsed: started.elapsed(),
-    }
-}
 
 fn ours(args: &[&str]) -> Outcome {
     let mut full = vec!["check", "tcp"];
@@ -73,31 +46,6 @@ fn theirs(args: &[&str]) -> Option<Outcome> {
         return None;
     }
     Some(run(CHECK_TCP, args))
-}
-
-/// Replaces measured times (`0.001 second`, `time=0.000829s`) so lines compare.
-fn normalise(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        out.push_str(&rest[..digits]);
-        rest = &rest[digits..];
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number = &rest[..number_len];
-        rest = &rest[number_len..];
-        let is_time = out.ends_with("time=") || rest.starts_with(" second");
-        out.push_str(if is_time && number.contains('.') {
-            "T"
-        } else {
-            number
-        });
-    }
-    out
 }
 
 /// Both checkers on the same arguments must agree on exit code and (normalised) output.

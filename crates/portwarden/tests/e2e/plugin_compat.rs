@@ -5,6 +5,7 @@
 //! docs/check_tcp.md lists what still differs.
 
 use crate::support;
+use crate::support::checker::{echo, normalise, run};
 use crate::support::{closed_port, serve, silent};
 
 use std::io::{BufRead, BufReader, Write};
@@ -40,23 +41,6 @@ fn links() -> PathBuf {
     dir
 }
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-}
-
-fn run(program: &Path, args: &[&str]) -> Outcome {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the checker");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
-    }
-}
-
 /// The real plugin, or `None` (the test skips) when monitoring-plugins is missing; under
 /// CI that is a failure.
 fn real(plugin: &str) -> Option<PathBuf> {
@@ -73,37 +57,11 @@ fn real(plugin: &str) -> Option<PathBuf> {
     None
 }
 
-/// Replaces measured times (`0.016 sec.`, `0.001 second`, `time=0.016488s`) with `T`.
-fn normalise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        out.push_str(&rest[..digits]);
-        rest = &rest[digits..];
-        let len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number = &rest[..len];
-        rest = &rest[len..];
-        let is_time =
-            out.ends_with("time=") || rest.starts_with(" sec") || rest.starts_with(" second");
-        out.push_str(if is_time && number.contains('.') {
-            "T"
-        } else {
-            number
-        });
-    }
-    out
-}
-
 /// The real `plugin` and our link of the same name agree on exit code and output.
 fn assert_same(links: &Path, plugin: &str, args: &[&str]) {
     let Some(theirs) = real(plugin) else { return };
     let t = run(&theirs, args);
-    let o = run(&links.join(plugin), args);
+    let o = run(links.join(plugin), args);
     assert_eq!(
         (o.code, normalise(&o.stdout)),
         (t.code, normalise(&t.stdout)),
@@ -244,16 +202,6 @@ fn smtp_banner(mut c: TcpStream) {
 }
 
 /// Echoes the first read back, then waits.
-fn echo(mut c: TcpStream) {
-    use std::io::Read;
-    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut buf = [0u8; 512];
-    if let Ok(n) = c.read(&mut buf) {
-        let _ = c.write_all(&buf[..n]);
-    }
-    thread::sleep(Duration::from_secs(3));
-}
-
 /// Answers like an XMPP server: an XML declaration and a stream header, then keeps the
 /// stream open until the client closes it. Closing at once raced the real check_jabber's
 /// closing `</stream:stream>`: written into a reset connection, it died of SIGPIPE.
@@ -366,7 +314,7 @@ fn check_smtp_matches_the_plugin_on_failures() {
             return;
         };
         let t = run(&theirs, args);
-        let o = run(&links.join("check_smtp"), args);
+        let o = run(links.join("check_smtp"), args);
         assert_eq!((o.code, t.code), (3, 3), "{args:?}: {}", o.stdout);
     }
 }
@@ -400,7 +348,7 @@ fn check_ssh_matches_the_plugin() {
             &["-H", "127.0.0.1", "-p", &port, "-r", "nope"],
         );
         // The exact software version passes -r.
-        let ok = run(&links.join("check_ssh"), &h);
+        let ok = run(links.join("check_ssh"), &h);
         let software = ok
             .stdout
             .strip_prefix("SSH OK - ")
@@ -423,7 +371,7 @@ fn check_ssh_matches_the_plugin() {
             return;
         };
         let t = run(&theirs, args);
-        let o = run(&links.join("check_ssh"), args);
+        let o = run(links.join("check_ssh"), args);
         assert_eq!((o.code, t.code), (3, 3), "{args:?}: {}", o.stdout);
     }
 }
@@ -457,7 +405,7 @@ fn check_tcp_links_keep_their_service_defaults() {
 #[test]
 fn plugins_of_their_own_are_refused_not_misread() {
     let links = links();
-    let o = run(&links.join("check_http"), &["-H", "127.0.0.1", "-u", "/"]);
+    let o = run(links.join("check_http"), &["-H", "127.0.0.1", "-u", "/"]);
     assert_eq!(o.code, 3, "{}", o.stdout);
     assert!(o.stdout.starts_with("HTTP UNKNOWN - "), "{}", o.stdout);
 }

@@ -6,11 +6,14 @@
 //!   ([`text`]), the time ([`now_ms`]), a child killed on drop ([`Killed`]), loopback servers
 //!   running a behaviour per connection ([`serve`], [`silent`]) and a closed port
 //!   ([`closed_port`]);
+//! - `checker.rs`: running a checker as Nagios does and normalising its times, and an echo
+//!   server ([`checker::run`], [`checker::normalise`], [`checker::echo`]);
 //! - `daemon.rs`: a running `portwarden run` ([`Daemon`]) and its config ([`write_config`]);
 //! - `netns.rs`: a network namespace of the test's own ([`Netns`]);
 //! - `small_disk.rs`: a tmpfs in a private mount namespace, to fill under a daemon
 //!   ([`SmallDisk`]).
 
+pub mod checker;
 mod daemon;
 mod netns;
 mod small_disk;
