@@ -391,10 +391,7 @@ fn zero_config_watches_the_listeners_it_finds() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(svc.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    assert_eq!(support::first_line(&mut svc).trim(), "ready");
     cleanup.1.push(svc);
 
     // The daemon and its API live inside the namespace; `status` is run there too.
@@ -900,10 +897,7 @@ fn python_listener(ns: &support::Netns, argv: &[&str], host: &str, port: u16) ->
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = support::first_line(&mut child);
     assert_eq!(line.trim(), "ready");
     Killed(child)
 }

@@ -456,10 +456,7 @@ fn a_bound_udp_socket_is_listed_only_with_udp() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    assert_eq!(crate::support::first_line(&mut child).trim(), "ready");
     ns.children.push(child);
     let tcp_only = json(&ns.portwarden(&["ports", "--json"]));
     assert_eq!(tcp_only["listeners"].as_array().unwrap().len(), 0);
@@ -481,10 +478,7 @@ fn lists_hundreds_of_sockets_of_one_process() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    assert_eq!(crate::support::first_line(&mut child).trim(), "ready");
     ns.children.push(child);
     let listing = json(&ns.portwarden(&["ports", "--json"]));
     let listeners = listing["listeners"].as_array().unwrap();

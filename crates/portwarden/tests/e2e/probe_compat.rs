@@ -1065,10 +1065,7 @@ fn probe_agrees_with_blackbox_exporter_on_smtp_starttls_against_aiosmtpd() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut ready = String::new();
-    BufReader::new(smtpd.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+    let ready = support::first_line(&mut smtpd);
     let port: u16 = ready
         .trim()
         .strip_prefix("READY ")
