@@ -2,7 +2,7 @@
 // driven by playwright-core (run by tests/e2e/dashboard.rs inside the network namespace where
 // the daemon guards a real nftables ruleset). Environment: PW_URL (that daemon), PW_PHASE
 // (`violated`: the guard only alerts about a broken ruleset; `repaired`: it has restored the
-// baseline), PW_OUT (screenshots), PLAYWRIGHT_CORE (the module's directory), CHROMIUM (the
+// baseline; `absent`: a zero-config daemon on a host with no rules at all), PW_OUT (screenshots), PLAYWRIGHT_CORE (the module's directory), CHROMIUM (the
 // browser binary).
 'use strict';
 const path = require('path');
@@ -26,6 +26,10 @@ function log(...a) {
   try {
     if (phase === 'repaired') {
       await repaired(browser);
+      return;
+    }
+    if (phase === 'absent') {
+      await absent(browser);
       return;
     }
     const page = watch(await browser.newPage({ viewport: { width: 1280, height: 800 } }));
@@ -134,6 +138,28 @@ async function repaired(browser) {
     sentence: Array.from(document.querySelectorAll('#view-incidents p.empty')).filter((p) => !p.hidden).map((p) => p.textContent),
   }));
   if (empty.rows || empty.tableShown || empty.sentence[0] !== 'No incidents recorded.') throw new Error('incidents empty state: ' + JSON.stringify(empty));
+  if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
+  log('ok');
+}
+
+// No rules on the host, zero-config: said plainly on the overview, and not as a problem.
+async function absent(browser) {
+  const page = watch(await browser.newPage({ viewport: { width: 1280, height: 800 } }));
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
+  const api = await page.evaluate(async () => (await fetch('/api/v1/firewall')).json());
+  if (api.state !== 'absent') throw new Error('the daemon does not report absent: ' + JSON.stringify(api));
+  await page.waitForFunction(() => document.getElementById('sum-fw-badge').textContent === 'no rules', null, { timeout: 10000 });
+  const o = await page.evaluate(() => ({
+    verdict: document.getElementById('verdict').textContent,
+    level: document.getElementById('verdict').dataset.level,
+    text: document.getElementById('sum-fw-text').textContent,
+  }));
+  log('overview (absent):', JSON.stringify(o));
+  if (o.level === 'bad') throw new Error('no rules at all reads as a failure: ' + JSON.stringify(o));
+  if (!/No firewall rules loaded/.test(o.text) || !/docs\/firewall\.md/.test(o.text)) throw new Error('the card does not say so plainly: ' + JSON.stringify(o));
+  await noRawValues(page, '.summary');
+  await page.screenshot({ path: path.join(out, 'overview-firewall-absent.png') });
   if (problems.length) throw new Error('console errors:\n' + problems.join('\n'));
   log('ok');
 }

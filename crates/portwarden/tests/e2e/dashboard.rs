@@ -300,6 +300,72 @@ fn the_browser_sees_live_changes_and_10k_monitors_render_fast() {
 
 /// A ruleset that denies inbound traffic by default: the test opens it to break the guard's
 /// `inbound-default-deny` requirement and drift from the baseline.
+/// `tests/browser/firewall.cjs` at `phase`, in Chromium inside `ns` against the daemon there.
+fn firewall_script(
+    ns: &Netns,
+    phase: &str,
+    chromium: &Path,
+    module: &Path,
+) -> std::process::Output {
+    let out = workspace().join("target/dashboard-e2e");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/firewall.cjs");
+    ns.cmd("node")
+        .arg(&script)
+        .env("PW_URL", "http://127.0.0.1:9898")
+        .env("PW_PHASE", phase)
+        .env("PW_OUT", &out)
+        .env("PLAYWRIGHT_CORE", module)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("run node")
+}
+
+/// Zero-config on a host with no firewall rules at all: the overview says so plainly (state
+/// `absent`), not as a failure.
+#[test]
+fn the_overview_says_plainly_when_no_firewall_rules_are_loaded() {
+    let Some((chromium, module)) = browser_or_skip() else {
+        return;
+    };
+    let Some(mut ns) = Netns::new("dash-absent") else {
+        return;
+    };
+    let state_dir = ns.dir.join("state");
+    let child = ns
+        .cmd(env!("CARGO_BIN_EXE_portwarden"))
+        .args(["run", "--listen", "127.0.0.1:9898", "--state-dir"])
+        .arg(&state_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ns.adopt(child);
+    wait_until("the guard to find no rules", 20, || {
+        let out = ns
+            .cmd("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "2",
+                "http://127.0.0.1:9898/api/v1/firewall",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("\"state\":\"absent\"")
+    });
+    let run = firewall_script(&ns, "absent", &chromium, &module);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(
+        run.status.success() && stdout.contains("[firewall] ok"),
+        "the firewall browser test (absent) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let shot = workspace().join("target/dashboard-e2e/overview-firewall-absent.png");
+    assert!(shot.exists());
+}
+
 const RULESET: &str = r#"flush ruleset
 table inet filter {
     chain input {
@@ -382,20 +448,8 @@ fn the_overview_and_firewall_tab_describe_a_violation_and_its_repair_in_words() 
         state(&ns) == "violated"
     });
 
-    let out = workspace().join("target/dashboard-e2e");
-    std::fs::create_dir_all(&out).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/firewall.cjs");
     let browse = |phase: &str| {
-        let run = ns
-            .cmd("node")
-            .arg(&script)
-            .env("PW_URL", "http://127.0.0.1:9898")
-            .env("PW_PHASE", phase)
-            .env("PW_OUT", &out)
-            .env("PLAYWRIGHT_CORE", &module)
-            .env("CHROMIUM", &chromium)
-            .output()
-            .expect("run node");
+        let run = firewall_script(&ns, phase, &chromium, &module);
         let stdout = String::from_utf8_lossy(&run.stdout);
         let stderr = String::from_utf8_lossy(&run.stderr);
         println!("{stdout}");
@@ -419,6 +473,7 @@ fn the_overview_and_firewall_tab_describe_a_violation_and_its_repair_in_words() 
         state(&ns) == "ok"
     });
     browse("repaired");
+    let out = workspace().join("target/dashboard-e2e");
     assert!(out.join("firewall-violated.png").exists());
     assert!(out.join("firewall-repaired.png").exists());
 }
